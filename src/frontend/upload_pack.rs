@@ -1,0 +1,135 @@
+//! The plain form: git-upload-pack's own arguments, `GIT_PROTOCOL` for the version.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cli::UploadPackArgs;
+use crate::repo::{self, Repo};
+use crate::session::{self, SessionError, Settings, Version};
+
+/// Picks the protocol version from a `GIT_PROTOCOL` value (colon-separated `key=value` list);
+/// the highest version named wins, as in git.
+pub fn protocol_version(git_protocol: Option<&str>) -> Version {
+    let mut v = Version::V0;
+    for item in git_protocol.unwrap_or_default().split(':') {
+        match item {
+            "version=2" => v = Version::V2,
+            "version=1" if v != Version::V2 => v = Version::V1,
+            _ => {}
+        }
+    }
+    v
+}
+
+/// Exit status and message of a failed run.
+pub struct Failure {
+    /// Process exit status.
+    pub code: i32,
+    /// What to print on stderr (already prefixed), if anything.
+    pub message: Option<String>,
+}
+
+impl From<SessionError> for Failure {
+    fn from(e: SessionError) -> Self {
+        match e {
+            // The client went away: nothing to tell anyone.
+            SessionError::Write(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+                Failure { code: 141, message: None }
+            }
+            other => Failure { code: 128, message: Some(format!("fatal: {other}")) },
+        }
+    }
+}
+
+/// Runs upload-pack on stdin/stdout.
+pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let Some(git_dir) = repo::enter_repo(&args.directory, args.strict, home.as_deref()) else {
+        return Err(Failure {
+            code: 128,
+            message: Some(format!("fatal: '{}' does not appear to be a git repository", args.directory)),
+        });
+    };
+    let repo = Repo::open(&git_dir, &args.directory)
+        .map_err(|e| Failure { code: 128, message: Some(format!("fatal: {e}")) })?;
+    let settings = Settings {
+        version: protocol_version(std::env::var("GIT_PROTOCOL").ok().as_deref()),
+        stateless_rpc: args.stateless_rpc,
+        advertise_refs: args.advertise_refs,
+    };
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout().lock();
+    match args.timeout {
+        Some(secs) => {
+            let activity = Arc::new(AtomicU64::new(0));
+            watchdog(Duration::from_secs(secs), activity.clone());
+            let r = Activity { inner: stdin, last: activity.clone(), start: Instant::now() };
+            let w = Activity { inner: stdout, last: activity, start: Instant::now() };
+            session::serve(&repo, r, w, settings)?;
+        }
+        None => session::serve(&repo, stdin, stdout, settings)?,
+    }
+    Ok(())
+}
+
+/// Wraps stdin/stdout and records the time of the last successful transfer.
+struct Activity<T> {
+    inner: T,
+    last: Arc<AtomicU64>,
+    start: Instant,
+}
+
+impl<T> Activity<T> {
+    fn touch(&self) {
+        self.last.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+impl<T: Read> Read for Activity<T> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.touch();
+        Ok(n)
+    }
+}
+
+impl<T: Write> Write for Activity<T> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.touch();
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Ends the process when neither side has moved for `limit` (git's `--timeout`).
+fn watchdog(limit: Duration, last: Arc<AtomicU64>) {
+    let start = Instant::now();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let idle = start.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed).min(start.elapsed().as_millis() as u64);
+        if idle >= limit.as_millis() as u64 {
+            eprintln!("fatal: timeout after {}s of inactivity", limit.as_secs());
+            std::process::exit(128);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_from_git_protocol() {
+        assert_eq!(protocol_version(None), Version::V0);
+        assert_eq!(protocol_version(Some("version=2")), Version::V2);
+        assert_eq!(protocol_version(Some("version=1")), Version::V1);
+        assert_eq!(protocol_version(Some("foo=bar:version=2")), Version::V2);
+        assert_eq!(protocol_version(Some("version=2:version=1")), Version::V2);
+        assert_eq!(protocol_version(Some("version=3")), Version::V0);
+    }
+}

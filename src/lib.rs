@@ -1,0 +1,15 @@
+//! packserve: a drop-in replacement for `git-upload-pack`.
+//!
+//! Layers, outermost first: [`frontend`] (envelopes) → [`session`] (v0/v1/v2 over [`wire`]) →
+//! [`negotiate`] and [`select`] (decisions over [`odb`]) → [`pack`] (the stream).
+
+pub mod cli;
+pub mod frontend;
+pub mod negotiate;
+pub mod odb;
+pub mod pack;
+pub mod refs;
+pub mod repo;
+pub mod select;
+pub mod session;
+pub mod wire;

@@ -1,0 +1,259 @@
+//! Object access for walking: commit parents, dates and generations (commit-graph first, then the
+//! object database), tree entries and tag targets. Read-only; never fetches from promisors.
+
+use std::cell::RefCell;
+
+use gix::hash::{oid, ObjectId};
+use gix::objs::Kind;
+use gix::objs::Exists;
+
+/// Errors reading objects.
+#[derive(Debug, thiserror::Error)]
+pub enum OdbError {
+    #[error("missing object {0}")]
+    Missing(ObjectId),
+    #[error("object {id} is a {actual}, expected a {expected}")]
+    WrongKind { id: ObjectId, actual: Kind, expected: Kind },
+    #[error("corrupt object {id}: {message}")]
+    Corrupt { id: ObjectId, message: String },
+    #[error("cannot read object {id}: {message}")]
+    Read { id: ObjectId, message: String },
+}
+
+/// What the walk needs of a commit.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    /// Root tree.
+    pub tree: ObjectId,
+    /// Parents in order.
+    pub parents: Vec<ObjectId>,
+    /// Committer time (seconds since the epoch).
+    pub time: i64,
+    /// Generation number from the commit-graph, or `u32::MAX` when not in it.
+    pub generation: u32,
+}
+
+/// An entry of a tree, as far as object selection cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A subtree.
+    Tree,
+    /// A blob (file or symlink).
+    Blob,
+    /// A gitlink (submodule commit): never followed.
+    Commit,
+}
+
+/// The object database as the walk sees it.
+pub struct Odb {
+    objects: gix::OdbHandle,
+    graph: Option<gix::commitgraph::Graph>,
+    hash: gix::hash::Kind,
+    buf: RefCell<Vec<u8>>,
+}
+
+impl Odb {
+    /// Wraps a repository's objects and (if enabled) its commit-graph.
+    pub fn new(repo: &gix::Repository) -> Self {
+        let mut objects = repo.objects.clone();
+        objects.set_pack_cache(|| Box::new(gix::odb::pack::cache::lru::StaticLinkedList::<64>::default()));
+        let graph = repo.commit_graph_if_enabled().ok().flatten();
+        Odb { objects, graph, hash: repo.object_hash(), buf: RefCell::new(Vec::new()) }
+    }
+
+    /// The hash kind of the repository.
+    pub fn hash_kind(&self) -> gix::hash::Kind {
+        self.hash
+    }
+
+    /// Whether the object exists (packed or loose).
+    pub fn exists(&self, id: &oid) -> bool {
+        self.objects.exists(id)
+    }
+
+    /// The kind of an object, `None` if it doesn't exist.
+    pub fn kind(&self, id: &oid) -> Result<Option<Kind>, OdbError> {
+        if self.graph.as_ref().is_some_and(|g| g.lookup(id).is_some()) {
+            return Ok(Some(Kind::Commit));
+        }
+        match gix::objs::FindHeader::try_header(&self.objects, id) {
+            Ok(h) => Ok(h.map(|h| h.kind)),
+            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
+        }
+    }
+
+    /// Reads the whole object into `buf`, returning its kind.
+    pub fn read(&self, id: &oid, buf: &mut Vec<u8>) -> Result<Kind, OdbError> {
+        match gix::objs::Find::try_find(&self.objects, id, buf) {
+            Ok(Some(d)) => Ok(d.kind),
+            Ok(None) => Err(OdbError::Missing(id.to_owned())),
+            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
+        }
+    }
+
+    fn read_kind(&self, id: &oid, expected: Kind, buf: &mut Vec<u8>) -> Result<(), OdbError> {
+        let actual = self.read(id, buf)?;
+        if actual != expected {
+            return Err(OdbError::WrongKind { id: id.to_owned(), actual, expected });
+        }
+        Ok(())
+    }
+
+    /// Parents, tree, date and generation of a commit.
+    pub fn commit(&self, id: &oid) -> Result<CommitInfo, OdbError> {
+        if let Some(g) = &self.graph {
+            if let Some(c) = g.commit_by_id(id) {
+                let mut parents = Vec::with_capacity(2);
+                for p in c.iter_parents() {
+                    let p = p.map_err(|e| OdbError::Corrupt { id: id.to_owned(), message: e.to_string() })?;
+                    parents.push(g.id_at(p).to_owned());
+                }
+                return Ok(CommitInfo {
+                    tree: c.root_tree_id().to_owned(),
+                    parents,
+                    time: c.committer_timestamp() as i64,
+                    generation: c.generation(),
+                });
+            }
+        }
+        let mut buf = self.buf.borrow_mut();
+        self.read_kind(id, Kind::Commit, &mut buf)?;
+        parse_commit(&buf, self.hash).ok_or_else(|| OdbError::Corrupt { id: id.to_owned(), message: "cannot parse commit".into() })
+    }
+
+    /// The object a tag points at, and its kind as the tag says.
+    pub fn tag_target(&self, id: &oid) -> Result<(ObjectId, Kind), OdbError> {
+        let mut buf = self.buf.borrow_mut();
+        self.read_kind(id, Kind::Tag, &mut buf)?;
+        parse_tag(&buf, self.hash).ok_or_else(|| OdbError::Corrupt { id: id.to_owned(), message: "cannot parse tag".into() })
+    }
+
+    /// Follows tags until a non-tag object: returns it and its kind.
+    pub fn peel(&self, id: &oid) -> Result<(ObjectId, Kind), OdbError> {
+        let mut cur = id.to_owned();
+        let mut kind = self.kind(&cur)?.ok_or(OdbError::Missing(cur))?;
+        let mut depth = 0;
+        while kind == Kind::Tag {
+            depth += 1;
+            if depth > 1000 {
+                return Err(OdbError::Corrupt { id: id.to_owned(), message: "tag chain too long".into() });
+            }
+            cur = self.tag_target(&cur)?.0;
+            kind = self.kind(&cur)?.ok_or(OdbError::Missing(cur))?;
+        }
+        Ok((cur, kind))
+    }
+
+    /// Calls `f` for each entry of a tree.
+    pub fn for_each_tree_entry(
+        &self,
+        id: &oid,
+        buf: &mut Vec<u8>,
+        mut f: impl FnMut(EntryKind, &[u8], &oid),
+    ) -> Result<(), OdbError> {
+        self.read_kind(id, Kind::Tree, buf)?;
+        let hash_len = self.hash.len_in_bytes();
+        let mut rest: &[u8] = buf;
+        while !rest.is_empty() {
+            let bad = || OdbError::Corrupt { id: id.to_owned(), message: "bad tree entry".into() };
+            let sp = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
+            let mode = &rest[..sp];
+            let nul = rest[sp + 1..].iter().position(|&b| b == 0).ok_or_else(bad)? + sp + 1;
+            let name = &rest[sp + 1..nul];
+            let oid_end = nul + 1 + hash_len;
+            if rest.len() < oid_end {
+                return Err(bad());
+            }
+            let eid = oid::try_from_bytes(&rest[nul + 1..oid_end]).map_err(|_| bad())?;
+            let kind = if mode.first() == Some(&b'4') || mode.starts_with(b"04") {
+                EntryKind::Tree
+            } else if mode == b"160000" {
+                EntryKind::Commit
+            } else {
+                EntryKind::Blob
+            };
+            f(kind, name, eid);
+            rest = &rest[oid_end..];
+        }
+        Ok(())
+    }
+}
+
+fn hex_oid(s: &[u8], hash: gix::hash::Kind) -> Option<ObjectId> {
+    if s.len() != hash.len_in_hex() {
+        return None;
+    }
+    ObjectId::from_hex(s).ok()
+}
+
+/// Parses the header lines of a commit: tree, parents, committer time.
+pub fn parse_commit(data: &[u8], hash: gix::hash::Kind) -> Option<CommitInfo> {
+    let mut tree = None;
+    let mut parents = Vec::new();
+    let mut time = 0i64;
+    for line in data.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            break;
+        }
+        if let Some(t) = line.strip_prefix(b"tree ") {
+            tree = Some(hex_oid(t, hash)?);
+        } else if let Some(p) = line.strip_prefix(b"parent ") {
+            parents.push(hex_oid(p, hash)?);
+        } else if let Some(c) = line.strip_prefix(b"committer ") {
+            time = signature_time(c).unwrap_or(0);
+        }
+    }
+    Some(CommitInfo { tree: tree?, parents, time, generation: u32::MAX })
+}
+
+/// The seconds field of `Name <email> 1234567890 +0000`.
+fn signature_time(sig: &[u8]) -> Option<i64> {
+    let gt = sig.iter().rposition(|&b| b == b'>')?;
+    let rest = std::str::from_utf8(&sig[gt + 1..]).ok()?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Parses `object` and `type` of a tag.
+pub fn parse_tag(data: &[u8], hash: gix::hash::Kind) -> Option<(ObjectId, Kind)> {
+    let mut target = None;
+    let mut kind = None;
+    for line in data.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            break;
+        }
+        if let Some(t) = line.strip_prefix(b"object ") {
+            target = Some(hex_oid(t, hash)?);
+        } else if let Some(t) = line.strip_prefix(b"type ") {
+            kind = Some(Kind::from_bytes(t).ok()?);
+        }
+    }
+    Some((target?, kind?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commit_headers() {
+        let c = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nparent 1111111111111111111111111111111111111111\nparent 2222222222222222222222222222222222222222\nauthor A <a@b> 5 +0000\ncommitter C <c@d> 1234567890 +0200\n\nmsg\nparent 3333333333333333333333333333333333333333\n";
+        let info = parse_commit(c, gix::hash::Kind::Sha1).unwrap();
+        assert_eq!(info.parents.len(), 2);
+        assert_eq!(info.time, 1234567890);
+        assert_eq!(info.tree.to_string(), "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+    }
+
+    #[test]
+    fn rejects_bad_commit() {
+        assert!(parse_commit(b"tree zz\n\n", gix::hash::Kind::Sha1).is_none());
+        assert!(parse_commit(b"author x\n\n", gix::hash::Kind::Sha1).is_none());
+    }
+
+    #[test]
+    fn parses_tag() {
+        let t = b"object 1111111111111111111111111111111111111111\ntype commit\ntag v1\ntagger T <t@t> 1 +0000\n\nmsg\n";
+        let (id, kind) = parse_tag(t, gix::hash::Kind::Sha1).unwrap();
+        assert_eq!(kind, Kind::Commit);
+        assert_eq!(id.to_string(), "1111111111111111111111111111111111111111");
+    }
+}

@@ -1,0 +1,8 @@
+//! How objects are sent: where their stored bytes are, what can be reused, and the pack stream.
+//!
+//! Knows nothing of the protocol or capabilities: the session hands it a plain [`writer::PackOptions`].
+
+// pub mod delta; (wired in when it lands)
+pub mod plan;
+pub mod source;
+pub mod writer;

@@ -1,0 +1,270 @@
+//! The repository's packfiles, mmapped: `.idx` lookup (through `gix-pack`), `.rev` or an
+//! in-memory reverse index for "which entry follows this one", and raw entry bytes.
+//!
+//! Loose objects are not here; the caller falls back to the object database for them.
+
+use std::path::{Path, PathBuf};
+
+use gix::hash::{oid, ObjectId};
+use gix::odb::pack::{self, data::entry::Header};
+use memmap2::Mmap;
+
+/// Errors opening or reading packs.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read pack index {path}: {message}")]
+    Index { path: PathBuf, message: String },
+    #[error("cannot map pack {path}: {source}")]
+    Map { path: PathBuf, source: std::io::Error },
+    #[error("pack {path} is corrupt: {what}")]
+    Corrupt { path: PathBuf, what: String },
+}
+
+/// Which pack, as an index into [`PackSet::packs`].
+pub type PackId = u32;
+
+/// One `.pack` with its `.idx`.
+pub struct Pack {
+    idx: pack::index::File,
+    data: Mmap,
+    path: PathBuf,
+    /// Index positions ordered by pack offset, from `.rev` or built on first use.
+    rev: std::sync::OnceLock<RevIndex>,
+    rev_path: PathBuf,
+}
+
+enum RevIndex {
+    File(Mmap),
+    Memory(Vec<u32>),
+}
+
+impl RevIndex {
+    fn get(&self, rank: usize) -> u32 {
+        match self {
+            RevIndex::File(m) => {
+                let at = 12 + rank * 4;
+                u32::from_be_bytes([m[at], m[at + 1], m[at + 2], m[at + 3]])
+            }
+            RevIndex::Memory(v) => v[rank],
+        }
+    }
+}
+
+/// A parsed entry header at some offset.
+#[derive(Debug, Clone)]
+pub struct EntryInfo {
+    /// Offset of the entry in its pack.
+    pub offset: u64,
+    /// Size of the type/size header plus the delta base reference.
+    pub header_len: usize,
+    /// End of the entry (start of the next one, or the trailer).
+    pub end: u64,
+    /// Object type or delta kind.
+    pub header: Header,
+    /// Size of the inflated data (the delta size for deltas).
+    pub size: u64,
+}
+
+impl Pack {
+    fn open(idx_path: &Path, hash: gix::hash::Kind) -> Result<Self, SourceError> {
+        let idx = pack::index::File::at(idx_path, hash)
+            .map_err(|e| SourceError::Index { path: idx_path.to_owned(), message: e.to_string() })?;
+        let path = idx_path.with_extension("pack");
+        let file = std::fs::File::open(&path).map_err(|source| SourceError::Map { path: path.clone(), source })?;
+        // SAFETY: packs are immutable once written; git replaces them, never rewrites them in place.
+        let data = unsafe { Mmap::map(&file) }.map_err(|source| SourceError::Map { path: path.clone(), source })?;
+        let trailer = hash.len_in_bytes();
+        if data.len() < 12 + trailer || &data[..4] != b"PACK" {
+            return Err(SourceError::Corrupt { path, what: "bad header".into() });
+        }
+        let count = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+        if count != idx.num_objects() {
+            return Err(SourceError::Corrupt { path, what: "object count differs from its index".into() });
+        }
+        let rev_path = idx_path.with_extension("rev");
+        Ok(Pack { idx, data, path, rev: std::sync::OnceLock::new(), rev_path })
+    }
+
+    /// The pack file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `.idx`.
+    pub fn index(&self) -> &pack::index::File {
+        &self.idx
+    }
+
+    /// Where the entries end (the trailer starts).
+    pub fn entries_end(&self) -> u64 {
+        (self.data.len() - self.idx.object_hash().len_in_bytes()) as u64
+    }
+
+    fn rev(&self) -> &RevIndex {
+        self.rev.get_or_init(|| {
+            let n = self.idx.num_objects() as usize;
+            if let Some(m) = self.load_rev_file(n) {
+                return RevIndex::File(m);
+            }
+            let mut v: Vec<u32> = (0..n as u32).collect();
+            v.sort_unstable_by_key(|&i| self.idx.pack_offset_at_index(i));
+            RevIndex::Memory(v)
+        })
+    }
+
+    fn load_rev_file(&self, n: usize) -> Option<Mmap> {
+        let file = std::fs::File::open(&self.rev_path).ok()?;
+        // SAFETY: as for the pack, `.rev` files are written once.
+        let m = unsafe { Mmap::map(&file) }.ok()?;
+        let hash_len = self.idx.object_hash().len_in_bytes();
+        let want_id = match self.idx.object_hash() {
+            gix::hash::Kind::Sha1 => 1u32,
+            _ => 2,
+        };
+        let ok = m.len() == 12 + 4 * n + 2 * hash_len
+            && &m[..4] == b"RIDX"
+            && u32::from_be_bytes([m[4], m[5], m[6], m[7]]) == 1
+            && u32::from_be_bytes([m[8], m[9], m[10], m[11]]) == want_id;
+        ok.then_some(m)
+    }
+
+    /// The rank (position in offset order) of the entry starting at `offset`.
+    fn rank_of(&self, offset: u64) -> Option<usize> {
+        let rev = self.rev();
+        let (mut lo, mut hi) = (0usize, self.idx.num_objects() as usize);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let o = self.idx.pack_offset_at_index(rev.get(mid));
+            match o.cmp(&offset) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    /// The index position of the entry at `offset`, if an entry starts there.
+    pub fn index_at_offset(&self, offset: u64) -> Option<u32> {
+        self.rank_of(offset).map(|r| self.rev().get(r))
+    }
+
+    /// The end of the entry starting at `offset`.
+    pub fn entry_end(&self, offset: u64) -> Option<u64> {
+        let rank = self.rank_of(offset)?;
+        if rank + 1 < self.idx.num_objects() as usize {
+            Some(self.idx.pack_offset_at_index(self.rev().get(rank + 1)))
+        } else {
+            Some(self.entries_end())
+        }
+    }
+
+    /// Parses the entry header at `offset`.
+    pub fn entry(&self, offset: u64) -> Result<EntryInfo, SourceError> {
+        let corrupt = |what: &str| SourceError::Corrupt { path: self.path.clone(), what: format!("{what} at offset {offset}") };
+        let end = self.entry_end(offset).ok_or_else(|| corrupt("no entry"))?;
+        if end <= offset || end > self.entries_end() {
+            return Err(corrupt("bad entry bounds"));
+        }
+        let bytes = &self.data[offset as usize..end as usize];
+        let e = pack::data::Entry::from_bytes(bytes, offset, self.idx.object_hash())
+            .map_err(|e| corrupt(&format!("bad entry header ({e})")))?;
+        let header_len = (e.data_offset - offset) as usize;
+        if header_len >= bytes.len() {
+            return Err(corrupt("truncated entry"));
+        }
+        Ok(EntryInfo { offset, header_len, end, header: e.header, size: e.decompressed_size })
+    }
+
+    /// The raw bytes `[from, to)` of the pack.
+    pub fn bytes(&self, from: u64, to: u64) -> &[u8] {
+        &self.data[from as usize..to as usize]
+    }
+
+    /// Tells the kernel these pages won't be needed again soon.
+    pub fn release(&self, from: u64, to: u64) {
+        let page = 4096u64;
+        let start = from.div_ceil(page) * page;
+        let end = to / page * page;
+        if end > start {
+            // SAFETY: the mapping is a read-only view of a file; dropped pages are read again from
+            // the file if touched later, so no data is lost. Only a hint; errors are irrelevant.
+            let _ = unsafe {
+                self.data.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start as usize, (end - start) as usize)
+            };
+        }
+    }
+}
+
+/// Where a packed object is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Location {
+    /// The pack.
+    pub pack: PackId,
+    /// Offset of the entry.
+    pub offset: u64,
+    /// Position in the pack's `.idx`.
+    pub index: u32,
+}
+
+/// All packs of a repository (and of its alternates).
+pub struct PackSet {
+    packs: Vec<Pack>,
+    hash: gix::hash::Kind,
+}
+
+impl PackSet {
+    /// Opens every `pack-*.idx` in `objects_dirs/pack`, newest first (as git prefers them).
+    pub fn open(objects_dirs: &[PathBuf], hash: gix::hash::Kind) -> Result<Self, SourceError> {
+        let mut found = Vec::new();
+        for dir in objects_dirs {
+            let Ok(rd) = std::fs::read_dir(dir.join("pack")) else { continue };
+            for e in rd.flatten() {
+                let p = e.path();
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with("pack-") && name.ends_with(".idx") && p.with_extension("pack").exists() {
+                    let mtime = e.metadata().and_then(|m| m.modified()).ok();
+                    found.push((mtime, p));
+                }
+            }
+        }
+        found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let mut packs = Vec::with_capacity(found.len());
+        for (_, p) in found {
+            packs.push(Pack::open(&p, hash)?);
+        }
+        Ok(PackSet { packs, hash })
+    }
+
+    /// The object hash kind.
+    pub fn hash_kind(&self) -> gix::hash::Kind {
+        self.hash
+    }
+
+    /// The packs.
+    pub fn packs(&self) -> &[Pack] {
+        &self.packs
+    }
+
+    /// The pack with this id.
+    pub fn pack(&self, id: PackId) -> &Pack {
+        &self.packs[id as usize]
+    }
+
+    /// Where `id` is stored in a pack, if it is.
+    pub fn locate(&self, id: &oid) -> Option<Location> {
+        for (i, p) in self.packs.iter().enumerate() {
+            if let Some(index) = p.idx.lookup(id) {
+                return Some(Location { pack: i as PackId, offset: p.idx.pack_offset_at_index(index), index });
+            }
+        }
+        None
+    }
+
+    /// The object id of the entry at `offset` in `pack`.
+    pub fn oid_at(&self, pack: PackId, offset: u64) -> Option<ObjectId> {
+        let p = &self.packs[pack as usize];
+        p.index_at_offset(offset).map(|i| p.idx.oid_at_index(i).to_owned())
+    }
+}

@@ -1,0 +1,204 @@
+//! The pack stream: header, entries, trailer. Stored entries are copied byte for byte from the
+//! mapped packs (CRC-checked against the `.idx`); a stored delta is kept when its base is in the
+//! pack (ofs-delta with the distance recomputed, or ref-delta) or, for a thin pack, on the client;
+//! anything else is written whole, compressed anew.
+//!
+//! Writes to any [`Write`]; knows nothing of side-bands or capabilities.
+
+use std::io::{self, Write};
+
+use flate2::write::ZlibEncoder;
+use gix::hash::{oid, ObjectId};
+use gix::objs::Kind;
+use gix::odb::pack::data::entry::Header;
+
+use super::plan::Plan;
+use super::source::{PackSet, SourceError};
+use crate::odb::{Odb, OdbError};
+
+/// What the client accepts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PackOptions {
+    /// Deltas may name their base by offset.
+    pub ofs_delta: bool,
+    /// Deltas may use bases the client has but that are not in the pack.
+    pub thin: bool,
+}
+
+/// Counters of a written pack.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PackStats {
+    /// Entries written.
+    pub objects: u32,
+    /// Of which deltas.
+    pub deltas: u32,
+    /// Entries copied from stored bytes.
+    pub reused: u32,
+    /// Of which deltas.
+    pub reused_deltas: u32,
+    /// Bytes of the whole pack including the trailer.
+    pub bytes: u64,
+}
+
+/// Errors writing a pack.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Odb(#[from] OdbError),
+    #[error("pack {path}: CRC mismatch for object {id}")]
+    Crc { path: String, id: ObjectId },
+    #[error("object {id} is a {actual} but was listed as a {expected}")]
+    KindMismatch { id: ObjectId, actual: Kind, expected: Kind },
+    #[error("too many objects for one pack")]
+    TooMany,
+}
+
+/// Hashes and counts everything written through it.
+struct Hashing<'a, W: Write> {
+    out: &'a mut W,
+    hasher: gix::hash::Hasher,
+    count: u64,
+}
+
+impl<W: Write> Write for Hashing<'_, W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(data)?;
+        self.hasher.update(&data[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn type_header(kind: Kind) -> Header {
+    match kind {
+        Kind::Commit => Header::Commit,
+        Kind::Tree => Header::Tree,
+        Kind::Blob => Header::Blob,
+        Kind::Tag => Header::Tag,
+    }
+}
+
+/// Writes the whole pack for `plan` to `out`.
+///
+/// `is_sent` tells whether an object is in this pack (from anywhere in the plan), `client_has`
+/// whether the client has it. `on_entry` is called after each entry (for progress).
+pub fn write_pack<W: Write>(
+    out: &mut W,
+    plan: &Plan,
+    packs: &PackSet,
+    odb: &Odb,
+    is_sent: &dyn Fn(&oid) -> bool,
+    client_has: &dyn Fn(&oid) -> bool,
+    opts: PackOptions,
+    on_entry: &mut dyn FnMut(&PackStats),
+) -> Result<PackStats, PackError> {
+    let count = u32::try_from(plan.entries.len()).map_err(|_| PackError::TooMany)?;
+    let mut w = Hashing { out, hasher: gix::hash::hasher(packs.hash_kind()), count: 0 };
+    let mut stats = PackStats::default();
+    w.write_all(b"PACK")?;
+    w.write_all(&2u32.to_be_bytes())?;
+    w.write_all(&count.to_be_bytes())?;
+
+    let mut out_offsets: Vec<u64> = Vec::with_capacity(plan.entries.len());
+    let mut buf = Vec::new();
+    let mut hdr = Vec::with_capacity(32);
+    for (i, e) in plan.entries.iter().enumerate() {
+        let here = w.count;
+        out_offsets.push(here);
+        let mut written = false;
+        if let Some(loc) = e.loc {
+            let p = packs.pack(loc.pack);
+            let info = p.entry(loc.offset)?;
+            let raw = p.bytes(info.offset, info.end);
+            if let Some(crc) = p.index().crc32_at_index(loc.index) {
+                if crc32fast::hash(raw) != crc {
+                    return Err(PackError::Crc { path: p.path().display().to_string(), id: e.id });
+                }
+            }
+            let data = &raw[info.header_len..];
+            // The base of a stored delta, as (plan position if planned, its id).
+            let base = match info.header {
+                Header::OfsDelta { base_distance } => {
+                    let base_off = info.offset.checked_sub(base_distance).ok_or_else(|| SourceError::Corrupt {
+                        path: p.path().to_owned(),
+                        what: format!("delta base before start at offset {}", info.offset),
+                    })?;
+                    let pos = plan.position_of(loc.pack, base_off);
+                    let id = packs.oid_at(loc.pack, base_off).ok_or_else(|| SourceError::Corrupt {
+                        path: p.path().to_owned(),
+                        what: format!("no entry at delta base offset {base_off}"),
+                    })?;
+                    Some((pos, id))
+                }
+                Header::RefDelta { base_id } => {
+                    let pos = packs.locate(&base_id).and_then(|l| plan.position_of(l.pack, l.offset));
+                    Some((pos, base_id))
+                }
+                _ => None,
+            };
+            match base {
+                None => {
+                    if info.header.as_kind() != Some(e.kind) {
+                        return Err(PackError::KindMismatch {
+                            id: e.id,
+                            actual: info.header.as_kind().unwrap_or(Kind::Blob),
+                            expected: e.kind,
+                        });
+                    }
+                    w.write_all(raw)?;
+                    stats.reused += 1;
+                    written = true;
+                }
+                Some((pos, base_id)) => {
+                    let new_header = match pos {
+                        Some(j) if j < i && opts.ofs_delta => {
+                            Some(Header::OfsDelta { base_distance: here - out_offsets[j] })
+                        }
+                        Some(_) => Some(Header::RefDelta { base_id }),
+                        None if is_sent(&base_id) || (opts.thin && client_has(&base_id)) => {
+                            Some(Header::RefDelta { base_id })
+                        }
+                        None => None,
+                    };
+                    if let Some(h) = new_header {
+                        hdr.clear();
+                        h.write_to(info.size, &mut hdr)?;
+                        w.write_all(&hdr)?;
+                        w.write_all(data)?;
+                        stats.reused += 1;
+                        stats.reused_deltas += 1;
+                        stats.deltas += 1;
+                        written = true;
+                    }
+                }
+            }
+            p.release(info.offset, info.end);
+        }
+        if !written {
+            let kind = odb.read(&e.id, &mut buf)?;
+            if kind != e.kind {
+                return Err(PackError::KindMismatch { id: e.id, actual: kind, expected: e.kind });
+            }
+            hdr.clear();
+            type_header(kind).write_to(buf.len() as u64, &mut hdr)?;
+            w.write_all(&hdr)?;
+            let mut z = ZlibEncoder::new(&mut w, flate2::Compression::default());
+            z.write_all(&buf)?;
+            z.finish()?;
+        }
+        stats.objects += 1;
+        on_entry(&stats);
+    }
+    let Hashing { out, hasher, count } = w;
+    let digest = hasher.try_finalize().map_err(|e| io::Error::other(e.to_string()))?;
+    out.write_all(digest.as_bytes())?;
+    stats.bytes = count + digest.as_bytes().len() as u64;
+    Ok(stats)
+}

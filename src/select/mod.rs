@@ -1,0 +1,6 @@
+//! Which objects to send: the walk over commits and trees with the client's side subtracted,
+//! and the policy deciding which wants are allowed. Pure over an [`Odb`](crate::odb::Odb):
+//! plain values in, plain values out; no pipes, no protocol.
+
+pub mod policy;
+pub mod walk;

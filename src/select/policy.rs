@@ -1,0 +1,111 @@
+//! Which wants are allowed: an advertised tip, something reachable from the visible tips, or
+//! (`allowAnySHA1InWant`) any object the repository has.
+
+use gix::hash::ObjectId;
+use gix::hashtable::HashSet;
+use gix::objs::Kind;
+
+use crate::odb::{Odb, OdbError};
+use crate::select::walk;
+
+/// How strict the check is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WantPolicy {
+    /// Only the ids that were advertised (v0/v1 in one connection).
+    Tips,
+    /// Anything reachable from a visible tip (stateless v0/v1, packserve's v2 default).
+    Reachable,
+    /// Any object in the repository.
+    Any,
+}
+
+/// Returns the first want that is not allowed, if any.
+pub fn first_disallowed(
+    odb: &Odb,
+    wants: &[ObjectId],
+    tips: &HashSet<ObjectId>,
+    policy: WantPolicy,
+) -> Result<Option<ObjectId>, OdbError> {
+    let mut others = Vec::new();
+    for w in wants {
+        if tips.contains(w) {
+            continue;
+        }
+        match policy {
+            WantPolicy::Tips => return Ok(Some(*w)),
+            WantPolicy::Any => {
+                if !odb.exists(w) {
+                    return Ok(Some(*w));
+                }
+            }
+            WantPolicy::Reachable => {
+                if !odb.exists(w) {
+                    return Ok(Some(*w));
+                }
+                others.push(*w);
+            }
+        }
+    }
+    if others.is_empty() {
+        return Ok(None);
+    }
+    // Commits first: a walk from the tips, pruned by generation when the commit-graph has them.
+    let mut commits = HashSet::default();
+    let mut rest = Vec::new();
+    for w in others {
+        match odb.kind(&w)? {
+            Some(Kind::Commit) => {
+                commits.insert(w);
+            }
+            _ => rest.push(w),
+        }
+    }
+    if !commits.is_empty() {
+        let min_gen = commits.iter().map(|c| odb.commit(c).map(|i| i.generation)).collect::<Result<Vec<_>, _>>()?;
+        let min_gen = min_gen.into_iter().min().unwrap_or(0);
+        let use_gen = min_gen != u32::MAX;
+        let mut seen = HashSet::default();
+        let mut stack: Vec<ObjectId> = Vec::new();
+        for t in tips {
+            if let Ok((peeled, Kind::Commit)) = odb.peel(t) {
+                stack.push(peeled);
+            }
+        }
+        while let Some(c) = stack.pop() {
+            if commits.is_empty() {
+                break;
+            }
+            if !seen.insert(c) {
+                continue;
+            }
+            commits.remove(&c);
+            let info = match odb.commit(&c) {
+                Ok(i) => i,
+                Err(OdbError::Missing(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            for p in info.parents {
+                if use_gen {
+                    if let Ok(pi) = odb.commit(&p) {
+                        if pi.generation != u32::MAX && pi.generation < min_gen {
+                            continue;
+                        }
+                    }
+                }
+                stack.push(p);
+            }
+        }
+        if let Some(c) = commits.into_iter().next() {
+            return Ok(Some(c));
+        }
+    }
+    if !rest.is_empty() {
+        // Trees, blobs and tags: enumerate what the tips reach.
+        let req = walk::Request { wants: tips.iter().copied().collect(), ..Default::default() };
+        let sel = walk::enumerate(odb, &req).map_err(|walk::WalkError::Odb(e)| e)?;
+        if let Some(bad) = rest.into_iter().find(|r| !sel.is_sent(r)) {
+            return Ok(Some(bad));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,445 @@
+//! Object enumeration: everything reachable from the wants and not reachable from the common
+//! commits, the way git's `rev-list --objects --objects-edge` decides it.
+//!
+//! Commits are walked in generation order (commit-graph) or date order, with git's
+//! "uninteresting" propagation; the trees of the boundary commits (uninteresting parents of
+//! sent commits) are marked as present on the client, which is what limits trees and blobs and
+//! what a thin pack may use as delta bases.
+
+use std::collections::BinaryHeap;
+
+use gix::hash::{oid, ObjectId};
+use gix::hashtable::HashMap;
+use gix::objs::Kind;
+
+use crate::odb::{EntryKind, Odb, OdbError};
+
+/// Flags kept per object.
+mod flag {
+    /// The client has it (or it is behind the boundary).
+    pub const UNINTERESTING: u8 = 1;
+    /// It is in the list of objects to send.
+    pub const SENT: u8 = 2;
+}
+
+/// One object to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Obj {
+    /// Its id.
+    pub id: ObjectId,
+    /// Its type.
+    pub kind: Kind,
+    /// git's name hash of the path it was found at (0 for commits and tags), for delta search.
+    pub name_hash: u32,
+}
+
+/// The result of a walk.
+pub struct Selection {
+    /// Objects to send: commits, then tags, trees and blobs in traversal order.
+    pub objects: Vec<Obj>,
+    flags: HashMap<ObjectId, u8>,
+    /// Commits walked in total (both sides).
+    pub commits_walked: usize,
+}
+
+impl Selection {
+    /// Whether `id` is going to be sent.
+    pub fn is_sent(&self, id: &oid) -> bool {
+        self.flags.get(id).is_some_and(|f| f & flag::SENT != 0)
+    }
+
+    /// Whether the client is known to have `id` (usable as a thin-pack base).
+    pub fn client_has(&self, id: &oid) -> bool {
+        self.flags.get(id).is_some_and(|f| f & flag::UNINTERESTING != 0)
+    }
+}
+
+/// What to walk.
+#[derive(Debug, Default, Clone)]
+pub struct Request {
+    /// Objects the client asked for (any type).
+    pub wants: Vec<ObjectId>,
+    /// Objects both sides have (normally commits).
+    pub common: Vec<ObjectId>,
+    /// Annotated tags to add when what they point at is sent (`include-tag`).
+    pub include_tags: Vec<ObjectId>,
+}
+
+/// Errors of the walk.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    #[error(transparent)]
+    Odb(#[from] OdbError),
+}
+
+#[derive(Clone, Copy)]
+struct Node {
+    flags: u8,
+    in_queue: bool,
+    processed: bool,
+    time: i64,
+    generation: u32,
+}
+
+struct CommitWalk<'a> {
+    odb: &'a Odb,
+    nodes: HashMap<ObjectId, u32>,
+    arena: Vec<(ObjectId, Node, Vec<u32>, ObjectId)>,
+    queue: BinaryHeap<(u32, i64, std::cmp::Reverse<u64>, u32)>,
+    seq: u64,
+    interesting_in_queue: usize,
+    /// Whether every commit seen so far has a generation number (commit-graph).
+    all_generations: bool,
+}
+
+impl<'a> CommitWalk<'a> {
+    /// Adds a commit to the queue if it is new; returns its arena index, or None if it is missing
+    /// and uninteresting (a have whose history we lack is no error).
+    fn add(&mut self, id: &oid, uninteresting: bool) -> Result<Option<u32>, OdbError> {
+        if let Some(&i) = self.nodes.get(id) {
+            if uninteresting {
+                self.mark_uninteresting(i)?;
+            }
+            return Ok(Some(i));
+        }
+        let info = match self.odb.commit(id) {
+            Ok(info) => info,
+            Err(OdbError::Missing(_)) if uninteresting => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let i = self.arena.len() as u32;
+        self.all_generations &= info.generation != u32::MAX;
+        let node = Node {
+            flags: if uninteresting { flag::UNINTERESTING } else { 0 },
+            in_queue: true,
+            processed: false,
+            time: info.time,
+            generation: info.generation,
+        };
+        self.arena.push((id.to_owned(), node, Vec::new(), info.tree));
+        self.nodes.insert(id.to_owned(), i);
+        self.seq += 1;
+        self.queue.push((info.generation, info.time, std::cmp::Reverse(self.seq), i));
+        if !uninteresting {
+            self.interesting_in_queue += 1;
+        }
+        Ok(Some(i))
+    }
+
+    /// Marks a commit and everything below it that we already know as uninteresting.
+    fn mark_uninteresting(&mut self, start: u32) -> Result<(), OdbError> {
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            let node = &mut self.arena[i as usize].1;
+            if node.flags & flag::UNINTERESTING != 0 {
+                continue;
+            }
+            node.flags |= flag::UNINTERESTING;
+            if node.in_queue {
+                self.interesting_in_queue -= 1;
+            }
+            if node.processed {
+                stack.extend(self.arena[i as usize].2.iter().copied());
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<Vec<u32>, OdbError> {
+        let mut order = Vec::new();
+        let mut slop = 5;
+        let mut last_interesting_time = i64::MAX;
+        while let Some((_, time, _, i)) = self.queue.pop() {
+            {
+                let node = &mut self.arena[i as usize].1;
+                node.in_queue = false;
+                node.processed = true;
+                if node.flags & flag::UNINTERESTING == 0 {
+                    self.interesting_in_queue -= 1;
+                }
+            }
+            let uninteresting = self.arena[i as usize].1.flags & flag::UNINTERESTING != 0;
+            let info = self.odb.commit(&self.arena[i as usize].0.clone());
+            let parents = match info {
+                Ok(info) => info.parents,
+                Err(OdbError::Missing(_)) if uninteresting => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            let mut pidx = Vec::with_capacity(parents.len());
+            for p in &parents {
+                if let Some(pi) = self.add(p, uninteresting)? {
+                    pidx.push(pi);
+                }
+            }
+            self.arena[i as usize].2 = pidx;
+            if !uninteresting {
+                order.push(i);
+                last_interesting_time = time;
+            }
+            if self.interesting_in_queue == 0 {
+                if self.all_generations {
+                    break;
+                }
+                let head_newer = self.queue.peek().is_some_and(|h| h.1 > last_interesting_time);
+                if !head_newer {
+                    slop -= 1;
+                    if slop == 0 {
+                        break;
+                    }
+                }
+            } else {
+                slop = 5;
+            }
+        }
+        Ok(order)
+    }
+}
+
+/// git's `pack_name_hash`: sorts similar file names together, weighting the last characters most.
+pub fn name_hash(name: &[u8]) -> u32 {
+    let mut hash: u32 = 0;
+    for &c in name {
+        if c.is_ascii_whitespace() {
+            continue;
+        }
+        hash = (hash >> 2).wrapping_add((c as u32) << 24);
+    }
+    hash
+}
+
+/// Walks from the wants, subtracting what is reachable from `common`.
+pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
+    let mut flags: HashMap<ObjectId, u8> = HashMap::default();
+    let mut objects: Vec<Obj> = Vec::new();
+    let mut walk = CommitWalk {
+        odb,
+        nodes: HashMap::default(),
+        arena: Vec::new(),
+        queue: BinaryHeap::new(),
+        seq: 0,
+        interesting_in_queue: 0,
+        all_generations: true,
+    };
+    let mut buf = Vec::new();
+    let mut uninteresting_trees = Vec::new();
+    let mut uninteresting_blobs = Vec::new();
+
+    // The client's side first: only commits walk; trees and blobs it names are marked directly.
+    for have in &req.common {
+        let mut cur = *have;
+        loop {
+            match odb.kind(&cur)? {
+                Some(Kind::Tag) => {
+                    *flags.entry(cur).or_default() |= flag::UNINTERESTING;
+                    cur = odb.tag_target(&cur)?.0;
+                }
+                Some(Kind::Commit) => {
+                    walk.add(&cur, true)?;
+                    break;
+                }
+                Some(Kind::Tree) => {
+                    uninteresting_trees.push(cur);
+                    break;
+                }
+                Some(Kind::Blob) => {
+                    uninteresting_blobs.push(cur);
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+
+    // The wants: tags are sent and peeled, commits walked, trees and blobs queued.
+    let mut pending_trees: Vec<ObjectId> = Vec::new();
+    let mut pending_blobs: Vec<ObjectId> = Vec::new();
+    let mut tags: Vec<ObjectId> = Vec::new();
+    for want in &req.wants {
+        let mut cur = *want;
+        loop {
+            match odb.kind(&cur)?.ok_or(OdbError::Missing(cur))? {
+                Kind::Tag => {
+                    tags.push(cur);
+                    cur = odb.tag_target(&cur)?.0;
+                }
+                Kind::Commit => {
+                    walk.add(&cur, false)?;
+                    break;
+                }
+                Kind::Tree => {
+                    pending_trees.push(cur);
+                    break;
+                }
+                Kind::Blob => {
+                    pending_blobs.push(cur);
+                    break;
+                }
+            }
+        }
+    }
+
+    let order = walk.run()?;
+    let commits_walked = walk.arena.len();
+
+    // Boundary: uninteresting parents of the commits we send. Their trees are on the client.
+    for &i in &order {
+        for &p in &walk.arena[i as usize].2 {
+            let (pid, pnode, _, ptree) = &walk.arena[p as usize];
+            if pnode.flags & flag::UNINTERESTING != 0 {
+                uninteresting_trees.push(*ptree);
+                *flags.entry(*pid).or_default() |= flag::UNINTERESTING;
+            }
+        }
+    }
+    for (id, node, _, _) in &walk.arena {
+        if node.flags & flag::UNINTERESTING != 0 {
+            *flags.entry(*id).or_default() |= flag::UNINTERESTING;
+        }
+    }
+    for b in uninteresting_blobs {
+        *flags.entry(b).or_default() |= flag::UNINTERESTING;
+    }
+    mark_trees_uninteresting(odb, &mut flags, uninteresting_trees, &mut buf)?;
+
+    // What we send: commits, tags, then trees and blobs.
+    let mut roots = Vec::with_capacity(order.len());
+    for &i in &order {
+        let (id, node, _, tree) = &walk.arena[i as usize];
+        if node.flags & flag::UNINTERESTING != 0 {
+            continue;
+        }
+        flags.insert(*id, flag::SENT);
+        objects.push(Obj { id: *id, kind: Kind::Commit, name_hash: 0 });
+        roots.push(*tree);
+    }
+    drop(walk);
+    for t in tags {
+        let f = flags.entry(t).or_default();
+        if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
+            *f |= flag::SENT;
+            objects.push(Obj { id: t, kind: Kind::Tag, name_hash: 0 });
+        }
+    }
+    roots.extend(pending_trees);
+    for root in roots {
+        add_tree(odb, &mut flags, &mut objects, root, &mut buf)?;
+    }
+    for b in pending_blobs {
+        let f = flags.entry(b).or_default();
+        if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
+            *f |= flag::SENT;
+            objects.push(Obj { id: b, kind: Kind::Blob, name_hash: 0 });
+        }
+    }
+
+    // include-tag: annotated tags whose target ends up in the pack.
+    for &tag in &req.include_tags {
+        if flags.get(&tag).is_some_and(|f| f & (flag::SENT | flag::UNINTERESTING) != 0) {
+            continue;
+        }
+        let mut chain = vec![tag];
+        let mut cur = tag;
+        let mut depth = 0;
+        let peeled = loop {
+            match odb.tag_target(&cur) {
+                Ok((target, Kind::Tag)) => {
+                    depth += 1;
+                    if depth > 100 {
+                        break None;
+                    }
+                    chain.push(target);
+                    cur = target;
+                }
+                Ok((target, _)) => break Some(target),
+                Err(_) => break None,
+            }
+        };
+        if peeled.is_some_and(|p| flags.get(&p).is_some_and(|f| f & flag::SENT != 0)) {
+            for t in chain {
+                let f = flags.entry(t).or_default();
+                if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
+                    *f |= flag::SENT;
+                    objects.push(Obj { id: t, kind: Kind::Tag, name_hash: 0 });
+                }
+            }
+        }
+    }
+
+    Ok(Selection { objects, flags, commits_walked })
+}
+
+fn mark_trees_uninteresting(
+    odb: &Odb,
+    flags: &mut HashMap<ObjectId, u8>,
+    roots: Vec<ObjectId>,
+    buf: &mut Vec<u8>,
+) -> Result<(), OdbError> {
+    let mut stack = roots;
+    while let Some(t) = stack.pop() {
+        let f = flags.entry(t).or_default();
+        if *f & flag::UNINTERESTING != 0 {
+            continue;
+        }
+        *f |= flag::UNINTERESTING;
+        let res = odb.for_each_tree_entry(&t, buf, |kind, _name, id| match kind {
+            EntryKind::Tree => stack.push(id.to_owned()),
+            EntryKind::Blob => *flags.entry(id.to_owned()).or_default() |= flag::UNINTERESTING,
+            EntryKind::Commit => {}
+        });
+        match res {
+            // The client's side may be incomplete here (e.g. behind a shallow boundary).
+            Err(OdbError::Missing(_)) => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+fn add_tree(
+    odb: &Odb,
+    flags: &mut HashMap<ObjectId, u8>,
+    objects: &mut Vec<Obj>,
+    root: ObjectId,
+    buf: &mut Vec<u8>,
+) -> Result<(), OdbError> {
+    let mut stack = vec![(root, 0u32)];
+    while let Some((t, hash)) = stack.pop() {
+        let f = flags.entry(t).or_default();
+        if *f & (flag::SENT | flag::UNINTERESTING) != 0 {
+            continue;
+        }
+        *f |= flag::SENT;
+        objects.push(Obj { id: t, kind: Kind::Tree, name_hash: hash });
+        let mut subtrees = Vec::new();
+        odb.for_each_tree_entry(&t, buf, |kind, name, id| match kind {
+            EntryKind::Tree => subtrees.push((id.to_owned(), name_hash(name))),
+            EntryKind::Blob => {
+                let f = flags.entry(id.to_owned()).or_default();
+                if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
+                    *f |= flag::SENT;
+                    objects.push(Obj { id: id.to_owned(), kind: Kind::Blob, name_hash: name_hash(name) });
+                }
+            }
+            EntryKind::Commit => {}
+        })?;
+        // Reverse so the first subtree is walked first.
+        stack.extend(subtrees.into_iter().rev());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_hash_matches_git() {
+        // git: hash = (hash >> 2) + (c << 24), skipping whitespace.
+        assert_eq!(name_hash(b""), 0);
+        assert_eq!(name_hash(b"a"), (b'a' as u32) << 24);
+        let h1 = (b'a' as u32) << 24;
+        let h2 = (h1 >> 2).wrapping_add((b'b' as u32) << 24);
+        assert_eq!(name_hash(b"ab"), h2);
+        assert_eq!(name_hash(b"a b"), h2);
+    }
+}

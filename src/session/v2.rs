@@ -1,0 +1,313 @@
+//! Protocol v2: the capability advertisement, then commands (`ls-refs`, `fetch`) until the
+//! client flushes or hangs up. `fetch` is git's little state machine: process the arguments,
+//! send acknowledgments, send the pack, done.
+
+use std::io::{Read, Write};
+
+use gix::bstr::{BString, ByteSlice};
+use gix::hash::ObjectId;
+
+use super::caps;
+use super::v0::hash_name;
+use super::{parse_oid, send_pack, PackRequest, SessionError, Settings};
+use crate::negotiate::{Have, Negotiator};
+use crate::pack::writer::PackOptions;
+use crate::refs::{self, RefSet};
+use crate::repo::Repo;
+use crate::select::policy::{self, WantPolicy};
+use crate::wire::pktline::{Packet, PktReader, PktWriter};
+use crate::wire::sideband::Framing;
+
+/// A parsed command request: the command, its capability lines, its arguments.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    /// `ls-refs`, `fetch`, ...
+    pub command: String,
+    /// `object-format=` from the client, if sent.
+    pub object_format: Option<String>,
+    /// Argument lines after the delimiter (newline stripped).
+    pub args: Vec<BString>,
+}
+
+/// Reads one request; `Ok(None)` when the client ends the session (flush or EOF first).
+pub fn read_request<R: Read>(r: &mut PktReader<R>) -> Result<Option<Request>, SessionError> {
+    let mut req = Request::default();
+    let mut seen_any = false;
+    let mut command: Option<String> = None;
+    loop {
+        let pkt = match r.read()? {
+            None if !seen_any => return Ok(None),
+            None => return Err(SessionError::Read(crate::wire::pktline::ReadError::UnexpectedEof)),
+            Some(p) => p,
+        };
+        match pkt {
+            Packet::Flush if !seen_any => return Ok(None),
+            Packet::Flush => {
+                // No arguments: the flush ends the request.
+                req.command = command.ok_or_else(|| SessionError::Protocol("no command requested".into()))?;
+                return Ok(Some(req));
+            }
+            Packet::Delim => break,
+            Packet::ResponseEnd => return Err(SessionError::Protocol("unexpected response-end packet".into())),
+            Packet::Data(_) => {
+                let line = pkt.line().unwrap_or_default().to_vec();
+                seen_any = true;
+                if let Some(c) = line.strip_prefix(b"command=") {
+                    if command.is_some() {
+                        return Err(SessionError::Protocol("command already requested".into()));
+                    }
+                    let c = String::from_utf8_lossy(c).into_owned();
+                    if c != "ls-refs" && c != "fetch" {
+                        return Err(SessionError::Protocol(format!("invalid command '{c}'")));
+                    }
+                    command = Some(c);
+                } else if let Some(f) = line.strip_prefix(b"object-format=") {
+                    req.object_format = Some(String::from_utf8_lossy(f).into_owned());
+                } else if line.starts_with(b"agent=")
+                    || line.starts_with(b"server-option=")
+                    || line.starts_with(b"session-id=")
+                {
+                    // Accepted and ignored.
+                } else {
+                    return Err(SessionError::Protocol(format!(
+                        "unknown capability '{}'",
+                        String::from_utf8_lossy(&line)
+                    )));
+                }
+            }
+        }
+    }
+    req.command = command.ok_or_else(|| SessionError::Protocol("no command requested".into()))?;
+    loop {
+        match r.read_required()? {
+            Packet::Flush => break,
+            pkt @ Packet::Data(_) => req.args.push(pkt.line().unwrap_or_default().into()),
+            _ => {
+                return Err(SessionError::Protocol(format!("expected flush after {} arguments", req.command)));
+            }
+        }
+    }
+    Ok(Some(req))
+}
+
+/// Writes the capability advertisement with its flush.
+pub fn advertise<W: Write>(w: &mut PktWriter<W>, hash: gix::hash::Kind) -> std::io::Result<()> {
+    for line in caps::v2_capabilities(hash_name(hash)) {
+        w.line(line)?;
+    }
+    w.flush_pkt()?;
+    w.flush()
+}
+
+/// Serves a v2 connection (or one stateless request).
+pub fn serve<R: Read, W: Write>(
+    repo: &Repo,
+    r: &mut PktReader<R>,
+    w: &mut PktWriter<W>,
+    settings: Settings,
+) -> Result<(), SessionError> {
+    let hash = repo.odb.hash_kind();
+    if settings.advertise_refs || !settings.stateless_rpc {
+        advertise(w, hash)?;
+    }
+    if settings.advertise_refs {
+        return Ok(());
+    }
+    loop {
+        let Some(req) = read_request(r)? else { return Ok(()) };
+        if let Some(f) = &req.object_format {
+            if f != hash_name(hash) {
+                return Err(SessionError::Protocol(format!(
+                    "mismatched object format: server {}; client {f}",
+                    hash_name(hash)
+                )));
+            }
+        }
+        let refs = refs::load(&repo.repo, &repo.odb).map_err(SessionError::internal)?;
+        match req.command.as_str() {
+            "ls-refs" => ls_refs(w, &refs, &req.args)?,
+            "fetch" => fetch(repo, w, &refs, &req.args)?,
+            other => return Err(SessionError::Protocol(format!("invalid command '{other}'"))),
+        }
+        w.flush()?;
+        if settings.stateless_rpc {
+            return Ok(());
+        }
+    }
+}
+
+/// Options of `ls-refs`.
+#[derive(Debug, Default)]
+struct LsRefsArgs {
+    peel: bool,
+    symrefs: bool,
+    unborn: bool,
+    prefixes: Vec<BString>,
+}
+
+/// `ls-refs`: one line per ref matching the prefixes, HEAD first.
+pub fn ls_refs<W: Write>(w: &mut PktWriter<W>, refs: &RefSet, args: &[BString]) -> Result<(), SessionError> {
+    let mut a = LsRefsArgs::default();
+    for arg in args {
+        match arg.as_bytes() {
+            b"peel" => a.peel = true,
+            b"symrefs" => a.symrefs = true,
+            b"unborn" => a.unborn = true,
+            other => match other.strip_prefix(b"ref-prefix ") {
+                Some(p) => a.prefixes.push(p.into()),
+                None => return Err(SessionError::Protocol(format!("unexpected line: '{arg}'"))),
+            },
+        }
+    }
+    if a.prefixes.len() > 65536 {
+        a.prefixes.clear();
+    }
+    let matches = |name: &[u8]| a.prefixes.is_empty() || a.prefixes.iter().any(|p| name.starts_with(p));
+    if let (None, Some(target)) = (&refs.head, &refs.unborn_head) {
+        if a.unborn && a.symrefs && matches(b"HEAD") {
+            w.line(format!("unborn HEAD symref-target:{target}"))?;
+        }
+    }
+    for r in refs.iter() {
+        if !matches(&r.name) {
+            continue;
+        }
+        let mut line = format!("{} {}", r.id.to_hex(), r.name);
+        if a.symrefs {
+            if let Some(t) = &r.symref_target {
+                line.push_str(&format!(" symref-target:{t}"));
+            }
+        }
+        if a.peel {
+            if let Some(p) = r.peeled {
+                line.push_str(&format!(" peeled:{}", p.to_hex()));
+            }
+        }
+        w.line(line)?;
+    }
+    w.flush_pkt()?;
+    Ok(())
+}
+
+/// Arguments of `fetch`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FetchArgs {
+    /// `want` ids.
+    pub wants: Vec<ObjectId>,
+    /// `have` ids.
+    pub haves: Vec<ObjectId>,
+    /// `done`.
+    pub done: bool,
+    /// `wait-for-done`.
+    pub wait_for_done: bool,
+    /// `thin-pack`.
+    pub thin_pack: bool,
+    /// `ofs-delta`.
+    pub ofs_delta: bool,
+    /// `no-progress`.
+    pub no_progress: bool,
+    /// `include-tag`.
+    pub include_tag: bool,
+}
+
+/// Parses `fetch` arguments with git's error messages.
+pub fn parse_fetch_args(args: &[BString], hash: gix::hash::Kind) -> Result<FetchArgs, SessionError> {
+    let mut f = FetchArgs::default();
+    for arg in args {
+        let arg = arg.as_bytes();
+        if let Some(hex) = arg.strip_prefix(b"want ") {
+            let id = parse_oid(hex, hash).ok_or_else(|| {
+                SessionError::Protocol(format!(
+                    "git upload-pack: protocol error, expected to get oid, not '{}'",
+                    arg.as_bstr()
+                ))
+            })?;
+            if !f.wants.contains(&id) {
+                f.wants.push(id);
+            }
+            continue;
+        }
+        if let Some(hex) = arg.strip_prefix(b"have ") {
+            let id = parse_oid(hex, hash).ok_or_else(|| {
+                SessionError::Protocol(format!("git upload-pack: expected SHA1 object, got '{}'", hex.as_bstr()))
+            })?;
+            f.haves.push(id);
+            continue;
+        }
+        match arg {
+            b"thin-pack" => f.thin_pack = true,
+            b"ofs-delta" => f.ofs_delta = true,
+            b"no-progress" => f.no_progress = true,
+            b"include-tag" => f.include_tag = true,
+            b"done" => f.done = true,
+            b"wait-for-done" => f.wait_for_done = true,
+            _ => return Err(SessionError::Protocol(format!("unexpected line: '{}'", arg.as_bstr()))),
+        }
+    }
+    Ok(f)
+}
+
+/// `fetch`.
+fn fetch<W: Write>(repo: &Repo, w: &mut PktWriter<W>, refs: &RefSet, args: &[BString]) -> Result<(), SessionError> {
+    let odb = &repo.odb;
+    let args = parse_fetch_args(args, odb.hash_kind())?;
+    if args.wants.is_empty() && !args.wait_for_done {
+        return Ok(());
+    }
+    if let Some(bad) = policy::first_disallowed(odb, &args.wants, &refs.tips(), WantPolicy::Reachable)
+        .map_err(SessionError::internal)?
+    {
+        let msg = format!("upload-pack: not our ref {}", bad.to_hex());
+        w.error(&msg)?;
+        w.flush()?;
+        return Err(SessionError::Reported(format!("git {msg}")));
+    }
+    let mut neg = Negotiator::new();
+    if !args.haves.is_empty() {
+        // process_haves_and_send_acks
+        let mut acks = Vec::new();
+        for h in &args.haves {
+            if neg.have(odb, h).map_err(SessionError::internal)? == Have::Common {
+                acks.push(*h);
+            }
+        }
+        if !args.done {
+            w.line("acknowledgments")?;
+            if acks.is_empty() {
+                w.line("NAK")?;
+            }
+            for a in &acks {
+                w.line(format!("ACK {}", a.to_hex()))?;
+            }
+            let ready = !args.wait_for_done
+                && !args.wants.is_empty()
+                && neg.ok_to_give_up(odb, &args.wants).map_err(SessionError::internal)?;
+            if ready {
+                w.line("ready")?;
+                w.delim_pkt()?;
+            } else {
+                w.flush_pkt()?;
+                return Ok(());
+            }
+        }
+    }
+    if args.wants.is_empty() {
+        w.flush_pkt()?;
+        return Ok(());
+    }
+    w.line("packfile")?;
+    send_pack(
+        repo,
+        w,
+        PackRequest {
+            wants: &args.wants,
+            common: neg.common(),
+            include_tags: if args.include_tag { refs.annotated_tags() } else { Vec::new() },
+            framing: Framing::SideBand64k,
+            progress: !args.no_progress,
+            options: PackOptions { ofs_delta: args.ofs_delta, thin: args.thin_pack },
+        },
+    )?;
+    w.flush_pkt()?;
+    Ok(())
+}

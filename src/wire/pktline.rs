@@ -1,0 +1,280 @@
+//! pkt-line reading and writing (gitprotocol-common), on top of `gix-packetline`'s encoders.
+//!
+//! The reader is strict: a length that lies, a length of 1..=3 or over 65520, or a stream that
+//! ends inside a packet are errors, never silently accepted.
+
+use std::io::{self, Read, Write};
+
+use gix_packetline::blocking_io::encode;
+
+/// Largest pkt-line including its four-byte header.
+pub const MAX_PKT_LEN: usize = 65520;
+/// Largest payload of a pkt-line.
+pub const MAX_PAYLOAD: usize = MAX_PKT_LEN - 4;
+
+/// One packet as read from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packet<'a> {
+    /// A data line (payload as sent, including a trailing newline if any).
+    Data(&'a [u8]),
+    /// `0000`
+    Flush,
+    /// `0001` (v2 only)
+    Delim,
+    /// `0002` (v2 only)
+    ResponseEnd,
+}
+
+impl<'a> Packet<'a> {
+    /// The payload of a data line without one trailing `\n`, or `None` for special packets.
+    pub fn line(&self) -> Option<&'a [u8]> {
+        match self {
+            Packet::Data(d) => Some(d.strip_suffix(b"\n").unwrap_or(d)),
+            _ => None,
+        }
+    }
+}
+
+/// Errors while reading pkt-lines.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("protocol error: bad line length character: {0}")]
+    BadLength(String),
+    #[error("protocol error: bad line length {0}")]
+    BadLengthValue(usize),
+    #[error("the remote end hung up unexpectedly")]
+    UnexpectedEof,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Reads pkt-lines from a byte stream, one at a time, into an internal buffer.
+pub struct PktReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    trace: Option<Box<dyn FnMut(&Packet<'_>)>>,
+}
+
+impl<R: Read> PktReader<R> {
+    /// Wraps `inner`; reads are done in exact sizes, so no bytes beyond a packet are consumed.
+    pub fn new(inner: R) -> Self {
+        PktReader { inner, buf: Vec::with_capacity(1024), trace: None }
+    }
+
+    /// Calls `f` for every packet read (used for `GIT_TRACE_PACKET`).
+    pub fn set_trace(&mut self, f: Box<dyn FnMut(&Packet<'_>)>) {
+        self.trace = Some(f);
+    }
+
+    /// Reads the next packet; `Ok(None)` when the stream ends cleanly before a packet starts.
+    pub fn read(&mut self) -> Result<Option<Packet<'_>>, ReadError> {
+        let mut hdr = [0u8; 4];
+        let mut got = 0;
+        while got < 4 {
+            match self.inner.read(&mut hdr[got..]) {
+                Ok(0) if got == 0 => return Ok(None),
+                Ok(0) => return Err(ReadError::UnexpectedEof),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let len = parse_len(&hdr)?;
+        let pkt = match len {
+            0 => Packet::Flush,
+            1 => Packet::Delim,
+            2 => Packet::ResponseEnd,
+            3 => return Err(ReadError::BadLengthValue(3)),
+            n if n > MAX_PKT_LEN => return Err(ReadError::BadLengthValue(n)),
+            n => {
+                self.buf.resize(n - 4, 0);
+                read_exact(&mut self.inner, &mut self.buf)?;
+                Packet::Data(&self.buf)
+            }
+        };
+        if let Some(t) = self.trace.as_mut() {
+            t(&pkt);
+        }
+        Ok(Some(pkt))
+    }
+
+    /// Like [`read`](Self::read) but end of stream is an error.
+    pub fn read_required(&mut self) -> Result<Packet<'_>, ReadError> {
+        self.read()?.ok_or(ReadError::UnexpectedEof)
+    }
+
+    /// The wrapped reader.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+}
+
+fn read_exact(r: &mut impl Read, mut buf: &mut [u8]) -> Result<(), ReadError> {
+    while !buf.is_empty() {
+        match r.read(buf) {
+            Ok(0) => return Err(ReadError::UnexpectedEof),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn parse_len(hdr: &[u8; 4]) -> Result<usize, ReadError> {
+    let mut n = 0usize;
+    for &c in hdr {
+        let v = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return Err(ReadError::BadLength(String::from_utf8_lossy(hdr).into_owned())),
+        };
+        n = n * 16 + v as usize;
+    }
+    Ok(n)
+}
+
+/// Writes pkt-lines; buffered, flushed at the end of every protocol turn with [`PktWriter::flush`].
+pub struct PktWriter<W: Write> {
+    inner: io::BufWriter<W>,
+    trace: Option<Box<dyn FnMut(Option<&[u8]>)>>,
+}
+
+impl<W: Write> PktWriter<W> {
+    /// Wraps `inner` with a buffer.
+    pub fn new(inner: W) -> Self {
+        PktWriter { inner: io::BufWriter::with_capacity(64 * 1024, inner), trace: None }
+    }
+
+    /// Calls `f` with every data line written (`None` for a flush), for `GIT_TRACE_PACKET`.
+    pub fn set_trace(&mut self, f: Box<dyn FnMut(Option<&[u8]>)>) {
+        self.trace = Some(f);
+    }
+
+    /// Writes one data line. Lines longer than [`MAX_PAYLOAD`] are an error.
+    pub fn data(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.len() > MAX_PAYLOAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "pkt-line too long"));
+        }
+        if let Some(t) = self.trace.as_mut() {
+            t(Some(data));
+        }
+        encode::data_to_write(data, &mut self.inner).map(drop)
+    }
+
+    /// Writes a text line, adding the trailing newline.
+    pub fn line(&mut self, text: impl AsRef<[u8]>) -> io::Result<()> {
+        let text = text.as_ref();
+        let mut v = Vec::with_capacity(text.len() + 1);
+        v.extend_from_slice(text);
+        v.push(b'\n');
+        self.data(&v)
+    }
+
+    /// `0000`
+    pub fn flush_pkt(&mut self) -> io::Result<()> {
+        if let Some(t) = self.trace.as_mut() {
+            t(None);
+        }
+        encode::flush_to_write(&mut self.inner).map(drop)
+    }
+
+    /// `0001`
+    pub fn delim_pkt(&mut self) -> io::Result<()> {
+        if let Some(t) = self.trace.as_mut() {
+            t(Some(b"0001"));
+        }
+        encode::delim_to_write(&mut self.inner).map(drop)
+    }
+
+    /// An `ERR <message>` line (the message gets a trailing newline as git writes it).
+    pub fn error(&mut self, message: &str) -> io::Result<()> {
+        self.line(format!("ERR {message}"))
+    }
+
+    /// Raw bytes, unframed (a v0 pack without side-band).
+    pub fn raw(&mut self, data: &[u8]) -> io::Result<()> {
+        self.inner.write_all(data)
+    }
+
+    /// Pushes buffered bytes to the underlying writer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(input: &[u8]) -> Vec<Result<Option<String>, String>> {
+        let mut r = PktReader::new(input);
+        let mut out = Vec::new();
+        loop {
+            match r.read() {
+                Ok(None) => break,
+                Ok(Some(Packet::Data(d))) => out.push(Ok(Some(String::from_utf8_lossy(d).into_owned()))),
+                Ok(Some(Packet::Flush)) => out.push(Ok(None)),
+                Ok(Some(p)) => out.push(Ok(Some(format!("{p:?}")))),
+                Err(e) => {
+                    out.push(Err(e.to_string()));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reads_lines_and_specials() {
+        let got = read_all(b"0009done\n00000001000a hello");
+        assert_eq!(
+            got,
+            vec![Ok(Some("done\n".into())), Ok(None), Ok(Some("Delim".into())), Ok(Some(" hello".into()))]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_lengths() {
+        assert_eq!(read_all(b"0003"), vec![Err("protocol error: bad line length 3".into())]);
+        assert_eq!(read_all(b"zzzz"), vec![Err("protocol error: bad line length character: zzzz".into())]);
+        assert_eq!(read_all(b"fff1"), vec![Err("protocol error: bad line length 65521".into())]);
+        assert_eq!(read_all(b"000adon"), vec![Err("the remote end hung up unexpectedly".into())]);
+        assert_eq!(read_all(b"00"), vec![Err("the remote end hung up unexpectedly".into())]);
+    }
+
+    #[test]
+    fn empty_data_line_is_data() {
+        assert_eq!(read_all(b"0004"), vec![Ok(Some(String::new()))]);
+    }
+
+    #[test]
+    fn line_strips_one_newline() {
+        assert_eq!(Packet::Data(b"want x\n").line(), Some(&b"want x"[..]));
+        assert_eq!(Packet::Data(b"want x").line(), Some(&b"want x"[..]));
+        assert_eq!(Packet::Flush.line(), None);
+    }
+
+    #[test]
+    fn writes_exact_bytes() {
+        let mut out = Vec::new();
+        {
+            let mut w = PktWriter::new(&mut out);
+            w.line("NAK").unwrap();
+            w.delim_pkt().unwrap();
+            w.error("upload-pack: not our ref 1234").unwrap();
+            w.flush_pkt().unwrap();
+            w.flush().unwrap();
+        }
+        assert_eq!(out, b"0008NAK\n00010024ERR upload-pack: not our ref 1234\n0000");
+    }
+
+    #[test]
+    fn refuses_oversized_line() {
+        let mut out = Vec::new();
+        let mut w = PktWriter::new(&mut out);
+        assert!(w.data(&vec![b'a'; MAX_PAYLOAD + 1]).is_err());
+        assert!(w.data(&vec![b'a'; MAX_PAYLOAD]).is_ok());
+    }
+}
