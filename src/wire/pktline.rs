@@ -267,7 +267,7 @@ mod tests {
             w.flush_pkt().unwrap();
             w.flush().unwrap();
         }
-        assert_eq!(out, b"0008NAK\n00010024ERR upload-pack: not our ref 1234\n0000");
+        assert_eq!(out, b"0008NAK\n00010026ERR upload-pack: not our ref 1234\n0000");
     }
 
     #[test]
