@@ -51,7 +51,11 @@ impl RefSet {
 
     /// Annotated tags under `refs/tags/` (for `include-tag`).
     pub fn annotated_tags(&self) -> Vec<ObjectId> {
-        self.refs.iter().filter(|r| r.name.starts_with(b"refs/tags/") && r.peeled.is_some()).map(|r| r.id).collect()
+        self.refs
+            .iter()
+            .filter(|r| r.name.starts_with(b"refs/tags/") && r.peeled.is_some())
+            .map(|r| r.id)
+            .collect()
     }
 }
 
@@ -70,7 +74,10 @@ fn peeled(odb: &Odb, id: &ObjectId) -> Option<ObjectId> {
 }
 
 /// Resolves a ref by following symbolic refs, to its object id and the name it finally points to.
-fn resolve(repo: &gix::Repository, start: gix::Reference<'_>) -> Option<(ObjectId, Option<BString>)> {
+fn resolve(
+    repo: &gix::Repository,
+    start: gix::Reference<'_>,
+) -> Option<(ObjectId, Option<BString>)> {
     let mut cur = start;
     let mut target_name = None;
     for _ in 0..10 {
@@ -90,7 +97,9 @@ fn resolve(repo: &gix::Repository, start: gix::Reference<'_>) -> Option<(ObjectI
 /// Loads the visible refs of `repo`.
 pub fn load(repo: &gix::Repository, odb: &Odb) -> Result<RefSet, RefsError> {
     let mut set = RefSet::default();
-    let platform = repo.references().map_err(|e| RefsError::Read(e.to_string()))?;
+    let platform = repo
+        .references()
+        .map_err(|e| RefsError::Read(e.to_string()))?;
     let iter = platform.all().map_err(|e| RefsError::Read(e.to_string()))?;
     for r in iter {
         let Ok(r) = r else { continue };
@@ -98,36 +107,51 @@ pub fn load(repo: &gix::Repository, odb: &Odb) -> Result<RefSet, RefsError> {
         if !name.starts_with(b"refs/") {
             continue;
         }
-        let Some((id, symref_target)) = resolve(repo, r) else { continue };
+        let Some((id, symref_target)) = resolve(repo, r) else {
+            continue;
+        };
         if !odb.exists(&id) {
             continue;
         }
-        set.refs.push(Ref { peeled: peeled(odb, &id), name, id, symref_target });
+        set.refs.push(Ref {
+            peeled: peeled(odb, &id),
+            name,
+            id,
+            symref_target,
+        });
     }
     set.refs.sort_by(|a, b| a.name.cmp(&b.name));
     set.refs.dedup_by(|a, b| a.name == b.name);
 
-    match repo.find_reference("HEAD") {
-        Ok(head) => match head.target() {
+    if let Ok(head) = repo.find_reference("HEAD") {
+        match head.target() {
             gix::refs::TargetRef::Object(id) => {
                 let id = id.to_owned();
                 if odb.exists(&id) {
-                    set.head = Some(Ref { name: "HEAD".into(), peeled: peeled(odb, &id), id, symref_target: None });
+                    set.head = Some(Ref {
+                        name: "HEAD".into(),
+                        peeled: peeled(odb, &id),
+                        id,
+                        symref_target: None,
+                    });
                 }
             }
             gix::refs::TargetRef::Symbolic(target) => {
                 let target = target.as_bstr().to_owned();
                 match resolve(repo, head) {
                     Some((id, _)) if odb.exists(&id) => {
-                        set.head =
-                            Some(Ref { name: "HEAD".into(), peeled: peeled(odb, &id), id, symref_target: Some(target) })
+                        set.head = Some(Ref {
+                            name: "HEAD".into(),
+                            peeled: peeled(odb, &id),
+                            id,
+                            symref_target: Some(target),
+                        })
                     }
                     Some(_) => {}
                     None => set.unborn_head = Some(target),
                 }
             }
-        },
-        Err(_) => {}
+        }
     }
     Ok(set)
 }

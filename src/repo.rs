@@ -42,7 +42,9 @@ pub fn enter_repo(path: &str, strict: bool, home: Option<&Path>) -> Option<PathB
         let mut candidate = base.clone().into_os_string();
         candidate.push(suffix);
         let candidate = PathBuf::from(candidate);
-        let Ok(meta) = std::fs::metadata(&candidate) else { continue };
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
         if meta.is_file() {
             let dir = read_gitfile(&candidate)?;
             return is_git_directory(&dir).then_some(dir);
@@ -55,12 +57,18 @@ pub fn enter_repo(path: &str, strict: bool, home: Option<&Path>) -> Option<PathB
 }
 
 fn expand_user_path(path: &str, home: Option<&Path>) -> Option<PathBuf> {
-    let Some(rest) = path.strip_prefix('~') else { return Some(PathBuf::from(path)) };
+    let Some(rest) = path.strip_prefix('~') else {
+        return Some(PathBuf::from(path));
+    };
     let (user, tail) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (rest, ""),
     };
-    let dir = if user.is_empty() { home?.to_path_buf() } else { home_of(user)? };
+    let dir = if user.is_empty() {
+        home?.to_path_buf()
+    } else {
+        home_of(user)?
+    };
     Some(if tail.is_empty() { dir } else { dir.join(tail) })
 }
 
@@ -78,7 +86,11 @@ fn read_gitfile(file: &Path) -> Option<PathBuf> {
     let content = std::fs::read_to_string(file).ok()?;
     let target = content.lines().next()?.strip_prefix("gitdir: ")?.trim_end();
     let p = PathBuf::from(target);
-    Some(if p.is_absolute() { p } else { file.parent()?.join(p) })
+    Some(if p.is_absolute() {
+        p
+    } else {
+        file.parent()?.join(p)
+    })
 }
 
 /// git's `is_git_directory`: a HEAD, an objects directory and a refs directory (through
@@ -99,7 +111,8 @@ pub fn is_git_directory(dir: &Path) -> bool {
     let head_ok = match std::fs::symlink_metadata(&head) {
         Ok(m) if m.file_type().is_symlink() => true,
         Ok(m) if m.is_file() => std::fs::read(&head).is_ok_and(|c| {
-            c.starts_with(b"ref: refs/") || (c.len() >= 40 && c[..40].iter().all(u8::is_ascii_hexdigit))
+            c.starts_with(b"ref: refs/")
+                || (c.len() >= 40 && c[..40].iter().all(u8::is_ascii_hexdigit))
         }),
         _ => false,
     };
@@ -134,11 +147,18 @@ fn object_dirs(objects: &Path) -> Vec<PathBuf> {
 impl Repo {
     /// Opens the repository at `git_dir` (already found by [`enter_repo`]).
     pub fn open(git_dir: &Path, display: &str) -> Result<Repo, RepoError> {
-        let open_err = |e: &dyn std::fmt::Display| RepoError::Open { path: display.to_owned(), message: e.to_string() };
+        let open_err = |e: &dyn std::fmt::Display| RepoError::Open {
+            path: display.to_owned(),
+            message: e.to_string(),
+        };
         let opts = gix::open::Options::default().strict_config(false);
         let repo = gix::open_opts(git_dir, opts).map_err(|e| open_err(&e))?;
         let odb = Odb::new(&repo);
-        let packs = PackSet::open(&object_dirs(&repo.common_dir().join("objects")), repo.object_hash()).map_err(|e| open_err(&e))?;
+        let packs = PackSet::open(
+            &object_dirs(&repo.common_dir().join("objects")),
+            repo.object_hash(),
+        )
+        .map_err(|e| open_err(&e))?;
         Ok(Repo { repo, odb, packs })
     }
 }
@@ -150,10 +170,22 @@ mod tests {
     #[test]
     fn expands_home() {
         let home = Path::new("/home/x");
-        assert_eq!(expand_user_path("~/r.git", Some(home)), Some(PathBuf::from("/home/x/r.git")));
-        assert_eq!(expand_user_path("~", Some(home)), Some(PathBuf::from("/home/x")));
-        assert_eq!(expand_user_path("/srv/r", Some(home)), Some(PathBuf::from("/srv/r")));
-        assert_eq!(expand_user_path("~root/r", None), Some(PathBuf::from("/root/r")));
+        assert_eq!(
+            expand_user_path("~/r.git", Some(home)),
+            Some(PathBuf::from("/home/x/r.git"))
+        );
+        assert_eq!(
+            expand_user_path("~", Some(home)),
+            Some(PathBuf::from("/home/x"))
+        );
+        assert_eq!(
+            expand_user_path("/srv/r", Some(home)),
+            Some(PathBuf::from("/srv/r"))
+        );
+        assert_eq!(
+            expand_user_path("~root/r", None),
+            Some(PathBuf::from("/root/r"))
+        );
         assert_eq!(expand_user_path("~no-such-user-here/r", None), None);
     }
 

@@ -35,10 +35,14 @@ impl From<SessionError> for Failure {
     fn from(e: SessionError) -> Self {
         match e {
             // The client went away: nothing to tell anyone.
-            SessionError::Write(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
-                Failure { code: 141, message: None }
-            }
-            other => Failure { code: 128, message: Some(format!("fatal: {other}")) },
+            SessionError::Write(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Failure {
+                code: 141,
+                message: None,
+            },
+            other => Failure {
+                code: 128,
+                message: Some(format!("fatal: {other}")),
+            },
         }
     }
 }
@@ -49,11 +53,16 @@ pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
     let Some(git_dir) = repo::enter_repo(&args.directory, args.strict, home.as_deref()) else {
         return Err(Failure {
             code: 128,
-            message: Some(format!("fatal: '{}' does not appear to be a git repository", args.directory)),
+            message: Some(format!(
+                "fatal: '{}' does not appear to be a git repository",
+                args.directory
+            )),
         });
     };
-    let repo = Repo::open(&git_dir, &args.directory)
-        .map_err(|e| Failure { code: 128, message: Some(format!("fatal: {e}")) })?;
+    let repo = Repo::open(&git_dir, &args.directory).map_err(|e| Failure {
+        code: 128,
+        message: Some(format!("fatal: {e}")),
+    })?;
     let settings = Settings {
         version: protocol_version(std::env::var("GIT_PROTOCOL").ok().as_deref()),
         stateless_rpc: args.stateless_rpc,
@@ -65,8 +74,16 @@ pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
         Some(secs) => {
             let activity = Arc::new(AtomicU64::new(0));
             watchdog(Duration::from_secs(secs), activity.clone());
-            let r = Activity { inner: stdin, last: activity.clone(), start: Instant::now() };
-            let w = Activity { inner: stdout, last: activity, start: Instant::now() };
+            let r = Activity {
+                inner: stdin,
+                last: activity.clone(),
+                start: Instant::now(),
+            };
+            let w = Activity {
+                inner: stdout,
+                last: activity,
+                start: Instant::now(),
+            };
             session::serve(&repo, r, w, settings)?;
         }
         None => session::serve(&repo, stdin, stdout, settings)?,
@@ -83,7 +100,8 @@ struct Activity<T> {
 
 impl<T> Activity<T> {
     fn touch(&self) {
-        self.last.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -111,7 +129,10 @@ fn watchdog(limit: Duration, last: Arc<AtomicU64>) {
     let start = Instant::now();
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_millis(250));
-        let idle = start.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed).min(start.elapsed().as_millis() as u64);
+        let idle = start.elapsed().as_millis() as u64
+            - last
+                .load(Ordering::Relaxed)
+                .min(start.elapsed().as_millis() as u64);
         if idle >= limit.as_millis() as u64 {
             eprintln!("fatal: timeout after {}s of inactivity", limit.as_secs());
             std::process::exit(128);

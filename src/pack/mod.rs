@@ -2,7 +2,8 @@
 //!
 //! Knows nothing of the protocol or capabilities: the session hands it a plain [`writer::PackOptions`].
 
-// pub mod delta; (wired in when it lands)
+pub mod delta;
 pub mod plan;
+pub mod search;
 pub mod source;
 pub mod writer;

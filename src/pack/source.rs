@@ -15,7 +15,10 @@ pub enum SourceError {
     #[error("cannot read pack index {path}: {message}")]
     Index { path: PathBuf, message: String },
     #[error("cannot map pack {path}: {source}")]
-    Map { path: PathBuf, source: std::io::Error },
+    Map {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("pack {path} is corrupt: {what}")]
     Corrupt { path: PathBuf, what: String },
 }
@@ -67,22 +70,42 @@ pub struct EntryInfo {
 
 impl Pack {
     fn open(idx_path: &Path, hash: gix::hash::Kind) -> Result<Self, SourceError> {
-        let idx = pack::index::File::at(idx_path, hash)
-            .map_err(|e| SourceError::Index { path: idx_path.to_owned(), message: e.to_string() })?;
+        let idx = pack::index::File::at(idx_path, hash).map_err(|e| SourceError::Index {
+            path: idx_path.to_owned(),
+            message: e.to_string(),
+        })?;
         let path = idx_path.with_extension("pack");
-        let file = std::fs::File::open(&path).map_err(|source| SourceError::Map { path: path.clone(), source })?;
+        let file = std::fs::File::open(&path).map_err(|source| SourceError::Map {
+            path: path.clone(),
+            source,
+        })?;
         // SAFETY: packs are immutable once written; git replaces them, never rewrites them in place.
-        let data = unsafe { Mmap::map(&file) }.map_err(|source| SourceError::Map { path: path.clone(), source })?;
+        let data = unsafe { Mmap::map(&file) }.map_err(|source| SourceError::Map {
+            path: path.clone(),
+            source,
+        })?;
         let trailer = hash.len_in_bytes();
         if data.len() < 12 + trailer || &data[..4] != b"PACK" {
-            return Err(SourceError::Corrupt { path, what: "bad header".into() });
+            return Err(SourceError::Corrupt {
+                path,
+                what: "bad header".into(),
+            });
         }
         let count = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
         if count != idx.num_objects() {
-            return Err(SourceError::Corrupt { path, what: "object count differs from its index".into() });
+            return Err(SourceError::Corrupt {
+                path,
+                what: "object count differs from its index".into(),
+            });
         }
         let rev_path = idx_path.with_extension("rev");
-        Ok(Pack { idx, data, path, rev: std::sync::OnceLock::new(), rev_path })
+        Ok(Pack {
+            idx,
+            data,
+            path,
+            rev: std::sync::OnceLock::new(),
+            rev_path,
+        })
     }
 
     /// The pack file's path.
@@ -161,7 +184,10 @@ impl Pack {
 
     /// Parses the entry header at `offset`.
     pub fn entry(&self, offset: u64) -> Result<EntryInfo, SourceError> {
-        let corrupt = |what: &str| SourceError::Corrupt { path: self.path.clone(), what: format!("{what} at offset {offset}") };
+        let corrupt = |what: &str| SourceError::Corrupt {
+            path: self.path.clone(),
+            what: format!("{what} at offset {offset}"),
+        };
         let end = self.entry_end(offset).ok_or_else(|| corrupt("no entry"))?;
         if end <= offset || end > self.entries_end() {
             return Err(corrupt("bad entry bounds"));
@@ -173,7 +199,13 @@ impl Pack {
         if header_len >= bytes.len() {
             return Err(corrupt("truncated entry"));
         }
-        Ok(EntryInfo { offset, header_len, end, header: e.header, size: e.decompressed_size })
+        Ok(EntryInfo {
+            offset,
+            header_len,
+            end,
+            header: e.header,
+            size: e.decompressed_size,
+        })
     }
 
     /// The raw bytes `[from, to)` of the pack.
@@ -190,7 +222,11 @@ impl Pack {
             // SAFETY: the mapping is a read-only view of a file; dropped pages are read again from
             // the file if touched later, so no data is lost. Only a hint; errors are irrelevant.
             let _ = unsafe {
-                self.data.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start as usize, (end - start) as usize)
+                self.data.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start as usize,
+                    (end - start) as usize,
+                )
             };
         }
     }
@@ -218,12 +254,17 @@ impl PackSet {
     pub fn open(objects_dirs: &[PathBuf], hash: gix::hash::Kind) -> Result<Self, SourceError> {
         let mut found = Vec::new();
         for dir in objects_dirs {
-            let Ok(rd) = std::fs::read_dir(dir.join("pack")) else { continue };
+            let Ok(rd) = std::fs::read_dir(dir.join("pack")) else {
+                continue;
+            };
             for e in rd.flatten() {
                 let p = e.path();
                 let name = e.file_name();
                 let name = name.to_string_lossy();
-                if name.starts_with("pack-") && name.ends_with(".idx") && p.with_extension("pack").exists() {
+                if name.starts_with("pack-")
+                    && name.ends_with(".idx")
+                    && p.with_extension("pack").exists()
+                {
                     let mtime = e.metadata().and_then(|m| m.modified()).ok();
                     found.push((mtime, p));
                 }
@@ -256,7 +297,11 @@ impl PackSet {
     pub fn locate(&self, id: &oid) -> Option<Location> {
         for (i, p) in self.packs.iter().enumerate() {
             if let Some(index) = p.idx.lookup(id) {
-                return Some(Location { pack: i as PackId, offset: p.idx.pack_offset_at_index(index), index });
+                return Some(Location {
+                    pack: i as PackId,
+                    offset: p.idx.pack_offset_at_index(index),
+                    index,
+                });
             }
         }
         None
@@ -265,6 +310,7 @@ impl PackSet {
     /// The object id of the entry at `offset` in `pack`.
     pub fn oid_at(&self, pack: PackId, offset: u64) -> Option<ObjectId> {
         let p = &self.packs[pack as usize];
-        p.index_at_offset(offset).map(|i| p.idx.oid_at_index(i).to_owned())
+        p.index_at_offset(offset)
+            .map(|i| p.idx.oid_at_index(i).to_owned())
     }
 }

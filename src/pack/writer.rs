@@ -13,6 +13,7 @@ use gix::objs::Kind;
 use gix::odb::pack::data::entry::Header;
 
 use super::plan::Plan;
+use super::search::{DeltaBase, DeltaSearch};
 use super::source::{PackSet, SourceError};
 use crate::odb::{Odb, OdbError};
 
@@ -52,7 +53,11 @@ pub enum PackError {
     #[error("pack {path}: CRC mismatch for object {id}")]
     Crc { path: String, id: ObjectId },
     #[error("object {id} is a {actual} but was listed as a {expected}")]
-    KindMismatch { id: ObjectId, actual: Kind, expected: Kind },
+    KindMismatch {
+        id: ObjectId,
+        actual: Kind,
+        expected: Kind,
+    },
     #[error("too many objects for one pack")]
     TooMany,
 }
@@ -85,33 +90,60 @@ fn type_header(kind: Kind) -> Header {
     }
 }
 
-/// Writes the whole pack for `plan` to `out`.
-///
-/// `is_sent` tells whether an object is in this pack (from anywhere in the plan), `client_has`
-/// whether the client has it. `on_entry` is called after each entry (for progress).
+fn compress(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
+    let mut z = ZlibEncoder::new(w, flate2::Compression::default());
+    z.write_all(data)?;
+    z.finish().map(drop)
+}
+
+/// Objects of the client's side by name hash (a thin pack's possible delta bases).
+pub type ThinBases = std::collections::HashMap<u32, Vec<(ObjectId, Kind)>>;
+
+/// What the writer may know about objects outside the plan.
+pub struct Known<'a> {
+    /// Whether an object is in this pack (anywhere in the plan).
+    pub is_sent: &'a dyn Fn(&oid) -> bool,
+    /// Whether the client has it.
+    pub client_has: &'a dyn Fn(&oid) -> bool,
+    /// The client's objects by name hash.
+    pub thin_bases: &'a ThinBases,
+}
+
+/// Writes the whole pack for `plan` to `out`. `on_entry` is called after each entry (progress).
 pub fn write_pack<W: Write>(
     out: &mut W,
     plan: &Plan,
     packs: &PackSet,
     odb: &Odb,
-    is_sent: &dyn Fn(&oid) -> bool,
-    client_has: &dyn Fn(&oid) -> bool,
+    known: &Known<'_>,
     opts: PackOptions,
     on_entry: &mut dyn FnMut(&PackStats),
 ) -> Result<PackStats, PackError> {
+    let Known {
+        is_sent,
+        client_has,
+        thin_bases,
+    } = *known;
     let count = u32::try_from(plan.entries.len()).map_err(|_| PackError::TooMany)?;
-    let mut w = Hashing { out, hasher: gix::hash::hasher(packs.hash_kind()), count: 0 };
+    let mut w = Hashing {
+        out,
+        hasher: gix::hash::hasher(packs.hash_kind()),
+        count: 0,
+    };
     let mut stats = PackStats::default();
     w.write_all(b"PACK")?;
     w.write_all(&2u32.to_be_bytes())?;
     w.write_all(&count.to_be_bytes())?;
 
+    let mut search = DeltaSearch::new(odb, opts.thin.then_some(thin_bases));
     let mut out_offsets: Vec<u64> = Vec::with_capacity(plan.entries.len());
     let mut buf = Vec::new();
     let mut hdr = Vec::with_capacity(32);
     for (i, e) in plan.entries.iter().enumerate() {
         let here = w.count;
         out_offsets.push(here);
+        // A stored non-delta entry we may copy as it is if no better delta turns up.
+        let mut stored_whole: Option<&[u8]> = None;
         let mut written = false;
         if let Some(loc) = e.loc {
             let p = packs.pack(loc.pack);
@@ -119,26 +151,36 @@ pub fn write_pack<W: Write>(
             let raw = p.bytes(info.offset, info.end);
             if let Some(crc) = p.index().crc32_at_index(loc.index) {
                 if crc32fast::hash(raw) != crc {
-                    return Err(PackError::Crc { path: p.path().display().to_string(), id: e.id });
+                    return Err(PackError::Crc {
+                        path: p.path().display().to_string(),
+                        id: e.id,
+                    });
                 }
             }
             let data = &raw[info.header_len..];
             // The base of a stored delta, as (plan position if planned, its id).
             let base = match info.header {
                 Header::OfsDelta { base_distance } => {
-                    let base_off = info.offset.checked_sub(base_distance).ok_or_else(|| SourceError::Corrupt {
-                        path: p.path().to_owned(),
-                        what: format!("delta base before start at offset {}", info.offset),
+                    let base_off = info.offset.checked_sub(base_distance).ok_or_else(|| {
+                        SourceError::Corrupt {
+                            path: p.path().to_owned(),
+                            what: format!("delta base before start at offset {}", info.offset),
+                        }
                     })?;
                     let pos = plan.position_of(loc.pack, base_off);
-                    let id = packs.oid_at(loc.pack, base_off).ok_or_else(|| SourceError::Corrupt {
-                        path: p.path().to_owned(),
-                        what: format!("no entry at delta base offset {base_off}"),
-                    })?;
+                    let id =
+                        packs
+                            .oid_at(loc.pack, base_off)
+                            .ok_or_else(|| SourceError::Corrupt {
+                                path: p.path().to_owned(),
+                                what: format!("no entry at delta base offset {base_off}"),
+                            })?;
                     Some((pos, id))
                 }
                 Header::RefDelta { base_id } => {
-                    let pos = packs.locate(&base_id).and_then(|l| plan.position_of(l.pack, l.offset));
+                    let pos = packs
+                        .locate(&base_id)
+                        .and_then(|l| plan.position_of(l.pack, l.offset));
                     Some((pos, base_id))
                 }
                 _ => None,
@@ -152,15 +194,20 @@ pub fn write_pack<W: Write>(
                             expected: e.kind,
                         });
                     }
-                    w.write_all(raw)?;
-                    stats.reused += 1;
-                    written = true;
+                    if search.worth_trying(e.kind, e.name_hash, info.size) {
+                        stored_whole = Some(raw);
+                    } else {
+                        w.write_all(raw)?;
+                        stats.reused += 1;
+                        search.note_whole(i, e.id, e.kind, e.name_hash);
+                        written = true;
+                    }
                 }
                 Some((pos, base_id)) => {
                     let new_header = match pos {
-                        Some(j) if j < i && opts.ofs_delta => {
-                            Some(Header::OfsDelta { base_distance: here - out_offsets[j] })
-                        }
+                        Some(j) if j < i && opts.ofs_delta => Some(Header::OfsDelta {
+                            base_distance: here - out_offsets[j],
+                        }),
                         Some(_) => Some(Header::RefDelta { base_id }),
                         None if is_sent(&base_id) || (opts.thin && client_has(&base_id)) => {
                             Some(Header::RefDelta { base_id })
@@ -184,20 +231,44 @@ pub fn write_pack<W: Write>(
         if !written {
             let kind = odb.read(&e.id, &mut buf)?;
             if kind != e.kind {
-                return Err(PackError::KindMismatch { id: e.id, actual: kind, expected: e.kind });
+                return Err(PackError::KindMismatch {
+                    id: e.id,
+                    actual: kind,
+                    expected: e.kind,
+                });
             }
             hdr.clear();
-            type_header(kind).write_to(buf.len() as u64, &mut hdr)?;
-            w.write_all(&hdr)?;
-            let mut z = ZlibEncoder::new(&mut w, flate2::Compression::default());
-            z.write_all(&buf)?;
-            z.finish()?;
+            if let Some((base, delta)) = search.find(&e.id, kind, e.name_hash, &buf) {
+                let h = match base {
+                    DeltaBase::Written(j, _) if opts.ofs_delta => Header::OfsDelta {
+                        base_distance: here - out_offsets[j],
+                    },
+                    DeltaBase::Written(_, id) | DeltaBase::Thin(id) => {
+                        Header::RefDelta { base_id: id }
+                    }
+                };
+                h.write_to(delta.len() as u64, &mut hdr)?;
+                w.write_all(&hdr)?;
+                compress(&mut w, &delta)?;
+                stats.deltas += 1;
+            } else if let Some(raw) = stored_whole {
+                w.write_all(raw)?;
+                stats.reused += 1;
+                search.note_whole(i, e.id, kind, e.name_hash);
+            } else {
+                type_header(kind).write_to(buf.len() as u64, &mut hdr)?;
+                w.write_all(&hdr)?;
+                compress(&mut w, &buf)?;
+                search.note_whole(i, e.id, kind, e.name_hash);
+            }
         }
         stats.objects += 1;
         on_entry(&stats);
     }
     let Hashing { out, hasher, count } = w;
-    let digest = hasher.try_finalize().map_err(|e| io::Error::other(e.to_string()))?;
+    let digest = hasher
+        .try_finalize()
+        .map_err(|e| io::Error::other(e.to_string()))?;
     out.write_all(digest.as_bytes())?;
     stats.bytes = count + digest.as_bytes().len() as u64;
     Ok(stats)

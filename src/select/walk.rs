@@ -13,6 +13,7 @@ use gix::hashtable::HashMap;
 use gix::objs::Kind;
 
 use crate::odb::{EntryKind, Odb, OdbError};
+pub use crate::pack::writer::ThinBases;
 
 /// Flags kept per object.
 mod flag {
@@ -40,7 +41,13 @@ pub struct Selection {
     flags: HashMap<ObjectId, u8>,
     /// Commits walked in total (both sides).
     pub commits_walked: usize,
+    /// Trees and blobs of the boundary commits by name hash: the client has them, so a thin
+    /// pack may use them as delta bases. At most [`THIN_CANDIDATES`] per name hash.
+    pub thin_bases: ThinBases,
 }
+
+/// How many client-side objects are remembered per name hash as thin delta bases.
+pub const THIN_CANDIDATES: usize = 8;
 
 impl Selection {
     /// Whether `id` is going to be sent.
@@ -50,7 +57,9 @@ impl Selection {
 
     /// Whether the client is known to have `id` (usable as a thin-pack base).
     pub fn client_has(&self, id: &oid) -> bool {
-        self.flags.get(id).is_some_and(|f| f & flag::UNINTERESTING != 0)
+        self.flags
+            .get(id)
+            .is_some_and(|f| f & flag::UNINTERESTING != 0)
     }
 }
 
@@ -77,8 +86,6 @@ struct Node {
     flags: u8,
     in_queue: bool,
     processed: bool,
-    time: i64,
-    generation: u32,
 }
 
 struct CommitWalk<'a> {
@@ -110,16 +117,20 @@ impl<'a> CommitWalk<'a> {
         let i = self.arena.len() as u32;
         self.all_generations &= info.generation != u32::MAX;
         let node = Node {
-            flags: if uninteresting { flag::UNINTERESTING } else { 0 },
+            flags: if uninteresting {
+                flag::UNINTERESTING
+            } else {
+                0
+            },
             in_queue: true,
             processed: false,
-            time: info.time,
-            generation: info.generation,
         };
-        self.arena.push((id.to_owned(), node, Vec::new(), info.tree));
+        self.arena
+            .push((id.to_owned(), node, Vec::new(), info.tree));
         self.nodes.insert(id.to_owned(), i);
         self.seq += 1;
-        self.queue.push((info.generation, info.time, std::cmp::Reverse(self.seq), i));
+        self.queue
+            .push((info.generation, info.time, std::cmp::Reverse(self.seq), i));
         if !uninteresting {
             self.interesting_in_queue += 1;
         }
@@ -180,7 +191,10 @@ impl<'a> CommitWalk<'a> {
                 if self.all_generations {
                     break;
                 }
-                let head_newer = self.queue.peek().is_some_and(|h| h.1 > last_interesting_time);
+                let head_newer = self
+                    .queue
+                    .peek()
+                    .is_some_and(|h| h.1 > last_interesting_time);
                 if !head_newer {
                     slop -= 1;
                     if slop == 0 {
@@ -299,7 +313,14 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
     for b in uninteresting_blobs {
         *flags.entry(b).or_default() |= flag::UNINTERESTING;
     }
-    mark_trees_uninteresting(odb, &mut flags, uninteresting_trees, &mut buf)?;
+    let mut thin_bases = std::collections::HashMap::new();
+    mark_trees_uninteresting(
+        odb,
+        &mut flags,
+        &mut thin_bases,
+        uninteresting_trees,
+        &mut buf,
+    )?;
 
     // What we send: commits, tags, then trees and blobs.
     let mut roots = Vec::with_capacity(order.len());
@@ -309,7 +330,11 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
             continue;
         }
         flags.insert(*id, flag::SENT);
-        objects.push(Obj { id: *id, kind: Kind::Commit, name_hash: 0 });
+        objects.push(Obj {
+            id: *id,
+            kind: Kind::Commit,
+            name_hash: 0,
+        });
         roots.push(*tree);
     }
     drop(walk);
@@ -317,7 +342,11 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
         let f = flags.entry(t).or_default();
         if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
             *f |= flag::SENT;
-            objects.push(Obj { id: t, kind: Kind::Tag, name_hash: 0 });
+            objects.push(Obj {
+                id: t,
+                kind: Kind::Tag,
+                name_hash: 0,
+            });
         }
     }
     roots.extend(pending_trees);
@@ -328,13 +357,20 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
         let f = flags.entry(b).or_default();
         if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
             *f |= flag::SENT;
-            objects.push(Obj { id: b, kind: Kind::Blob, name_hash: 0 });
+            objects.push(Obj {
+                id: b,
+                kind: Kind::Blob,
+                name_hash: 0,
+            });
         }
     }
 
     // include-tag: annotated tags whose target ends up in the pack.
     for &tag in &req.include_tags {
-        if flags.get(&tag).is_some_and(|f| f & (flag::SENT | flag::UNINTERESTING) != 0) {
+        if flags
+            .get(&tag)
+            .is_some_and(|f| f & (flag::SENT | flag::UNINTERESTING) != 0)
+        {
             continue;
         }
         let mut chain = vec![tag];
@@ -359,31 +395,54 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
                 let f = flags.entry(t).or_default();
                 if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
                     *f |= flag::SENT;
-                    objects.push(Obj { id: t, kind: Kind::Tag, name_hash: 0 });
+                    objects.push(Obj {
+                        id: t,
+                        kind: Kind::Tag,
+                        name_hash: 0,
+                    });
                 }
             }
         }
     }
 
-    Ok(Selection { objects, flags, commits_walked })
+    Ok(Selection {
+        objects,
+        flags,
+        commits_walked,
+        thin_bases,
+    })
 }
 
 fn mark_trees_uninteresting(
     odb: &Odb,
     flags: &mut HashMap<ObjectId, u8>,
+    thin_bases: &mut ThinBases,
     roots: Vec<ObjectId>,
     buf: &mut Vec<u8>,
 ) -> Result<(), OdbError> {
-    let mut stack = roots;
-    while let Some(t) = stack.pop() {
+    let mut remember = |hash: u32, id: &oid, kind: Kind| {
+        let v = thin_bases.entry(hash).or_default();
+        if v.len() < THIN_CANDIDATES && !v.iter().any(|(x, _)| x.as_ref() == id) {
+            v.push((id.to_owned(), kind));
+        }
+    };
+    let mut stack: Vec<(ObjectId, u32)> = roots.into_iter().map(|r| (r, 0)).collect();
+    while let Some((t, hash)) = stack.pop() {
         let f = flags.entry(t).or_default();
         if *f & flag::UNINTERESTING != 0 {
             continue;
         }
         *f |= flag::UNINTERESTING;
-        let res = odb.for_each_tree_entry(&t, buf, |kind, _name, id| match kind {
-            EntryKind::Tree => stack.push(id.to_owned()),
-            EntryKind::Blob => *flags.entry(id.to_owned()).or_default() |= flag::UNINTERESTING,
+        remember(hash, &t, Kind::Tree);
+        let res = odb.for_each_tree_entry(&t, buf, |kind, name, id| match kind {
+            EntryKind::Tree => stack.push((id.to_owned(), name_hash(name))),
+            EntryKind::Blob => {
+                let f = flags.entry(id.to_owned()).or_default();
+                if *f & flag::UNINTERESTING == 0 {
+                    *f |= flag::UNINTERESTING;
+                    remember(name_hash(name), id, Kind::Blob);
+                }
+            }
             EntryKind::Commit => {}
         });
         match res {
@@ -409,7 +468,11 @@ fn add_tree(
             continue;
         }
         *f |= flag::SENT;
-        objects.push(Obj { id: t, kind: Kind::Tree, name_hash: hash });
+        objects.push(Obj {
+            id: t,
+            kind: Kind::Tree,
+            name_hash: hash,
+        });
         let mut subtrees = Vec::new();
         odb.for_each_tree_entry(&t, buf, |kind, name, id| match kind {
             EntryKind::Tree => subtrees.push((id.to_owned(), name_hash(name))),
@@ -417,7 +480,11 @@ fn add_tree(
                 let f = flags.entry(id.to_owned()).or_default();
                 if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
                     *f |= flag::SENT;
-                    objects.push(Obj { id: id.to_owned(), kind: Kind::Blob, name_hash: name_hash(name) });
+                    objects.push(Obj {
+                        id: id.to_owned(),
+                        kind: Kind::Blob,
+                        name_hash: name_hash(name),
+                    });
                 }
             }
             EntryKind::Commit => {}

@@ -6,7 +6,11 @@ pub fn agent() -> String {
 }
 
 /// The v0/v1 capability list written after the NUL of the first ref line.
-pub fn v0_capabilities(stateless: bool, head_symref: Option<&[u8]>, object_format: &str) -> Vec<u8> {
+pub fn v0_capabilities(
+    stateless: bool,
+    head_symref: Option<&[u8]>,
+    object_format: &str,
+) -> Vec<u8> {
     let mut s = b"multi_ack thin-pack side-band side-band-64k ofs-delta no-progress include-tag multi_ack_detailed".to_vec();
     if stateless {
         s.extend_from_slice(b" no-done");
@@ -91,7 +95,9 @@ mod tests {
 
     #[test]
     fn parses_client_caps() {
-        let c = ClientCaps::parse(b"multi_ack_detailed side-band-64k thin-pack no-progress ofs-delta agent=git/2.47.3");
+        let c = ClientCaps::parse(
+            b"multi_ack_detailed side-band-64k thin-pack no-progress ofs-delta agent=git/2.47.3",
+        );
         assert_eq!(c.multi_ack, 2);
         assert_eq!(c.side_band, 2);
         assert!(c.thin_pack && c.ofs_delta && c.no_progress && !c.include_tag && !c.no_done);

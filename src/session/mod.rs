@@ -66,13 +66,23 @@ impl SessionError {
 }
 
 /// Serves one connection on `input`/`output`.
-pub fn serve<R: Read, W: Write>(repo: &Repo, input: R, output: W, settings: Settings) -> Result<(), SessionError> {
+pub fn serve<R: Read, W: Write>(
+    repo: &Repo,
+    input: R,
+    output: W,
+    settings: Settings,
+) -> Result<(), SessionError> {
     let mut reader = PktReader::new(input);
     let mut writer = PktWriter::new(output);
     let res = match settings.version {
         Version::V2 => v2::serve(repo, &mut reader, &mut writer, settings),
         Version::V0 | Version::V1 => v0::serve(repo, &mut reader, &mut writer, settings),
     };
+    // A refused request is told to the client too, where the protocol has room for it (the
+    // pack has not started: errors after that go to band 3 in send_pack).
+    if let Err(SessionError::Protocol(msg)) = &res {
+        let _ = writer.error(msg);
+    }
     // Whatever happened, push out what was written.
     let flushed = writer.flush();
     res?;
@@ -105,8 +115,14 @@ pub(crate) fn send_pack<W: Write>(
             include_tags: req.include_tags.clone(),
         };
         let sel = walk::enumerate(&repo.odb, &walk_req).map_err(SessionError::internal)?;
-        sb.progress(&format!("Enumerating objects: {}, done.\n", sel.objects.len()))?;
-        let plan = Plan::new(sel.objects.iter().map(|o| (o.id, o.kind)), &repo.packs);
+        sb.progress(&format!(
+            "Enumerating objects: {}, done.\n",
+            sel.objects.len()
+        ))?;
+        let plan = Plan::new(
+            sel.objects.iter().map(|o| (o.id, o.kind, o.name_hash)),
+            &repo.packs,
+        );
         let stats = {
             let mut on_entry = |_: &writer::PackStats| {};
             writer::write_pack(
@@ -114,8 +130,11 @@ pub(crate) fn send_pack<W: Write>(
                 &plan,
                 &repo.packs,
                 &repo.odb,
-                &|id| sel.is_sent(id),
-                &|id| sel.client_has(id),
+                &writer::Known {
+                    is_sent: &|id| sel.is_sent(id),
+                    client_has: &|id| sel.client_has(id),
+                    thin_bases: &sel.thin_bases,
+                },
                 req.options,
                 &mut on_entry,
             )

@@ -23,7 +23,11 @@ pub fn advertise<W: Write>(
     stateless: bool,
     hash: gix::hash::Kind,
 ) -> std::io::Result<()> {
-    let symref = refs.head.as_ref().and_then(|h| h.symref_target.as_deref()).map(|t| t.as_ref());
+    let symref = refs
+        .head
+        .as_ref()
+        .and_then(|h| h.symref_target.as_deref())
+        .map(|t| t.as_ref());
     let capabilities = caps::v0_capabilities(stateless, symref, hash_name(hash));
     let mut first = true;
     for r in refs.iter() {
@@ -71,7 +75,10 @@ pub struct Needs {
 }
 
 /// Reads want lines up to the flush. `Ok(None)` when the client wants nothing.
-pub fn receive_needs<R: Read>(r: &mut PktReader<R>, hash: gix::hash::Kind) -> Result<Option<Needs>, SessionError> {
+pub fn receive_needs<R: Read>(
+    r: &mut PktReader<R>,
+    hash: gix::hash::Kind,
+) -> Result<Option<Needs>, SessionError> {
     let mut needs = Needs::default();
     let mut first = true;
     loop {
@@ -90,9 +97,14 @@ pub fn receive_needs<R: Read>(r: &mut PktReader<R>, hash: gix::hash::Kind) -> Re
                 String::from_utf8_lossy(&line)
             ))
         };
-        let Some(rest) = line.strip_prefix(b"want ") else { return Err(expected()) };
+        let Some(rest) = line.strip_prefix(b"want ") else {
+            return Err(expected());
+        };
         let hex_len = hash.len_in_hex();
-        let id = rest.get(..hex_len).and_then(|h| parse_oid(h, hash)).ok_or_else(expected)?;
+        let id = rest
+            .get(..hex_len)
+            .and_then(|h| parse_oid(h, hash))
+            .ok_or_else(expected)?;
         let features = &rest[hex_len..];
         if !features.is_empty() && features[0] != b' ' {
             return Err(expected());
@@ -137,15 +149,18 @@ pub fn get_common_commits<R: Read, W: Write>(
         let pkt = r.read_required()?;
         let line = match pkt {
             Packet::Flush => {
-                if caps.multi_ack == 2 && got_common && !got_other && neg.ok_to_give_up(odb, wants).map_err(internal)? {
-                    sent_ready = true;
-                    w.line(format!("ACK {} ready", last.expect("got_common implies a last id").to_hex()))?;
+                if let Some(last) = last.filter(|_| caps.multi_ack == 2 && got_common && !got_other)
+                {
+                    if neg.ok_to_give_up(odb, wants).map_err(internal)? {
+                        sent_ready = true;
+                        w.line(format!("ACK {} ready", last.to_hex()))?;
+                    }
                 }
                 if neg.common().is_empty() || caps.multi_ack > 0 {
                     w.line("NAK")?;
                 }
-                if caps.no_done && sent_ready {
-                    w.line(format!("ACK {}", last.expect("sent_ready implies a last id").to_hex()))?;
+                if let Some(last) = last.filter(|_| caps.no_done && sent_ready) {
+                    w.line(format!("ACK {}", last.to_hex()))?;
                     w.flush()?;
                     return Ok(Negotiated::SendPack);
                 }
@@ -197,10 +212,9 @@ pub fn get_common_commits<R: Read, W: Write>(
             continue;
         }
         if line == b"done" {
-            if !neg.common().is_empty() {
+            if let Some(id) = last.or_else(|| neg.common().last().copied()) {
+                // git acknowledges the last common id seen in any round.
                 if caps.multi_ack > 0 {
-                    // git acknowledges the last common id seen in any round.
-                    let id = last.unwrap_or(*neg.common().last().expect("non-empty"));
                     w.line(format!("ACK {}", id.to_hex()))?;
                 }
             } else {
@@ -229,18 +243,29 @@ pub fn serve<R: Read, W: Write>(
         if settings.version == Version::V1 {
             w.line("version 1")?;
         }
-        advertise(w, &refs, settings.stateless_rpc || settings.advertise_refs, hash)?;
+        advertise(
+            w,
+            &refs,
+            settings.stateless_rpc || settings.advertise_refs,
+            hash,
+        )?;
         w.flush_pkt()?;
         w.flush()?;
     }
     if settings.advertise_refs {
         return Ok(());
     }
-    let Some(needs) = receive_needs(r, hash)? else { return Ok(()) };
+    let Some(needs) = receive_needs(r, hash)? else {
+        return Ok(());
+    };
 
     // Wants must be advertised tips; a stateless request may name anything reachable from them,
     // since the refs may have moved since the advertisement.
-    let policy = if settings.stateless_rpc { WantPolicy::Reachable } else { WantPolicy::Tips };
+    let policy = if settings.stateless_rpc {
+        WantPolicy::Reachable
+    } else {
+        WantPolicy::Tips
+    };
     if let Some(bad) = policy::first_disallowed(&repo.odb, &needs.wants, &refs.tips(), policy)
         .map_err(SessionError::internal)?
     {
@@ -251,7 +276,15 @@ pub fn serve<R: Read, W: Write>(
     }
 
     let mut neg = Negotiator::new();
-    match get_common_commits(repo, r, w, &mut neg, &needs.wants, needs.caps, settings.stateless_rpc)? {
+    match get_common_commits(
+        repo,
+        r,
+        w,
+        &mut neg,
+        &needs.wants,
+        needs.caps,
+        settings.stateless_rpc,
+    )? {
         Negotiated::RoundDone => return Ok(()),
         Negotiated::SendPack => {}
     }
@@ -266,10 +299,17 @@ pub fn serve<R: Read, W: Write>(
         PackRequest {
             wants: &needs.wants,
             common: neg.common(),
-            include_tags: if needs.caps.include_tag { refs.annotated_tags() } else { Vec::new() },
+            include_tags: if needs.caps.include_tag {
+                refs.annotated_tags()
+            } else {
+                Vec::new()
+            },
             framing,
             progress: !needs.caps.no_progress,
-            options: PackOptions { ofs_delta: needs.caps.ofs_delta, thin: needs.caps.thin_pack },
+            options: PackOptions {
+                ofs_delta: needs.caps.ofs_delta,
+                thin: needs.caps.thin_pack,
+            },
         },
     )?;
     if framing != Framing::Raw {

@@ -37,18 +37,27 @@ pub fn read_request<R: Read>(r: &mut PktReader<R>) -> Result<Option<Request>, Se
     loop {
         let pkt = match r.read()? {
             None if !seen_any => return Ok(None),
-            None => return Err(SessionError::Read(crate::wire::pktline::ReadError::UnexpectedEof)),
+            None => {
+                return Err(SessionError::Read(
+                    crate::wire::pktline::ReadError::UnexpectedEof,
+                ))
+            }
             Some(p) => p,
         };
         match pkt {
             Packet::Flush if !seen_any => return Ok(None),
             Packet::Flush => {
                 // No arguments: the flush ends the request.
-                req.command = command.ok_or_else(|| SessionError::Protocol("no command requested".into()))?;
+                req.command =
+                    command.ok_or_else(|| SessionError::Protocol("no command requested".into()))?;
                 return Ok(Some(req));
             }
             Packet::Delim => break,
-            Packet::ResponseEnd => return Err(SessionError::Protocol("unexpected response-end packet".into())),
+            Packet::ResponseEnd => {
+                return Err(SessionError::Protocol(
+                    "unexpected response-end packet".into(),
+                ))
+            }
             Packet::Data(_) => {
                 let line = pkt.line().unwrap_or_default().to_vec();
                 seen_any = true;
@@ -83,7 +92,10 @@ pub fn read_request<R: Read>(r: &mut PktReader<R>) -> Result<Option<Request>, Se
             Packet::Flush => break,
             pkt @ Packet::Data(_) => req.args.push(pkt.line().unwrap_or_default().into()),
             _ => {
-                return Err(SessionError::Protocol(format!("expected flush after {} arguments", req.command)));
+                return Err(SessionError::Protocol(format!(
+                    "expected flush after {} arguments",
+                    req.command
+                )));
             }
         }
     }
@@ -114,7 +126,9 @@ pub fn serve<R: Read, W: Write>(
         return Ok(());
     }
     loop {
-        let Some(req) = read_request(r)? else { return Ok(()) };
+        let Some(req) = read_request(r)? else {
+            return Ok(());
+        };
         if let Some(f) = &req.object_format {
             if f != hash_name(hash) {
                 return Err(SessionError::Protocol(format!(
@@ -146,7 +160,11 @@ struct LsRefsArgs {
 }
 
 /// `ls-refs`: one line per ref matching the prefixes, HEAD first.
-pub fn ls_refs<W: Write>(w: &mut PktWriter<W>, refs: &RefSet, args: &[BString]) -> Result<(), SessionError> {
+pub fn ls_refs<W: Write>(
+    w: &mut PktWriter<W>,
+    refs: &RefSet,
+    args: &[BString],
+) -> Result<(), SessionError> {
     let mut a = LsRefsArgs::default();
     for arg in args {
         match arg.as_bytes() {
@@ -162,7 +180,8 @@ pub fn ls_refs<W: Write>(w: &mut PktWriter<W>, refs: &RefSet, args: &[BString]) 
     if a.prefixes.len() > 65536 {
         a.prefixes.clear();
     }
-    let matches = |name: &[u8]| a.prefixes.is_empty() || a.prefixes.iter().any(|p| name.starts_with(p));
+    let matches =
+        |name: &[u8]| a.prefixes.is_empty() || a.prefixes.iter().any(|p| name.starts_with(p));
     if let (None, Some(target)) = (&refs.head, &refs.unborn_head) {
         if a.unborn && a.symrefs && matches(b"HEAD") {
             w.line(format!("unborn HEAD symref-target:{target}"))?;
@@ -211,7 +230,10 @@ pub struct FetchArgs {
 }
 
 /// Parses `fetch` arguments with git's error messages.
-pub fn parse_fetch_args(args: &[BString], hash: gix::hash::Kind) -> Result<FetchArgs, SessionError> {
+pub fn parse_fetch_args(
+    args: &[BString],
+    hash: gix::hash::Kind,
+) -> Result<FetchArgs, SessionError> {
     let mut f = FetchArgs::default();
     for arg in args {
         let arg = arg.as_bytes();
@@ -229,7 +251,10 @@ pub fn parse_fetch_args(args: &[BString], hash: gix::hash::Kind) -> Result<Fetch
         }
         if let Some(hex) = arg.strip_prefix(b"have ") {
             let id = parse_oid(hex, hash).ok_or_else(|| {
-                SessionError::Protocol(format!("git upload-pack: expected SHA1 object, got '{}'", hex.as_bstr()))
+                SessionError::Protocol(format!(
+                    "git upload-pack: expected SHA1 object, got '{}'",
+                    hex.as_bstr()
+                ))
             })?;
             f.haves.push(id);
             continue;
@@ -241,21 +266,32 @@ pub fn parse_fetch_args(args: &[BString], hash: gix::hash::Kind) -> Result<Fetch
             b"include-tag" => f.include_tag = true,
             b"done" => f.done = true,
             b"wait-for-done" => f.wait_for_done = true,
-            _ => return Err(SessionError::Protocol(format!("unexpected line: '{}'", arg.as_bstr()))),
+            _ => {
+                return Err(SessionError::Protocol(format!(
+                    "unexpected line: '{}'",
+                    arg.as_bstr()
+                )))
+            }
         }
     }
     Ok(f)
 }
 
 /// `fetch`.
-fn fetch<W: Write>(repo: &Repo, w: &mut PktWriter<W>, refs: &RefSet, args: &[BString]) -> Result<(), SessionError> {
+fn fetch<W: Write>(
+    repo: &Repo,
+    w: &mut PktWriter<W>,
+    refs: &RefSet,
+    args: &[BString],
+) -> Result<(), SessionError> {
     let odb = &repo.odb;
     let args = parse_fetch_args(args, odb.hash_kind())?;
     if args.wants.is_empty() && !args.wait_for_done {
         return Ok(());
     }
-    if let Some(bad) = policy::first_disallowed(odb, &args.wants, &refs.tips(), WantPolicy::Reachable)
-        .map_err(SessionError::internal)?
+    if let Some(bad) =
+        policy::first_disallowed(odb, &args.wants, &refs.tips(), WantPolicy::Reachable)
+            .map_err(SessionError::internal)?
     {
         let msg = format!("upload-pack: not our ref {}", bad.to_hex());
         w.error(&msg)?;
@@ -281,7 +317,9 @@ fn fetch<W: Write>(repo: &Repo, w: &mut PktWriter<W>, refs: &RefSet, args: &[BSt
             }
             let ready = !args.wait_for_done
                 && !args.wants.is_empty()
-                && neg.ok_to_give_up(odb, &args.wants).map_err(SessionError::internal)?;
+                && neg
+                    .ok_to_give_up(odb, &args.wants)
+                    .map_err(SessionError::internal)?;
             if ready {
                 w.line("ready")?;
                 w.delim_pkt()?;
@@ -302,10 +340,17 @@ fn fetch<W: Write>(repo: &Repo, w: &mut PktWriter<W>, refs: &RefSet, args: &[BSt
         PackRequest {
             wants: &args.wants,
             common: neg.common(),
-            include_tags: if args.include_tag { refs.annotated_tags() } else { Vec::new() },
+            include_tags: if args.include_tag {
+                refs.annotated_tags()
+            } else {
+                Vec::new()
+            },
             framing: Framing::SideBand64k,
             progress: !args.no_progress,
-            options: PackOptions { ofs_delta: args.ofs_delta, thin: args.thin_pack },
+            options: PackOptions {
+                ofs_delta: args.ofs_delta,
+                thin: args.thin_pack,
+            },
         },
     )?;
     w.flush_pkt()?;

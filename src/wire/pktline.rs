@@ -48,21 +48,30 @@ pub enum ReadError {
     Io(#[from] io::Error),
 }
 
+/// Observer of packets read (for `GIT_TRACE_PACKET`).
+pub type ReadTrace = Box<dyn FnMut(&Packet<'_>)>;
+/// Observer of packets written: a data line, or `None` for a flush.
+pub type WriteTrace = Box<dyn FnMut(Option<&[u8]>)>;
+
 /// Reads pkt-lines from a byte stream, one at a time, into an internal buffer.
 pub struct PktReader<R> {
     inner: R,
     buf: Vec<u8>,
-    trace: Option<Box<dyn FnMut(&Packet<'_>)>>,
+    trace: Option<ReadTrace>,
 }
 
 impl<R: Read> PktReader<R> {
     /// Wraps `inner`; reads are done in exact sizes, so no bytes beyond a packet are consumed.
     pub fn new(inner: R) -> Self {
-        PktReader { inner, buf: Vec::with_capacity(1024), trace: None }
+        PktReader {
+            inner,
+            buf: Vec::with_capacity(1024),
+            trace: None,
+        }
     }
 
     /// Calls `f` for every packet read (used for `GIT_TRACE_PACKET`).
-    pub fn set_trace(&mut self, f: Box<dyn FnMut(&Packet<'_>)>) {
+    pub fn set_trace(&mut self, f: ReadTrace) {
         self.trace = Some(f);
     }
 
@@ -128,7 +137,11 @@ fn parse_len(hdr: &[u8; 4]) -> Result<usize, ReadError> {
             b'0'..=b'9' => c - b'0',
             b'a'..=b'f' => c - b'a' + 10,
             b'A'..=b'F' => c - b'A' + 10,
-            _ => return Err(ReadError::BadLength(String::from_utf8_lossy(hdr).into_owned())),
+            _ => {
+                return Err(ReadError::BadLength(
+                    String::from_utf8_lossy(hdr).into_owned(),
+                ))
+            }
         };
         n = n * 16 + v as usize;
     }
@@ -138,24 +151,30 @@ fn parse_len(hdr: &[u8; 4]) -> Result<usize, ReadError> {
 /// Writes pkt-lines; buffered, flushed at the end of every protocol turn with [`PktWriter::flush`].
 pub struct PktWriter<W: Write> {
     inner: io::BufWriter<W>,
-    trace: Option<Box<dyn FnMut(Option<&[u8]>)>>,
+    trace: Option<WriteTrace>,
 }
 
 impl<W: Write> PktWriter<W> {
     /// Wraps `inner` with a buffer.
     pub fn new(inner: W) -> Self {
-        PktWriter { inner: io::BufWriter::with_capacity(64 * 1024, inner), trace: None }
+        PktWriter {
+            inner: io::BufWriter::with_capacity(64 * 1024, inner),
+            trace: None,
+        }
     }
 
     /// Calls `f` with every data line written (`None` for a flush), for `GIT_TRACE_PACKET`.
-    pub fn set_trace(&mut self, f: Box<dyn FnMut(Option<&[u8]>)>) {
+    pub fn set_trace(&mut self, f: WriteTrace) {
         self.trace = Some(f);
     }
 
     /// Writes one data line. Lines longer than [`MAX_PAYLOAD`] are an error.
     pub fn data(&mut self, data: &[u8]) -> io::Result<()> {
         if data.len() > MAX_PAYLOAD {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "pkt-line too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "pkt-line too long",
+            ));
         }
         if let Some(t) = self.trace.as_mut() {
             t(Some(data));
@@ -214,7 +233,9 @@ mod tests {
         loop {
             match r.read() {
                 Ok(None) => break,
-                Ok(Some(Packet::Data(d))) => out.push(Ok(Some(String::from_utf8_lossy(d).into_owned()))),
+                Ok(Some(Packet::Data(d))) => {
+                    out.push(Ok(Some(String::from_utf8_lossy(d).into_owned())))
+                }
                 Ok(Some(Packet::Flush)) => out.push(Ok(None)),
                 Ok(Some(p)) => out.push(Ok(Some(format!("{p:?}")))),
                 Err(e) => {
@@ -231,17 +252,37 @@ mod tests {
         let got = read_all(b"0009done\n00000001000a hello");
         assert_eq!(
             got,
-            vec![Ok(Some("done\n".into())), Ok(None), Ok(Some("Delim".into())), Ok(Some(" hello".into()))]
+            vec![
+                Ok(Some("done\n".into())),
+                Ok(None),
+                Ok(Some("Delim".into())),
+                Ok(Some(" hello".into()))
+            ]
         );
     }
 
     #[test]
     fn rejects_bad_lengths() {
-        assert_eq!(read_all(b"0003"), vec![Err("protocol error: bad line length 3".into())]);
-        assert_eq!(read_all(b"zzzz"), vec![Err("protocol error: bad line length character: zzzz".into())]);
-        assert_eq!(read_all(b"fff1"), vec![Err("protocol error: bad line length 65521".into())]);
-        assert_eq!(read_all(b"000adon"), vec![Err("the remote end hung up unexpectedly".into())]);
-        assert_eq!(read_all(b"00"), vec![Err("the remote end hung up unexpectedly".into())]);
+        assert_eq!(
+            read_all(b"0003"),
+            vec![Err("protocol error: bad line length 3".into())]
+        );
+        assert_eq!(
+            read_all(b"zzzz"),
+            vec![Err("protocol error: bad line length character: zzzz".into())]
+        );
+        assert_eq!(
+            read_all(b"fff1"),
+            vec![Err("protocol error: bad line length 65521".into())]
+        );
+        assert_eq!(
+            read_all(b"000adon"),
+            vec![Err("the remote end hung up unexpectedly".into())]
+        );
+        assert_eq!(
+            read_all(b"00"),
+            vec![Err("the remote end hung up unexpectedly".into())]
+        );
     }
 
     #[test]
@@ -267,7 +308,10 @@ mod tests {
             w.flush_pkt().unwrap();
             w.flush().unwrap();
         }
-        assert_eq!(out, b"0008NAK\n00010026ERR upload-pack: not our ref 1234\n0000");
+        assert_eq!(
+            out,
+            b"0008NAK\n00010026ERR upload-pack: not our ref 1234\n0000"
+        );
     }
 
     #[test]
