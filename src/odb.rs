@@ -48,6 +48,9 @@ pub enum EntryKind {
     Commit,
 }
 
+/// Bytes of decoded delta bases kept for the walk (trees share long delta chains).
+const PACK_CACHE_BYTES: usize = 16 << 20;
+
 /// The object database as the walk sees it.
 pub struct Odb {
     objects: gix::OdbHandle,
@@ -61,7 +64,7 @@ impl Odb {
     pub fn new(repo: &gix::Repository) -> Self {
         let mut objects = repo.objects.clone();
         objects.set_pack_cache(|| {
-            Box::new(gix::odb::pack::cache::lru::StaticLinkedList::<64>::default())
+            Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(PACK_CACHE_BYTES))
         });
         let graph = repo.commit_graph_if_enabled().ok().flatten();
         Odb {
