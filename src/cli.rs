@@ -73,10 +73,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
         timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
         stateless_rpc: m.get_flag("stateless-rpc"),
         advertise_refs: m.get_flag("advertise-refs"),
-        directory: m
-            .get_one::<String>("directory")
-            .cloned()
-            .unwrap_or_default(),
+        directory: m.get_one::<String>("directory").cloned().unwrap_or_default(),
     }))
 }
 
@@ -85,24 +82,13 @@ mod tests {
     use super::*;
 
     fn p(args: &[&str]) -> Result<Mode, clap::Error> {
-        parse(
-            std::iter::once("packserve")
-                .chain(args.iter().copied())
-                .map(Into::into)
-                .collect(),
-        )
+        parse(std::iter::once("packserve").chain(args.iter().copied()).map(Into::into).collect())
     }
 
     #[test]
     fn git_upload_pack_arguments() {
-        let Mode::UploadPack(a) = p(&[
-            "--strict",
-            "--timeout=5",
-            "--stateless-rpc",
-            "--advertise-refs",
-            "/r",
-        ])
-        .unwrap();
+        let Mode::UploadPack(a) =
+            p(&["--strict", "--timeout=5", "--stateless-rpc", "--advertise-refs", "/r"]).unwrap();
         assert_eq!(
             a,
             UploadPackArgs {
@@ -113,8 +99,7 @@ mod tests {
                 directory: "/r".into()
             }
         );
-        let Mode::UploadPack(a) =
-            p(&["--strict", "--no-strict", "--http-backend-info-refs", "r"]).unwrap();
+        let Mode::UploadPack(a) = p(&["--strict", "--no-strict", "--http-backend-info-refs", "r"]).unwrap();
         assert!(!a.strict && a.advertise_refs);
     }
 
@@ -133,18 +118,13 @@ mod man_tests {
     fn man_page_is_current() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut out = Vec::new();
-        clap_mangen::Man::new(super::command())
-            .render(&mut out)
-            .unwrap();
+        clap_mangen::Man::new(super::command()).render(&mut out).unwrap();
         out.extend_from_slice(&std::fs::read(root.join("man/sections.roff")).unwrap());
         let path = root.join("man/packserve.1");
         if std::env::var_os("UPDATE_MAN").is_some() {
             std::fs::write(&path, &out).unwrap();
         }
         let committed = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            committed == out,
-            "man/packserve.1 is stale: run `UPDATE_MAN=1 cargo test man_page`"
-        );
+        assert!(committed == out, "man/packserve.1 is stale: run `UPDATE_MAN=1 cargo test man_page`");
     }
 }

@@ -28,6 +28,7 @@ pub struct Negotiator {
     oldest_have: Option<i64>,
     /// Wants already known to reach a commit the client has.
     reaches: HashMap<ObjectId, bool>,
+    haves_seen: usize,
 }
 
 impl Negotiator {
@@ -41,8 +42,14 @@ impl Negotiator {
         &self.common
     }
 
+    /// How many `have` lines were seen.
+    pub fn haves_seen(&self) -> usize {
+        self.haves_seen
+    }
+
     /// Records a `have` line.
     pub fn have(&mut self, odb: &Odb, id: &oid) -> Result<Have, OdbError> {
+        self.haves_seen += 1;
         let kind = match odb.kind(id)? {
             Some(k) => k,
             None => return Ok(Have::Unknown),

@@ -13,11 +13,7 @@ pub enum OdbError {
     #[error("missing object {0}")]
     Missing(ObjectId),
     #[error("object {id} is a {actual}, expected a {expected}")]
-    WrongKind {
-        id: ObjectId,
-        actual: Kind,
-        expected: Kind,
-    },
+    WrongKind { id: ObjectId, actual: Kind, expected: Kind },
     #[error("corrupt object {id}: {message}")]
     Corrupt { id: ObjectId, message: String },
     #[error("cannot read object {id}: {message}")]
@@ -67,12 +63,7 @@ impl Odb {
             Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(PACK_CACHE_BYTES))
         });
         let graph = repo.commit_graph_if_enabled().ok().flatten();
-        Odb {
-            objects,
-            graph,
-            hash: repo.object_hash(),
-            buf: RefCell::new(Vec::new()),
-        }
+        Odb { objects, graph, hash: repo.object_hash(), buf: RefCell::new(Vec::new()) }
     }
 
     /// The hash kind of the repository.
@@ -92,10 +83,7 @@ impl Odb {
         }
         match gix::objs::FindHeader::try_header(&self.objects, id) {
             Ok(h) => Ok(h.map(|h| h.kind)),
-            Err(e) => Err(OdbError::Read {
-                id: id.to_owned(),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
         }
     }
 
@@ -104,21 +92,14 @@ impl Odb {
         match gix::objs::Find::try_find(&self.objects, id, buf) {
             Ok(Some(d)) => Ok(d.kind),
             Ok(None) => Err(OdbError::Missing(id.to_owned())),
-            Err(e) => Err(OdbError::Read {
-                id: id.to_owned(),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
         }
     }
 
     fn read_kind(&self, id: &oid, expected: Kind, buf: &mut Vec<u8>) -> Result<(), OdbError> {
         let actual = self.read(id, buf)?;
         if actual != expected {
-            return Err(OdbError::WrongKind {
-                id: id.to_owned(),
-                actual,
-                expected,
-            });
+            return Err(OdbError::WrongKind { id: id.to_owned(), actual, expected });
         }
         Ok(())
     }
@@ -129,10 +110,7 @@ impl Odb {
             if let Some(c) = g.commit_by_id(id) {
                 let mut parents = Vec::with_capacity(2);
                 for p in c.iter_parents() {
-                    let p = p.map_err(|e| OdbError::Corrupt {
-                        id: id.to_owned(),
-                        message: e.to_string(),
-                    })?;
+                    let p = p.map_err(|e| OdbError::Corrupt { id: id.to_owned(), message: e.to_string() })?;
                     parents.push(g.id_at(p).to_owned());
                 }
                 return Ok(CommitInfo {
@@ -145,20 +123,16 @@ impl Odb {
         }
         let mut buf = self.buf.borrow_mut();
         self.read_kind(id, Kind::Commit, &mut buf)?;
-        parse_commit(&buf, self.hash).ok_or_else(|| OdbError::Corrupt {
-            id: id.to_owned(),
-            message: "cannot parse commit".into(),
-        })
+        parse_commit(&buf, self.hash)
+            .ok_or_else(|| OdbError::Corrupt { id: id.to_owned(), message: "cannot parse commit".into() })
     }
 
     /// The object a tag points at, and its kind as the tag says.
     pub fn tag_target(&self, id: &oid) -> Result<(ObjectId, Kind), OdbError> {
         let mut buf = self.buf.borrow_mut();
         self.read_kind(id, Kind::Tag, &mut buf)?;
-        parse_tag(&buf, self.hash).ok_or_else(|| OdbError::Corrupt {
-            id: id.to_owned(),
-            message: "cannot parse tag".into(),
-        })
+        parse_tag(&buf, self.hash)
+            .ok_or_else(|| OdbError::Corrupt { id: id.to_owned(), message: "cannot parse tag".into() })
     }
 
     /// Follows tags until a non-tag object: returns it and its kind.
@@ -169,10 +143,7 @@ impl Odb {
         while kind == Kind::Tag {
             depth += 1;
             if depth > 1000 {
-                return Err(OdbError::Corrupt {
-                    id: id.to_owned(),
-                    message: "tag chain too long".into(),
-                });
+                return Err(OdbError::Corrupt { id: id.to_owned(), message: "tag chain too long".into() });
             }
             cur = self.tag_target(&cur)?.0;
             kind = self.kind(&cur)?.ok_or(OdbError::Missing(cur))?;
@@ -191,18 +162,10 @@ impl Odb {
         let hash_len = self.hash.len_in_bytes();
         let mut rest: &[u8] = buf;
         while !rest.is_empty() {
-            let bad = || OdbError::Corrupt {
-                id: id.to_owned(),
-                message: "bad tree entry".into(),
-            };
+            let bad = || OdbError::Corrupt { id: id.to_owned(), message: "bad tree entry".into() };
             let sp = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
             let mode = &rest[..sp];
-            let nul = rest[sp + 1..]
-                .iter()
-                .position(|&b| b == 0)
-                .ok_or_else(bad)?
-                + sp
-                + 1;
+            let nul = rest[sp + 1..].iter().position(|&b| b == 0).ok_or_else(bad)? + sp + 1;
             let name = &rest[sp + 1..nul];
             let oid_end = nul + 1 + hash_len;
             if rest.len() < oid_end {
@@ -247,12 +210,7 @@ pub fn parse_commit(data: &[u8], hash: gix::hash::Kind) -> Option<CommitInfo> {
             time = signature_time(c).unwrap_or(0);
         }
     }
-    Some(CommitInfo {
-        tree: tree?,
-        parents,
-        time,
-        generation: u32::MAX,
-    })
+    Some(CommitInfo { tree: tree?, parents, time, generation: u32::MAX })
 }
 
 /// The seconds field of `Name <email> 1234567890 +0000`.
@@ -289,10 +247,7 @@ mod tests {
         let info = parse_commit(c, gix::hash::Kind::Sha1).unwrap();
         assert_eq!(info.parents.len(), 2);
         assert_eq!(info.time, 1234567890);
-        assert_eq!(
-            info.tree.to_string(),
-            "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-        );
+        assert_eq!(info.tree.to_string(), "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
     }
 
     #[test]

@@ -74,10 +74,7 @@ fn peeled(odb: &Odb, id: &ObjectId) -> Option<ObjectId> {
 }
 
 /// Resolves a ref by following symbolic refs, to its object id and the name it finally points to.
-fn resolve(
-    repo: &gix::Repository,
-    start: gix::Reference<'_>,
-) -> Option<(ObjectId, Option<BString>)> {
+fn resolve(repo: &gix::Repository, start: gix::Reference<'_>) -> Option<(ObjectId, Option<BString>)> {
     let mut cur = start;
     let mut target_name = None;
     for _ in 0..10 {
@@ -97,9 +94,7 @@ fn resolve(
 /// Loads the visible refs of `repo`.
 pub fn load(repo: &gix::Repository, odb: &Odb) -> Result<RefSet, RefsError> {
     let mut set = RefSet::default();
-    let platform = repo
-        .references()
-        .map_err(|e| RefsError::Read(e.to_string()))?;
+    let platform = repo.references().map_err(|e| RefsError::Read(e.to_string()))?;
     let iter = platform.all().map_err(|e| RefsError::Read(e.to_string()))?;
     for r in iter {
         let Ok(r) = r else { continue };
@@ -113,12 +108,7 @@ pub fn load(repo: &gix::Repository, odb: &Odb) -> Result<RefSet, RefsError> {
         if !odb.exists(&id) {
             continue;
         }
-        set.refs.push(Ref {
-            peeled: peeled(odb, &id),
-            name,
-            id,
-            symref_target,
-        });
+        set.refs.push(Ref { peeled: peeled(odb, &id), name, id, symref_target });
     }
     set.refs.sort_by(|a, b| a.name.cmp(&b.name));
     set.refs.dedup_by(|a, b| a.name == b.name);
@@ -128,12 +118,8 @@ pub fn load(repo: &gix::Repository, odb: &Odb) -> Result<RefSet, RefsError> {
             gix::refs::TargetRef::Object(id) => {
                 let id = id.to_owned();
                 if odb.exists(&id) {
-                    set.head = Some(Ref {
-                        name: "HEAD".into(),
-                        peeled: peeled(odb, &id),
-                        id,
-                        symref_target: None,
-                    });
+                    set.head =
+                        Some(Ref { name: "HEAD".into(), peeled: peeled(odb, &id), id, symref_target: None });
                 }
             }
             gix::refs::TargetRef::Symbolic(target) => {

@@ -64,11 +64,7 @@ fn expand_user_path(path: &str, home: Option<&Path>) -> Option<PathBuf> {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (rest, ""),
     };
-    let dir = if user.is_empty() {
-        home?.to_path_buf()
-    } else {
-        home_of(user)?
-    };
+    let dir = if user.is_empty() { home?.to_path_buf() } else { home_of(user)? };
     Some(if tail.is_empty() { dir } else { dir.join(tail) })
 }
 
@@ -86,11 +82,7 @@ fn read_gitfile(file: &Path) -> Option<PathBuf> {
     let content = std::fs::read_to_string(file).ok()?;
     let target = content.lines().next()?.strip_prefix("gitdir: ")?.trim_end();
     let p = PathBuf::from(target);
-    Some(if p.is_absolute() {
-        p
-    } else {
-        file.parent()?.join(p)
-    })
+    Some(if p.is_absolute() { p } else { file.parent()?.join(p) })
 }
 
 /// git's `is_git_directory`: a HEAD, an objects directory and a refs directory (through
@@ -111,8 +103,7 @@ pub fn is_git_directory(dir: &Path) -> bool {
     let head_ok = match std::fs::symlink_metadata(&head) {
         Ok(m) if m.file_type().is_symlink() => true,
         Ok(m) if m.is_file() => std::fs::read(&head).is_ok_and(|c| {
-            c.starts_with(b"ref: refs/")
-                || (c.len() >= 40 && c[..40].iter().all(u8::is_ascii_hexdigit))
+            c.starts_with(b"ref: refs/") || (c.len() >= 40 && c[..40].iter().all(u8::is_ascii_hexdigit))
         }),
         _ => false,
     };
@@ -147,18 +138,13 @@ fn object_dirs(objects: &Path) -> Vec<PathBuf> {
 impl Repo {
     /// Opens the repository at `git_dir` (already found by [`enter_repo`]).
     pub fn open(git_dir: &Path, display: &str) -> Result<Repo, RepoError> {
-        let open_err = |e: &dyn std::fmt::Display| RepoError::Open {
-            path: display.to_owned(),
-            message: e.to_string(),
-        };
+        let open_err =
+            |e: &dyn std::fmt::Display| RepoError::Open { path: display.to_owned(), message: e.to_string() };
         let opts = gix::open::Options::default().strict_config(false);
         let repo = gix::open_opts(git_dir, opts).map_err(|e| open_err(&e))?;
         let odb = Odb::new(&repo);
-        let packs = PackSet::open(
-            &object_dirs(&repo.common_dir().join("objects")),
-            repo.object_hash(),
-        )
-        .map_err(|e| open_err(&e))?;
+        let packs = PackSet::open(&object_dirs(&repo.common_dir().join("objects")), repo.object_hash())
+            .map_err(|e| open_err(&e))?;
         Ok(Repo { repo, odb, packs })
     }
 }
@@ -170,22 +156,10 @@ mod tests {
     #[test]
     fn expands_home() {
         let home = Path::new("/home/x");
-        assert_eq!(
-            expand_user_path("~/r.git", Some(home)),
-            Some(PathBuf::from("/home/x/r.git"))
-        );
-        assert_eq!(
-            expand_user_path("~", Some(home)),
-            Some(PathBuf::from("/home/x"))
-        );
-        assert_eq!(
-            expand_user_path("/srv/r", Some(home)),
-            Some(PathBuf::from("/srv/r"))
-        );
-        assert_eq!(
-            expand_user_path("~root/r", None),
-            Some(PathBuf::from("/root/r"))
-        );
+        assert_eq!(expand_user_path("~/r.git", Some(home)), Some(PathBuf::from("/home/x/r.git")));
+        assert_eq!(expand_user_path("~", Some(home)), Some(PathBuf::from("/home/x")));
+        assert_eq!(expand_user_path("/srv/r", Some(home)), Some(PathBuf::from("/srv/r")));
+        assert_eq!(expand_user_path("~root/r", None), Some(PathBuf::from("/root/r")));
         assert_eq!(expand_user_path("~no-such-user-here/r", None), None);
     }
 

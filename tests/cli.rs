@@ -15,10 +15,7 @@ fn version_exits_zero() {
     let sb = Sandbox::new("cli-version");
     let out = packserve(&sb, &["--version"]);
     assert_eq!(out.code(), Some(0), "{out}");
-    assert!(
-        out.stdout_str().contains("packserve"),
-        "--version does not name packserve:\n{out}"
-    );
+    assert!(out.stdout_str().contains("packserve"), "--version does not name packserve:\n{out}");
 }
 
 #[test]
@@ -27,16 +24,8 @@ fn help_exits_zero_and_lists_the_flags() {
     let out = packserve(&sb, &["--help"]);
     assert_eq!(out.code(), Some(0), "{out}");
     let help = out.stdout_str();
-    for flag in [
-        "--strict",
-        "--timeout",
-        "--stateless-rpc",
-        "--advertise-refs",
-    ] {
-        assert!(
-            help.contains(flag),
-            "--help does not mention {flag}:\n{help}"
-        );
+    for flag in ["--strict", "--timeout", "--stateless-rpc", "--advertise-refs"] {
+        assert!(help.contains(flag), "--help does not mention {flag}:\n{help}");
     }
 }
 
@@ -45,21 +34,10 @@ fn unknown_flag_is_a_usage_error() {
     let sb = Sandbox::new("cli-unknown");
     let repo = fixture("linear");
     for server in [Server::Reference, Server::UnderTest] {
-        let out = sb.serve(
-            server,
-            &["--no-such-flag", repo.to_str().unwrap()],
-            None,
-            None,
-        );
+        let out = sb.serve(server, &["--no-such-flag", repo.to_str().unwrap()], None, None);
         assert_eq!(out.code(), Some(129), "{server:?}: {out}");
-        assert!(
-            out.stderr_str().to_lowercase().contains("usage"),
-            "{server:?}: no usage on stderr:\n{out}"
-        );
-        assert!(
-            out.stdout.is_empty(),
-            "{server:?}: stdout must stay empty:\n{out}"
-        );
+        assert!(out.stderr_str().to_lowercase().contains("usage"), "{server:?}: no usage on stderr:\n{out}");
+        assert!(out.stdout.is_empty(), "{server:?}: stdout must stay empty:\n{out}");
     }
 }
 
@@ -69,14 +47,8 @@ fn missing_directory_argument_is_a_usage_error() {
     for server in [Server::Reference, Server::UnderTest] {
         let out = sb.serve(server, &[], None, None);
         assert_eq!(out.code(), Some(129), "{server:?}: {out}");
-        assert!(
-            out.stderr_str().to_lowercase().contains("usage"),
-            "{server:?}: no usage on stderr:\n{out}"
-        );
-        assert!(
-            out.stdout.is_empty(),
-            "{server:?}: stdout must stay empty:\n{out}"
-        );
+        assert!(out.stderr_str().to_lowercase().contains("usage"), "{server:?}: no usage on stderr:\n{out}");
+        assert!(out.stdout.is_empty(), "{server:?}: stdout must stay empty:\n{out}");
     }
 }
 
@@ -88,10 +60,7 @@ fn assert_not_a_repository(out: &Output, dir: &str, who: &str) {
         format!("fatal: '{dir}' does not appear to be a git repository\n"),
         "{who}: stderr for {dir}"
     );
-    assert!(
-        out.stdout.is_empty(),
-        "{who}: stdout must stay empty for {dir}:\n{out}"
-    );
+    assert!(out.stdout.is_empty(), "{who}: stdout must stay empty for {dir}:\n{out}");
 }
 
 #[test]
@@ -118,12 +87,7 @@ fn not_a_repository() {
 #[test]
 fn not_a_repository_in_v2_too() {
     let sb = Sandbox::new("cli-not-a-repo-v2");
-    let out = sb.serve(
-        Server::UnderTest,
-        &["--advertise-refs", "nowhere"],
-        Some("version=2"),
-        None,
-    );
+    let out = sb.serve(Server::UnderTest, &["--advertise-refs", "nowhere"], Some("version=2"), None);
     assert_not_a_repository(&out, "nowhere", "packserve");
 }
 
@@ -154,9 +118,7 @@ fn lookup_case(sb: &Sandbox, args: &[&str], expect_ok: bool) -> Result<(), Strin
     let git = sb.serve(Server::Reference, &full, None, None);
     let ours = sb.serve(Server::UnderTest, &full, None, None);
     if git.status.success() != expect_ok {
-        return Err(format!(
-            "test expectation wrong for {args:?}: git-upload-pack says\n{git}"
-        ));
+        return Err(format!("test expectation wrong for {args:?}: git-upload-pack says\n{git}"));
     }
     if ours.status.success() != expect_ok {
         return Err(format!(
@@ -178,10 +140,7 @@ fn lookup_case(sb: &Sandbox, args: &[&str], expect_ok: bool) -> Result<(), Strin
         let dir = args.last().unwrap();
         let want = format!("fatal: '{dir}' does not appear to be a git repository\n");
         if ours.code() != Some(128) || ours.stderr_str() != want || !ours.stdout.is_empty() {
-            return Err(format!(
-                "{args:?}: expected exit 128 and `{}`, got\n{ours}",
-                want.trim_end()
-            ));
+            return Err(format!("{args:?}: expected exit 128 and `{}`, got\n{ours}", want.trim_end()));
         }
     }
     Ok(())
@@ -189,10 +148,8 @@ fn lookup_case(sb: &Sandbox, args: &[&str], expect_ok: bool) -> Result<(), Strin
 
 fn lookup_cases(cases: &[(&[&str], bool)]) {
     let sb = lookup_sandbox();
-    let errors: Vec<String> = cases
-        .iter()
-        .filter_map(|(args, ok)| lookup_case(&sb, args, *ok).err())
-        .collect();
+    let errors: Vec<String> =
+        cases.iter().filter_map(|(args, ok)| lookup_case(&sb, args, *ok).err()).collect();
     assert!(errors.is_empty(), "{}", errors.join("\n\n"));
 }
 
@@ -251,10 +208,7 @@ fn clone_by_short_name_of_a_bare_repository() {
     let dest = sb.join("clone");
     sb.clone(Client::New, 0, Server::UnderTest, &src, &dest, &[]);
     sb.fsck(&dest);
-    assert_eq!(
-        sb.rev_parse(&dest, "refs/remotes/origin/main"),
-        sb.rev_parse(&sb.join("bare.git"), "main")
-    );
+    assert_eq!(sb.rev_parse(&dest, "refs/remotes/origin/main"), sb.rev_parse(&sb.join("bare.git"), "main"));
 }
 
 /// `--timeout=1`: a client that connects and then says nothing is dropped (git dies by
@@ -286,9 +240,6 @@ fn timeout_drops_a_silent_client() {
             std::thread::sleep(Duration::from_millis(50));
         };
         drop(stdin);
-        assert!(
-            !status.success(),
-            "{server:?}: a timed-out session must not exit 0"
-        );
+        assert!(!status.success(), "{server:?}: a timed-out session must not exit 0");
     }
 }

@@ -33,30 +33,18 @@ fn clone_matches_git(fixture_name: &str, client: Client, protocol: u8) {
     );
 
     let our_head = sb.head(&ours);
-    assert_eq!(
-        our_head,
-        sb.head(&theirs),
-        "HEAD of the packserve clone differs from the git clone's"
-    );
+    assert_eq!(our_head, sb.head(&theirs), "HEAD of the packserve clone differs from the git clone's");
     match sb.head(&src) {
-        Head::Symbolic {
-            target,
-            oid: Some(oid),
-        } => {
+        Head::Symbolic { target, oid: Some(oid) } => {
             assert_eq!(
                 our_head,
-                Head::Symbolic {
-                    target,
-                    oid: Some(oid)
-                },
+                Head::Symbolic { target, oid: Some(oid) },
                 "clone HEAD differs from the server's"
             )
         }
-        Head::Detached(oid) => assert_eq!(
-            our_head,
-            Head::Detached(oid),
-            "clone HEAD differs from the server's"
-        ),
+        Head::Detached(oid) => {
+            assert_eq!(our_head, Head::Detached(oid), "clone HEAD differs from the server's")
+        }
         Head::Symbolic { oid: None, .. } => {} // unborn: what the client makes of it is compared with git above
     }
 
@@ -89,9 +77,7 @@ macro_rules! clone_matrix {
     )*};
 }
 
-clone_matrix!(
-    linear, merges, tags, empty, loose, multipack, bigblob, detached, unborn, bitmap, midx
-);
+clone_matrix!(linear, merges, tags, empty, loose, multipack, bigblob, detached, unborn, bitmap, midx);
 
 /// `git clone --mirror`: every ref of the server, exactly, and its HEAD.
 fn mirror_equals_server(client: Client, protocol: u8) {
@@ -99,45 +85,20 @@ fn mirror_equals_server(client: Client, protocol: u8) {
     let sb = Sandbox::new(&format!("mirror-{}", label(client, protocol)));
     let ours = sb.join("packserve-mirror.git");
     let theirs = sb.join("git-mirror.git");
-    sb.clone(
-        client,
-        protocol,
-        Server::UnderTest,
-        &src,
-        &ours,
-        &["--mirror"],
-    );
-    sb.clone(
-        client,
-        protocol,
-        Server::Reference,
-        &src,
-        &theirs,
-        &["--mirror"],
-    );
+    sb.clone(client, protocol, Server::UnderTest, &src, &ours, &["--mirror"]);
+    sb.clone(client, protocol, Server::Reference, &src, &theirs, &["--mirror"]);
     sb.fsck(&ours);
     let server_refs = sb.refs(&src);
-    assert!(
-        server_refs.keys().any(|r| r.starts_with("refs/notes/")),
-        "fixture lost its notes ref"
-    );
+    assert!(server_refs.keys().any(|r| r.starts_with("refs/notes/")), "fixture lost its notes ref");
     let our_refs = sb.refs(&ours);
     assert!(
         our_refs == server_refs,
         "mirror refs differ from the server's:\n{}",
         map_diff("mirror", &our_refs, "server", &server_refs)
     );
-    assert_eq!(
-        sb.head(&ours),
-        sb.head(&src),
-        "mirror HEAD differs from the server's"
-    );
+    assert_eq!(sb.head(&ours), sb.head(&src), "mirror HEAD differs from the server's");
     let (a, b) = (sb.objects(&ours), sb.objects(&theirs));
-    assert!(
-        a == b,
-        "mirror objects differ from git's mirror: {}",
-        set_diff("packserve", &a, "git", &b)
-    );
+    assert!(a == b, "mirror objects differ from git's mirror: {}", set_diff("packserve", &a, "git", &b));
 }
 
 #[test]
@@ -162,14 +123,7 @@ fn bare_clone_equals_server(client: Client, protocol: u8) {
     let src = fixture("tags");
     let sb = Sandbox::new(&format!("bare-{}", label(client, protocol)));
     let ours = sb.join("packserve-bare.git");
-    sb.clone(
-        client,
-        protocol,
-        Server::UnderTest,
-        &src,
-        &ours,
-        &["--bare"],
-    );
+    sb.clone(client, protocol, Server::UnderTest, &src, &ours, &["--bare"]);
     sb.fsck(&ours);
     let expected: std::collections::BTreeMap<_, _> = sb
         .refs(&src)
@@ -203,21 +157,11 @@ fn multipack_big_blob_v2_passes_fsck() {
     let ours = sb.join("clone");
     let t = sb.clone(Client::New, 2, Server::UnderTest, &src, &ours, &[]);
     sb.fsck(&ours);
-    assert_eq!(
-        sb.rev_parse(&ours, "HEAD:big.bin"),
-        sb.rev_parse(&src, "HEAD:big.bin")
-    );
+    assert_eq!(sb.rev_parse(&ours, "HEAD:big.bin"), sb.rev_parse(&src, "HEAD:big.bin"));
     let theirs = std::fs::read(src.join("big.bin")).unwrap();
     let got = std::fs::read(ours.join("big.bin")).unwrap();
     assert_eq!(got.len(), RANDOM_BYTES + 11);
-    assert!(
-        got == theirs,
-        "checked-out big.bin differs from the server's"
-    );
+    assert!(got == theirs, "checked-out big.bin differs from the server's");
     let n = sb.objects(&ours).len();
-    assert_eq!(
-        t.pack_objects,
-        Some(n as u32),
-        "pack object count vs objects in the clone"
-    );
+    assert_eq!(t.pack_objects, Some(n as u32), "pack object count vs objects in the clone");
 }

@@ -64,16 +64,9 @@ fn fetch_matches_git(name: &str, s: &Scenario, client: Client, protocol: u8) {
     );
 
     let (a, b) = (sb.objects(&ours), sb.objects(&theirs));
-    assert!(
-        a == b,
-        "objects after the fetch differ: {}",
-        set_diff("packserve", &a, "git", &b)
-    );
+    assert!(a == b, "objects after the fetch differ: {}", set_diff("packserve", &a, "git", &b));
 
-    eprintln!(
-        "pack objects: packserve {:?}, git {:?}",
-        ps.pack_objects, git.pack_objects
-    );
+    eprintln!("pack objects: packserve {:?}, git {:?}", ps.pack_objects, git.pack_objects);
     assert_pack_counts_close(
         &format!("{name} {}", label(client, protocol)),
         ps.pack_objects,
@@ -109,12 +102,7 @@ const HUNDREDS_OF_COMMITS: Scenario = Scenario {
     expect_pack: true,
 };
 
-const NOTHING_NEW: Scenario = Scenario {
-    fixture: "linear",
-    local: "",
-    change: "",
-    expect_pack: false,
-};
+const NOTHING_NEW: Scenario = Scenario { fixture: "linear", local: "", change: "", expect_pack: false };
 
 const NEW_BRANCH_SHARING_HISTORY: Scenario = Scenario {
     fixture: "merges",
@@ -209,14 +197,7 @@ fn clone_then_fetch_through_packserve_only() {
     sb.sh(&server, "tick_after_repo; commit more.txt more 'one more'");
     let t = sb.fetch(Client::New, 2, Server::UnderTest, &clone, &[]);
     sb.fsck(&clone);
-    assert_eq!(
-        sb.rev_parse(&clone, "refs/remotes/origin/main"),
-        sb.rev_parse(&server, "main")
-    );
+    assert_eq!(sb.rev_parse(&clone, "refs/remotes/origin/main"), sb.rev_parse(&server, "main"));
     // one commit, its root tree, and the new blob
-    assert_eq!(
-        t.pack_objects,
-        Some(3),
-        "expected exactly commit + tree + blob"
-    );
+    assert_eq!(t.pack_objects, Some(3), "expected exactly commit + tree + blob");
 }

@@ -18,12 +18,7 @@ fn traced_pack_count_is_the_clone_object_count() {
             let t = sb.clone(client, protocol, Server::Reference, &src, &dest, &[]);
             let n = sb.objects(&dest).len();
             assert!(n > 10);
-            assert_eq!(
-                t.pack_objects,
-                Some(n as u32),
-                "{}",
-                label(client, protocol)
-            );
+            assert_eq!(t.pack_objects, Some(n as u32), "{}", label(client, protocol));
         }
     }
 }
@@ -40,14 +35,8 @@ fn traced_pack_count_is_none_without_a_pack() {
 #[test]
 fn clients_are_two_git_versions() {
     let sb = Sandbox::new("harness-versions");
-    let new = sb
-        .git_with(Client::New, sb.path(), &["--version"])
-        .assert_success()
-        .stdout_str();
-    let old = sb
-        .git_with(Client::Old, sb.path(), &["--version"])
-        .assert_success()
-        .stdout_str();
+    let new = sb.git_with(Client::New, sb.path(), &["--version"]).assert_success().stdout_str();
+    let old = sb.git_with(Client::Old, sb.path(), &["--version"]).assert_success().stdout_str();
     assert!(new.starts_with("git version 2.47"), "{new}");
     assert!(old.starts_with("git version 2.39"), "{old}");
 }
@@ -59,20 +48,11 @@ fn fixtures_are_deterministic() {
         let cached = fixture(name);
         let sb = Sandbox::new("harness-determinism");
         let mut cmd = sb.command("bash");
-        cmd.current_dir(sb.path())
-            .arg(fixtures_dir().join(format!("{name}.sh")));
+        cmd.current_dir(sb.path()).arg(fixtures_dir().join(format!("{name}.sh")));
         run(cmd, None).assert_success();
         let rebuilt = sb.join("repo");
-        assert_eq!(
-            sb.refs(&rebuilt),
-            sb.refs(&cached),
-            "{name}: refs differ between builds"
-        );
-        assert_eq!(
-            sb.objects(&rebuilt),
-            sb.objects(&cached),
-            "{name}: objects differ between builds"
-        );
+        assert_eq!(sb.refs(&rebuilt), sb.refs(&cached), "{name}: refs differ between builds");
+        assert_eq!(sb.objects(&rebuilt), sb.objects(&cached), "{name}: objects differ between builds");
     }
 }
 
@@ -140,13 +120,9 @@ fn pack_count_tolerance_is_five_percent_of_git() {
     assert_pack_counts_close("none", None, None);
     assert_pack_counts_close("5% more", Some(105), Some(100));
     assert_pack_counts_close("5% fewer", Some(95), Some(100));
-    for (ours, git) in [
-        (Some(106), Some(100)),
-        (Some(94), Some(100)),
-        (Some(4), Some(3)),
-        (None, Some(3)),
-        (Some(3), None),
-    ] {
+    for (ours, git) in
+        [(Some(106), Some(100)), (Some(94), Some(100)), (Some(4), Some(3)), (None, Some(3)), (Some(3), None)]
+    {
         let r = std::panic::catch_unwind(|| assert_pack_counts_close("x", ours, git));
         assert!(r.is_err(), "{ours:?} vs {git:?} must be rejected");
     }

@@ -16,30 +16,11 @@ const VARIANTS: &[(&[&str], &[&str])] = &[
 
 fn ls_remote_matches_git(fixture_name: &str, client: Client, protocol: u8) {
     let src = fixture(fixture_name);
-    let sb = Sandbox::new(&format!(
-        "ls-remote-{fixture_name}-{}",
-        label(client, protocol)
-    ));
+    let sb = Sandbox::new(&format!("ls-remote-{fixture_name}-{}", label(client, protocol)));
     let mut failures = Vec::new();
     for (opts, patterns) in VARIANTS {
-        let ours = ls_remote(
-            &sb,
-            client,
-            protocol,
-            Server::UnderTest,
-            &src,
-            opts,
-            patterns,
-        );
-        let git = ls_remote(
-            &sb,
-            client,
-            protocol,
-            Server::Reference,
-            &src,
-            opts,
-            patterns,
-        );
+        let ours = ls_remote(&sb, client, protocol, Server::UnderTest, &src, opts, patterns);
+        let git = ls_remote(&sb, client, protocol, Server::Reference, &src, opts, patterns);
         if ours != git {
             failures.push(format!(
                 "ls-remote {opts:?} {patterns:?}:\n--- packserve ---\n{ours}--- git-upload-pack ---\n{git}"
@@ -102,13 +83,7 @@ fn peeled_tags_are_listed() {
             "v{protocol}: no fully peeled line for the tag of a tag of a tag:\n{out}"
         );
         let tag = sb.rev_parse(&src, "refs/tags/v2.0");
-        assert!(
-            out.contains(&format!("{tag}\trefs/tags/v2.0\n")),
-            "v{protocol}: v2.0 missing:\n{out}"
-        );
-        assert!(
-            !out.contains("refs/tags/light-1^{}"),
-            "v{protocol}: lightweight tag peeled:\n{out}"
-        );
+        assert!(out.contains(&format!("{tag}\trefs/tags/v2.0\n")), "v{protocol}: v2.0 missing:\n{out}");
+        assert!(!out.contains("refs/tags/light-1^{}"), "v{protocol}: lightweight tag peeled:\n{out}");
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::UploadPackArgs;
 use crate::repo::{self, Repo};
-use crate::session::{self, SessionError, Settings, Version};
+use crate::session::{self, SessionError, Settings, Summary, Version};
 
 /// Picks the protocol version from a `GIT_PROTOCOL` value (colon-separated `key=value` list);
 /// the highest version named wins, as in git.
@@ -35,14 +35,10 @@ impl From<SessionError> for Failure {
     fn from(e: SessionError) -> Self {
         match e {
             // The client went away: nothing to tell anyone.
-            SessionError::Write(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Failure {
-                code: 141,
-                message: None,
-            },
-            other => Failure {
-                code: 128,
-                message: Some(format!("fatal: {other}")),
-            },
+            SessionError::Write(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+                Failure { code: 141, message: None }
+            }
+            other => Failure { code: 128, message: Some(format!("fatal: {other}")) },
         }
     }
 }
@@ -53,16 +49,11 @@ pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
     let Some(git_dir) = repo::enter_repo(&args.directory, args.strict, home.as_deref()) else {
         return Err(Failure {
             code: 128,
-            message: Some(format!(
-                "fatal: '{}' does not appear to be a git repository",
-                args.directory
-            )),
+            message: Some(format!("fatal: '{}' does not appear to be a git repository", args.directory)),
         });
     };
-    let repo = Repo::open(&git_dir, &args.directory).map_err(|e| Failure {
-        code: 128,
-        message: Some(format!("fatal: {e}")),
-    })?;
+    let repo = Repo::open(&git_dir, &args.directory)
+        .map_err(|e| Failure { code: 128, message: Some(format!("fatal: {e}")) })?;
     let settings = Settings {
         version: protocol_version(std::env::var("GIT_PROTOCOL").ok().as_deref()),
         stateless_rpc: args.stateless_rpc,
@@ -74,19 +65,11 @@ pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
         Some(secs) => {
             let activity = Arc::new(AtomicU64::new(0));
             watchdog(Duration::from_secs(secs), activity.clone());
-            let r = Activity {
-                inner: stdin,
-                last: activity.clone(),
-                start: Instant::now(),
-            };
-            let w = Activity {
-                inner: stdout,
-                last: activity,
-                start: Instant::now(),
-            };
-            session::serve(&repo, r, w, settings)?;
+            let r = Activity { inner: stdin, last: activity.clone(), start: Instant::now() };
+            let w = Activity { inner: stdout, last: activity, start: Instant::now() };
+            session::serve(&repo, r, w, settings, &mut Summary::default())?;
         }
-        None => session::serve(&repo, stdin, stdout, settings)?,
+        None => session::serve(&repo, stdin, stdout, settings, &mut Summary::default())?,
     }
     Ok(())
 }
@@ -100,8 +83,7 @@ struct Activity<T> {
 
 impl<T> Activity<T> {
     fn touch(&self) {
-        self.last
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -130,9 +112,7 @@ fn watchdog(limit: Duration, last: Arc<AtomicU64>) {
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_millis(250));
         let idle = start.elapsed().as_millis() as u64
-            - last
-                .load(Ordering::Relaxed)
-                .min(start.elapsed().as_millis() as u64);
+            - last.load(Ordering::Relaxed).min(start.elapsed().as_millis() as u64);
         if idle >= limit.as_millis() as u64 {
             eprintln!("fatal: timeout after {}s of inactivity", limit.as_secs());
             std::process::exit(128);

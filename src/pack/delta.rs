@@ -105,17 +105,16 @@ const fn window_powers() -> [u64; WINDOW] {
 /// maintains incrementally. Written as a sum of independent products.
 #[inline]
 fn hash_window(window: &[u8]) -> u64 {
-    window.iter().zip(WINDOW_POWERS).fold(0u64, |h, (&b, p)| {
-        h.wrapping_add(BYTE_WORDS[b as usize].wrapping_mul(p))
-    })
+    window
+        .iter()
+        .zip(WINDOW_POWERS)
+        .fold(0u64, |h, (&b, p)| h.wrapping_add(BYTE_WORDS[b as usize].wrapping_mul(p)))
 }
 
 /// Slides the window one byte: `out` leaves at the front, `inp` enters at the back.
 #[inline]
 fn hash_roll(h: u64, out: u8, inp: u8) -> u64 {
-    h.wrapping_mul(HASH_MUL)
-        .wrapping_sub(BYTE_WORDS_OUT[out as usize])
-        .wrapping_add(BYTE_WORDS[inp as usize])
+    h.wrapping_mul(HASH_MUL).wrapping_sub(BYTE_WORDS_OUT[out as usize]).wrapping_add(BYTE_WORDS[inp as usize])
 }
 
 /// Length of the common prefix of `a` and `b`.
@@ -133,11 +132,7 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
         }
         done += 8;
     }
-    done + a[done..]
-        .iter()
-        .zip(&b[done..])
-        .take_while(|(x, y)| x == y)
-        .count()
+    done + a[done..].iter().zip(&b[done..]).take_while(|(x, y)| x == y).count()
 }
 
 /// One indexed base block.
@@ -221,20 +216,11 @@ impl<'a> DeltaIndex<'a> {
             total += *bound;
             *bound = total;
         }
-        let mut entries = vec![
-            Entry {
-                check: 0,
-                offset: 0
-            };
-            hashed.len()
-        ];
+        let mut entries = vec![Entry { check: 0, offset: 0 }; hashed.len()];
         for &(h, offset) in hashed.iter().rev() {
             let slot = &mut bounds[(h >> shift) as usize];
             *slot -= 1;
-            entries[*slot as usize] = Entry {
-                check: h as u32,
-                offset,
-            };
+            entries[*slot as usize] = Entry { check: h as u32, offset };
         }
         drop(hashed);
 
@@ -255,9 +241,7 @@ impl<'a> DeltaIndex<'a> {
                     entries[write + k] = entries[start + k * len / kept];
                 }
             }
-            let filter = entries[write..write + kept]
-                .iter()
-                .fold(0, |f, e| f | filter_mask(e.check));
+            let filter = entries[write..write + kept].iter().fold(0, |f, e| f | filter_mask(e.check));
             starts.push(write as u32);
             filters.push(filter);
             write += kept;
@@ -314,10 +298,7 @@ impl<'a> DeltaIndex<'a> {
                 match self.longest_match(target, pos, h) {
                     Some((mut boff, len)) => {
                         let mut start = pos;
-                        while start > lit_start
-                            && boff > 0
-                            && self.base[boff - 1] == target[start - 1]
-                        {
+                        while start > lit_start && boff > 0 && self.base[boff - 1] == target[start - 1] {
                             start -= 1;
                             boff -= 1;
                         }
@@ -420,9 +401,7 @@ impl<'a> DeltaIndex<'a> {
 #[inline]
 fn literal_abort(out: &[u8], lit_start: usize, max: usize) -> usize {
     let budget = max.saturating_sub(out.len());
-    lit_start
-        .saturating_add(WINDOW)
-        .saturating_add(max_literals(budget))
+    lit_start.saturating_add(WINDOW).saturating_add(max_literals(budget))
 }
 
 /// Most literal bytes whose insert instructions fit in `budget` bytes.
@@ -508,13 +487,10 @@ pub enum DeltaError {
     #[error("reserved delta opcode 0 at byte {at}")]
     ReservedOpcode { at: usize },
     /// A copy reaches outside the base.
-    #[error("delta copy at byte {at} reads {size} bytes at offset {offset}, outside a base of {base_len} bytes")]
-    CopyOutOfRange {
-        at: usize,
-        offset: u64,
-        size: u64,
-        base_len: u64,
-    },
+    #[error(
+        "delta copy at byte {at} reads {size} bytes at offset {offset}, outside a base of {base_len} bytes"
+    )]
+    CopyOutOfRange { at: usize, offset: u64, size: u64, base_len: u64 },
     /// The instructions produce more than the declared result size.
     #[error("delta instruction at byte {at} writes past the declared result size {declared}")]
     ResultOverflow { at: usize, declared: u64 },
@@ -557,11 +533,7 @@ pub fn sizes(delta: &[u8]) -> Result<(u64, u64), DeltaError> {
 #[inline]
 fn reserve_within(out: &mut Vec<u8>, extra: usize, limit: usize) {
     if out.capacity() - out.len() < extra {
-        let want = out
-            .capacity()
-            .saturating_mul(2)
-            .max(out.len() + extra)
-            .min(limit);
+        let want = out.capacity().saturating_mul(2).max(out.len() + extra).min(limit);
         out.reserve_exact(want - out.len());
     }
 }
@@ -577,20 +549,13 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
     }
     let (base_size, result_size, mut pos) = read_header(delta)?;
     if base_size != base.len() as u64 {
-        return Err(DeltaError::BaseSizeMismatch {
-            expected: base_size,
-            actual: base.len() as u64,
-        });
+        return Err(DeltaError::BaseSizeMismatch { expected: base_size, actual: base.len() as u64 });
     }
     let limit = usize::try_from(result_size)
         .ok()
         .filter(|&l| l <= isize::MAX as usize)
         .ok_or(DeltaError::ResultTooLarge(result_size))?;
-    let prealloc = base
-        .len()
-        .saturating_add(delta.len())
-        .max(PREALLOC_FLOOR)
-        .min(limit);
+    let prealloc = base.len().saturating_add(delta.len()).max(PREALLOC_FLOOR).min(limit);
     let mut out = Vec::with_capacity(prealloc);
 
     while let Some(&cmd) = delta.get(pos) {
@@ -600,11 +565,7 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
             let (mut offset, mut size) = (0u64, 0u64);
             for bit in 0..7 {
                 if cmd & (1 << bit) != 0 {
-                    let byte = u64::from(
-                        *delta
-                            .get(pos)
-                            .ok_or(DeltaError::TruncatedInstruction { at })?,
-                    );
+                    let byte = u64::from(*delta.get(pos).ok_or(DeltaError::TruncatedInstruction { at })?);
                     pos += 1;
                     if bit < 4 {
                         offset |= byte << (8 * bit);
@@ -618,34 +579,21 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
             }
             let end = offset + size; // both < 2^32: cannot overflow
             if end > base.len() as u64 {
-                return Err(DeltaError::CopyOutOfRange {
-                    at,
-                    offset,
-                    size,
-                    base_len: base.len() as u64,
-                });
+                return Err(DeltaError::CopyOutOfRange { at, offset, size, base_len: base.len() as u64 });
             }
             // end <= base.len(), so these conversions are lossless.
             let (offset, size) = (offset as usize, size as usize);
             if size > limit - out.len() {
-                return Err(DeltaError::ResultOverflow {
-                    at,
-                    declared: result_size,
-                });
+                return Err(DeltaError::ResultOverflow { at, declared: result_size });
             }
             reserve_within(&mut out, size, limit);
             out.extend_from_slice(&base[offset..offset + size]);
         } else if cmd != 0 {
             let size = usize::from(cmd);
-            let data = delta
-                .get(pos..pos + size)
-                .ok_or(DeltaError::TruncatedInstruction { at })?;
+            let data = delta.get(pos..pos + size).ok_or(DeltaError::TruncatedInstruction { at })?;
             pos += size;
             if size > limit - out.len() {
-                return Err(DeltaError::ResultOverflow {
-                    at,
-                    declared: result_size,
-                });
+                return Err(DeltaError::ResultOverflow { at, declared: result_size });
             }
             reserve_within(&mut out, size, limit);
             out.extend_from_slice(data);
@@ -654,10 +602,7 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
         }
     }
     if out.len() != limit {
-        return Err(DeltaError::ResultTooShort {
-            declared: result_size,
-            actual: out.len() as u64,
-        });
+        return Err(DeltaError::ResultTooShort { declared: result_size, actual: out.len() as u64 });
     }
     Ok(out)
 }
@@ -687,9 +632,8 @@ mod tests {
         }
         /// Text-like bytes: few distinct values, lots of short repeats.
         fn text(&mut self, n: usize) -> Vec<u8> {
-            const WORDS: [&[u8]; 8] = [
-                b"fn ", b"let ", b"self", b".iter()", b"\n    ", b"return ", b"{ ", b"} ",
-            ];
+            const WORDS: [&[u8]; 8] =
+                [b"fn ", b"let ", b"self", b".iter()", b"\n    ", b"return ", b"{ ", b"} "];
             let mut v = Vec::with_capacity(n + 8);
             while v.len() < n {
                 if self.below(3) == 0 {
@@ -707,10 +651,7 @@ mod tests {
         let index = DeltaIndex::new(base);
         assert_eq!(index.base_len(), base.len());
         let delta = index.encode(target, usize::MAX).expect("unlimited encode");
-        assert_eq!(
-            sizes(&delta).unwrap(),
-            (base.len() as u64, target.len() as u64)
-        );
+        assert_eq!(sizes(&delta).unwrap(), (base.len() as u64, target.len() as u64));
         let rebuilt = apply(base, &delta).expect("own delta applies");
         assert!(rebuilt == target, "roundtrip mismatch");
         check_well_formed(&delta);
@@ -775,10 +716,9 @@ mod tests {
             h = hash_roll(h, data[pos - 1], data[pos + WINDOW - 1]);
             assert_eq!(h, hash_window(&data[pos..pos + WINDOW]), "pos {pos}");
         }
-        let horner = data[..WINDOW].iter().fold(0u64, |h, &b| {
-            h.wrapping_mul(HASH_MUL)
-                .wrapping_add(BYTE_WORDS[b as usize])
-        });
+        let horner = data[..WINDOW]
+            .iter()
+            .fold(0u64, |h, &b| h.wrapping_mul(HASH_MUL).wrapping_add(BYTE_WORDS[b as usize]));
         assert_eq!(horner, hash_window(&data[..WINDOW]));
     }
 
@@ -796,11 +736,7 @@ mod tests {
         let mut rng = Rng::new(1);
         for round in 0..40 {
             let len = rng.below(50_000) + 1;
-            let base = if round % 2 == 0 {
-                rng.bytes(len)
-            } else {
-                rng.text(len)
-            };
+            let base = if round % 2 == 0 { rng.bytes(len) } else { rng.text(len) };
             let edits = 1 + rng.below(30);
             let target = mutate(&mut rng, &base, edits);
             let delta = roundtrip(&base, &target);
@@ -863,10 +799,7 @@ mod tests {
         // (base of at least 2^14 bytes), as in git.
         let big = vec![7u8; 1 << 14];
         assert_eq!(apply(&big, &[0x80, 0x80, 0x01, 0x00]), Ok(Vec::new()));
-        assert_eq!(
-            apply(&base, &[0xe8, 0x07, 0x00]),
-            Err(DeltaError::TooShort(3))
-        );
+        assert_eq!(apply(&base, &[0xe8, 0x07, 0x00]), Err(DeltaError::TooShort(3)));
     }
 
     #[test]
@@ -1006,10 +939,7 @@ mod tests {
         assert_eq!(sizes(&[5]), Err(DeltaError::TruncatedHeader));
         assert_eq!(sizes(&[5, 0xff]), Err(DeltaError::TruncatedHeader));
         assert_eq!(apply(base, &[]), Err(DeltaError::TooShort(0)));
-        assert_eq!(
-            apply(base, &[0x80, 0x80, 0x80, 0x80]),
-            Err(DeltaError::TruncatedHeader)
-        );
+        assert_eq!(apply(base, &[0x80, 0x80, 0x80, 0x80]), Err(DeltaError::TruncatedHeader));
         let overlong = [0xff; 11];
         assert_eq!(sizes(&overlong), Err(DeltaError::HeaderOverflow));
         let mut big = vec![0xff; 9];
@@ -1023,10 +953,7 @@ mod tests {
         // Base size mismatch.
         assert!(matches!(
             apply(&base[1..], &ok),
-            Err(DeltaError::BaseSizeMismatch {
-                expected: 32,
-                actual: 31
-            })
+            Err(DeltaError::BaseSizeMismatch { expected: 32, actual: 31 })
         ));
 
         // Huge declared result with no instructions: no big allocation, error.
@@ -1041,27 +968,14 @@ mod tests {
         assert!(apply(base, &huge).is_err());
 
         // Opcode 0.
-        assert_eq!(
-            apply(base, &[32, 2, 1, b'x', 0]),
-            Err(DeltaError::ReservedOpcode { at: 4 })
-        );
+        assert_eq!(apply(base, &[32, 2, 1, b'x', 0]), Err(DeltaError::ReservedOpcode { at: 4 }));
         // Truncated copy and insert.
-        assert_eq!(
-            apply(base, &[32, 4, 0x91, 1]),
-            Err(DeltaError::TruncatedInstruction { at: 2 })
-        );
-        assert_eq!(
-            apply(base, &[32, 4, 4, b'a', b'b']),
-            Err(DeltaError::TruncatedInstruction { at: 2 })
-        );
+        assert_eq!(apply(base, &[32, 4, 0x91, 1]), Err(DeltaError::TruncatedInstruction { at: 2 }));
+        assert_eq!(apply(base, &[32, 4, 4, b'a', b'b']), Err(DeltaError::TruncatedInstruction { at: 2 }));
         // Copy out of the base.
         assert!(matches!(
             apply(base, &[32, 4, 0x91, 30, 4]),
-            Err(DeltaError::CopyOutOfRange {
-                offset: 30,
-                size: 4,
-                ..
-            })
+            Err(DeltaError::CopyOutOfRange { offset: 30, size: 4, .. })
         ));
         assert!(matches!(
             apply(base, &[32, 4, 0x8f, 0xff, 0xff, 0xff, 0xff]),
@@ -1077,16 +991,10 @@ mod tests {
             apply(base, &[32, 4, 0x90, 5]),
             Err(DeltaError::ResultOverflow { at: 2, declared: 4 })
         ));
-        assert!(matches!(
-            apply(base, &[32, 4, 5, 1, 2, 3, 4, 5]),
-            Err(DeltaError::ResultOverflow { .. })
-        ));
+        assert!(matches!(apply(base, &[32, 4, 5, 1, 2, 3, 4, 5]), Err(DeltaError::ResultOverflow { .. })));
         assert_eq!(
             apply(base, &[32, 4, 0x90, 3]),
-            Err(DeltaError::ResultTooShort {
-                declared: 4,
-                actual: 3
-            })
+            Err(DeltaError::ResultTooShort { declared: 4, actual: 3 })
         );
     }
 

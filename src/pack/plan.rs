@@ -35,12 +35,7 @@ impl Plan {
     pub fn new(objects: impl IntoIterator<Item = (ObjectId, Kind, u32)>, packs: &PackSet) -> Self {
         let mut stored: Vec<PlanEntry> = objects
             .into_iter()
-            .map(|(id, kind, name_hash)| PlanEntry {
-                id,
-                kind,
-                loc: packs.locate(&id),
-                name_hash,
-            })
+            .map(|(id, kind, name_hash)| PlanEntry { id, kind, loc: packs.locate(&id), name_hash })
             .collect();
         stored.sort_by_key(|e| match e.loc {
             Some(l) => (0u8, l.pack, l.offset),
@@ -67,13 +62,10 @@ impl Plan {
                 continue;
             };
             let base = match info.header {
-                Header::OfsDelta { base_distance } => loc
-                    .offset
-                    .checked_sub(base_distance)
-                    .and_then(|off| find(loc.pack, off)),
-                Header::RefDelta { base_id } => {
-                    packs.locate(&base_id).and_then(|l| find(l.pack, l.offset))
+                Header::OfsDelta { base_distance } => {
+                    loc.offset.checked_sub(base_distance).and_then(|off| find(loc.pack, off))
                 }
+                Header::RefDelta { base_id } => packs.locate(&base_id).and_then(|l| find(l.pack, l.offset)),
                 _ => None,
             };
             if let Some(b) = base.filter(|&b| b != i) {
@@ -118,17 +110,10 @@ impl Plan {
         for (pos, &i) in order.iter().enumerate() {
             new_pos[i as usize] = pos as u32;
         }
-        let by_location: Vec<u32> = stored
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.loc.is_some())
-            .map(|(i, _)| new_pos[i])
-            .collect();
+        let by_location: Vec<u32> =
+            stored.iter().enumerate().filter(|(_, e)| e.loc.is_some()).map(|(i, _)| new_pos[i]).collect();
         let entries = order.iter().map(|&i| stored[i as usize]).collect();
-        Plan {
-            entries,
-            by_location,
-        }
+        Plan { entries, by_location }
     }
 
     /// The position in the plan of the packed entry at (`pack`, `offset`), if it is planned.

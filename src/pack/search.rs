@@ -39,12 +39,7 @@ pub struct DeltaSearch<'a> {
 impl<'a> DeltaSearch<'a> {
     /// `thin` are the client's objects by name hash, when the client accepts a thin pack.
     pub fn new(odb: &'a Odb, thin: Option<&'a ThinBases>) -> Self {
-        DeltaSearch {
-            odb,
-            thin,
-            written: std::collections::HashMap::new(),
-            base_buf: Vec::new(),
-        }
+        DeltaSearch { odb, thin, written: std::collections::HashMap::new(), base_buf: Vec::new() }
     }
 
     /// Records an object written whole (not as a delta) at plan position `pos`.
@@ -63,10 +58,7 @@ impl<'a> DeltaSearch<'a> {
     /// has an object of the same type at the same path (a fetch of a changed file).
     pub fn worth_trying(&self, kind: Kind, name_hash: u32, size: u64) -> bool {
         (MIN_SIZE as u64..=MAX_SIZE as u64).contains(&size)
-            && self
-                .thin
-                .and_then(|t| t.get(&name_hash))
-                .is_some_and(|v| v.iter().any(|c| c.1 == kind))
+            && self.thin.and_then(|t| t.get(&name_hash)).is_some_and(|v| v.iter().any(|c| c.1 == kind))
     }
 
     /// The best delta for `target` (of `kind`, at a path with `name_hash`), if one pays.
@@ -77,26 +69,15 @@ impl<'a> DeltaSearch<'a> {
         name_hash: u32,
         target: &[u8],
     ) -> Option<(DeltaBase, Vec<u8>)> {
-        if !(MIN_SIZE..=MAX_SIZE).contains(&target.len())
-            || (kind != Kind::Blob && kind != Kind::Tree)
-        {
+        if !(MIN_SIZE..=MAX_SIZE).contains(&target.len()) || (kind != Kind::Blob && kind != Kind::Tree) {
             return None;
         }
         let mut candidates: Vec<DeltaBase> = Vec::with_capacity(WINDOW);
         if let Some(v) = self.written.get(&name_hash) {
-            candidates.extend(
-                v.iter()
-                    .rev()
-                    .filter(|c| c.2 == kind)
-                    .map(|c| DeltaBase::Written(c.0, c.1)),
-            );
+            candidates.extend(v.iter().rev().filter(|c| c.2 == kind).map(|c| DeltaBase::Written(c.0, c.1)));
         }
         if let Some(v) = self.thin.and_then(|t| t.get(&name_hash)) {
-            candidates.extend(
-                v.iter()
-                    .filter(|c| c.1 == kind)
-                    .map(|c| DeltaBase::Thin(c.0)),
-            );
+            candidates.extend(v.iter().filter(|c| c.1 == kind).map(|c| DeltaBase::Thin(c.0)));
         }
         candidates.truncate(WINDOW);
         let hash_len = self.odb.hash_kind().len_in_bytes();

@@ -15,10 +15,7 @@ pub enum SourceError {
     #[error("cannot read pack index {path}: {message}")]
     Index { path: PathBuf, message: String },
     #[error("cannot map pack {path}: {source}")]
-    Map {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Map { path: PathBuf, source: std::io::Error },
     #[error("pack {path} is corrupt: {what}")]
     Corrupt { path: PathBuf, what: String },
 }
@@ -70,42 +67,24 @@ pub struct EntryInfo {
 
 impl Pack {
     fn open(idx_path: &Path, hash: gix::hash::Kind) -> Result<Self, SourceError> {
-        let idx = pack::index::File::at(idx_path, hash).map_err(|e| SourceError::Index {
-            path: idx_path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let idx = pack::index::File::at(idx_path, hash)
+            .map_err(|e| SourceError::Index { path: idx_path.to_owned(), message: e.to_string() })?;
         let path = idx_path.with_extension("pack");
-        let file = std::fs::File::open(&path).map_err(|source| SourceError::Map {
-            path: path.clone(),
-            source,
-        })?;
+        let file =
+            std::fs::File::open(&path).map_err(|source| SourceError::Map { path: path.clone(), source })?;
         // SAFETY: packs are immutable once written; git replaces them, never rewrites them in place.
-        let data = unsafe { Mmap::map(&file) }.map_err(|source| SourceError::Map {
-            path: path.clone(),
-            source,
-        })?;
+        let data =
+            unsafe { Mmap::map(&file) }.map_err(|source| SourceError::Map { path: path.clone(), source })?;
         let trailer = hash.len_in_bytes();
         if data.len() < 12 + trailer || &data[..4] != b"PACK" {
-            return Err(SourceError::Corrupt {
-                path,
-                what: "bad header".into(),
-            });
+            return Err(SourceError::Corrupt { path, what: "bad header".into() });
         }
         let count = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
         if count != idx.num_objects() {
-            return Err(SourceError::Corrupt {
-                path,
-                what: "object count differs from its index".into(),
-            });
+            return Err(SourceError::Corrupt { path, what: "object count differs from its index".into() });
         }
         let rev_path = idx_path.with_extension("rev");
-        Ok(Pack {
-            idx,
-            data,
-            path,
-            rev: std::sync::OnceLock::new(),
-            rev_path,
-        })
+        Ok(Pack { idx, data, path, rev: std::sync::OnceLock::new(), rev_path })
     }
 
     /// The pack file's path.
@@ -199,13 +178,7 @@ impl Pack {
         if header_len >= bytes.len() {
             return Err(corrupt("truncated entry"));
         }
-        Ok(EntryInfo {
-            offset,
-            header_len,
-            end,
-            header: e.header,
-            size: e.decompressed_size,
-        })
+        Ok(EntryInfo { offset, header_len, end, header: e.header, size: e.decompressed_size })
     }
 
     /// The raw bytes `[from, to)` of the pack.
@@ -261,10 +234,7 @@ impl PackSet {
                 let p = e.path();
                 let name = e.file_name();
                 let name = name.to_string_lossy();
-                if name.starts_with("pack-")
-                    && name.ends_with(".idx")
-                    && p.with_extension("pack").exists()
-                {
+                if name.starts_with("pack-") && name.ends_with(".idx") && p.with_extension("pack").exists() {
                     let mtime = e.metadata().and_then(|m| m.modified()).ok();
                     found.push((mtime, p));
                 }
@@ -310,7 +280,6 @@ impl PackSet {
     /// The object id of the entry at `offset` in `pack`.
     pub fn oid_at(&self, pack: PackId, offset: u64) -> Option<ObjectId> {
         let p = &self.packs[pack as usize];
-        p.index_at_offset(offset)
-            .map(|i| p.idx.oid_at_index(i).to_owned())
+        p.index_at_offset(offset).map(|i| p.idx.oid_at_index(i).to_owned())
     }
 }

@@ -53,11 +53,7 @@ pub enum PackError {
     #[error("pack {path}: CRC mismatch for object {id}")]
     Crc { path: String, id: ObjectId },
     #[error("object {id} is a {actual} but was listed as a {expected}")]
-    KindMismatch {
-        id: ObjectId,
-        actual: Kind,
-        expected: Kind,
-    },
+    KindMismatch { id: ObjectId, actual: Kind, expected: Kind },
     #[error("too many objects for one pack")]
     TooMany,
 }
@@ -119,17 +115,9 @@ pub fn write_pack<W: Write>(
     opts: PackOptions,
     on_entry: &mut dyn FnMut(&PackStats),
 ) -> Result<PackStats, PackError> {
-    let Known {
-        is_sent,
-        client_has,
-        thin_bases,
-    } = *known;
+    let Known { is_sent, client_has, thin_bases } = *known;
     let count = u32::try_from(plan.entries.len()).map_err(|_| PackError::TooMany)?;
-    let mut w = Hashing {
-        out,
-        hasher: gix::hash::hasher(packs.hash_kind()),
-        count: 0,
-    };
+    let mut w = Hashing { out, hasher: gix::hash::hasher(packs.hash_kind()), count: 0 };
     let mut stats = PackStats::default();
     w.write_all(b"PACK")?;
     w.write_all(&2u32.to_be_bytes())?;
@@ -151,36 +139,27 @@ pub fn write_pack<W: Write>(
             let raw = p.bytes(info.offset, info.end);
             if let Some(crc) = p.index().crc32_at_index(loc.index) {
                 if crc32fast::hash(raw) != crc {
-                    return Err(PackError::Crc {
-                        path: p.path().display().to_string(),
-                        id: e.id,
-                    });
+                    return Err(PackError::Crc { path: p.path().display().to_string(), id: e.id });
                 }
             }
             let data = &raw[info.header_len..];
             // The base of a stored delta, as (plan position if planned, its id).
             let base = match info.header {
                 Header::OfsDelta { base_distance } => {
-                    let base_off = info.offset.checked_sub(base_distance).ok_or_else(|| {
-                        SourceError::Corrupt {
+                    let base_off =
+                        info.offset.checked_sub(base_distance).ok_or_else(|| SourceError::Corrupt {
                             path: p.path().to_owned(),
                             what: format!("delta base before start at offset {}", info.offset),
-                        }
-                    })?;
+                        })?;
                     let pos = plan.position_of(loc.pack, base_off);
-                    let id =
-                        packs
-                            .oid_at(loc.pack, base_off)
-                            .ok_or_else(|| SourceError::Corrupt {
-                                path: p.path().to_owned(),
-                                what: format!("no entry at delta base offset {base_off}"),
-                            })?;
+                    let id = packs.oid_at(loc.pack, base_off).ok_or_else(|| SourceError::Corrupt {
+                        path: p.path().to_owned(),
+                        what: format!("no entry at delta base offset {base_off}"),
+                    })?;
                     Some((pos, id))
                 }
                 Header::RefDelta { base_id } => {
-                    let pos = packs
-                        .locate(&base_id)
-                        .and_then(|l| plan.position_of(l.pack, l.offset));
+                    let pos = packs.locate(&base_id).and_then(|l| plan.position_of(l.pack, l.offset));
                     Some((pos, base_id))
                 }
                 _ => None,
@@ -205,9 +184,9 @@ pub fn write_pack<W: Write>(
                 }
                 Some((pos, base_id)) => {
                     let new_header = match pos {
-                        Some(j) if j < i && opts.ofs_delta => Some(Header::OfsDelta {
-                            base_distance: here - out_offsets[j],
-                        }),
+                        Some(j) if j < i && opts.ofs_delta => {
+                            Some(Header::OfsDelta { base_distance: here - out_offsets[j] })
+                        }
                         Some(_) => Some(Header::RefDelta { base_id }),
                         None if is_sent(&base_id) || (opts.thin && client_has(&base_id)) => {
                             Some(Header::RefDelta { base_id })
@@ -231,21 +210,15 @@ pub fn write_pack<W: Write>(
         if !written {
             let kind = odb.read(&e.id, &mut buf)?;
             if kind != e.kind {
-                return Err(PackError::KindMismatch {
-                    id: e.id,
-                    actual: kind,
-                    expected: e.kind,
-                });
+                return Err(PackError::KindMismatch { id: e.id, actual: kind, expected: e.kind });
             }
             hdr.clear();
             if let Some((base, delta)) = search.find(&e.id, kind, e.name_hash, &buf) {
                 let h = match base {
-                    DeltaBase::Written(j, _) if opts.ofs_delta => Header::OfsDelta {
-                        base_distance: here - out_offsets[j],
-                    },
-                    DeltaBase::Written(_, id) | DeltaBase::Thin(id) => {
-                        Header::RefDelta { base_id: id }
+                    DeltaBase::Written(j, _) if opts.ofs_delta => {
+                        Header::OfsDelta { base_distance: here - out_offsets[j] }
                     }
+                    DeltaBase::Written(_, id) | DeltaBase::Thin(id) => Header::RefDelta { base_id: id },
                 };
                 h.write_to(delta.len() as u64, &mut hdr)?;
                 w.write_all(&hdr)?;
@@ -266,9 +239,7 @@ pub fn write_pack<W: Write>(
         on_entry(&stats);
     }
     let Hashing { out, hasher, count } = w;
-    let digest = hasher
-        .try_finalize()
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    let digest = hasher.try_finalize().map_err(|e| io::Error::other(e.to_string()))?;
     out.write_all(digest.as_bytes())?;
     stats.bytes = count + digest.as_bytes().len() as u64;
     Ok(stats)

@@ -61,10 +61,8 @@ pub fn first_disallowed(
         }
     }
     if !commits.is_empty() {
-        let min_gen = commits
-            .iter()
-            .map(|c| odb.commit(c).map(|i| i.generation))
-            .collect::<Result<Vec<_>, _>>()?;
+        let min_gen =
+            commits.iter().map(|c| odb.commit(c).map(|i| i.generation)).collect::<Result<Vec<_>, _>>()?;
         let min_gen = min_gen.into_iter().min().unwrap_or(0);
         let use_gen = min_gen != u32::MAX;
         let mut seen = HashSet::default();
@@ -104,10 +102,7 @@ pub fn first_disallowed(
     }
     if !rest.is_empty() {
         // Trees, blobs and tags: enumerate what the tips reach.
-        let req = walk::Request {
-            wants: tips.iter().copied().collect(),
-            ..Default::default()
-        };
+        let req = walk::Request { wants: tips.iter().copied().collect(), ..Default::default() };
         let sel = walk::enumerate(odb, &req).map_err(|walk::WalkError::Odb(e)| e)?;
         if let Some(bad) = rest.into_iter().find(|r| !sel.is_sent(r)) {
             return Ok(Some(bad));

@@ -57,9 +57,7 @@ impl Selection {
 
     /// Whether the client is known to have `id` (usable as a thin-pack base).
     pub fn client_has(&self, id: &oid) -> bool {
-        self.flags
-            .get(id)
-            .is_some_and(|f| f & flag::UNINTERESTING != 0)
+        self.flags.get(id).is_some_and(|f| f & flag::UNINTERESTING != 0)
     }
 }
 
@@ -117,20 +115,14 @@ impl<'a> CommitWalk<'a> {
         let i = self.arena.len() as u32;
         self.all_generations &= info.generation != u32::MAX;
         let node = Node {
-            flags: if uninteresting {
-                flag::UNINTERESTING
-            } else {
-                0
-            },
+            flags: if uninteresting { flag::UNINTERESTING } else { 0 },
             in_queue: true,
             processed: false,
         };
-        self.arena
-            .push((id.to_owned(), node, Vec::new(), info.tree));
+        self.arena.push((id.to_owned(), node, Vec::new(), info.tree));
         self.nodes.insert(id.to_owned(), i);
         self.seq += 1;
-        self.queue
-            .push((info.generation, info.time, std::cmp::Reverse(self.seq), i));
+        self.queue.push((info.generation, info.time, std::cmp::Reverse(self.seq), i));
         if !uninteresting {
             self.interesting_in_queue += 1;
         }
@@ -191,10 +183,7 @@ impl<'a> CommitWalk<'a> {
                 if self.all_generations {
                     break;
                 }
-                let head_newer = self
-                    .queue
-                    .peek()
-                    .is_some_and(|h| h.1 > last_interesting_time);
+                let head_newer = self.queue.peek().is_some_and(|h| h.1 > last_interesting_time);
                 if !head_newer {
                     slop -= 1;
                     if slop == 0 {
@@ -314,13 +303,7 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
         *flags.entry(b).or_default() |= flag::UNINTERESTING;
     }
     let mut thin_bases = std::collections::HashMap::new();
-    mark_trees_uninteresting(
-        odb,
-        &mut flags,
-        &mut thin_bases,
-        uninteresting_trees,
-        &mut buf,
-    )?;
+    mark_trees_uninteresting(odb, &mut flags, &mut thin_bases, uninteresting_trees, &mut buf)?;
 
     // What we send: commits, tags, then trees and blobs.
     let mut roots = Vec::with_capacity(order.len());
@@ -330,11 +313,7 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
             continue;
         }
         flags.insert(*id, flag::SENT);
-        objects.push(Obj {
-            id: *id,
-            kind: Kind::Commit,
-            name_hash: 0,
-        });
+        objects.push(Obj { id: *id, kind: Kind::Commit, name_hash: 0 });
         roots.push(*tree);
     }
     drop(walk);
@@ -342,11 +321,7 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
         let f = flags.entry(t).or_default();
         if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
             *f |= flag::SENT;
-            objects.push(Obj {
-                id: t,
-                kind: Kind::Tag,
-                name_hash: 0,
-            });
+            objects.push(Obj { id: t, kind: Kind::Tag, name_hash: 0 });
         }
     }
     roots.extend(pending_trees);
@@ -357,20 +332,13 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
         let f = flags.entry(b).or_default();
         if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
             *f |= flag::SENT;
-            objects.push(Obj {
-                id: b,
-                kind: Kind::Blob,
-                name_hash: 0,
-            });
+            objects.push(Obj { id: b, kind: Kind::Blob, name_hash: 0 });
         }
     }
 
     // include-tag: annotated tags whose target ends up in the pack.
     for &tag in &req.include_tags {
-        if flags
-            .get(&tag)
-            .is_some_and(|f| f & (flag::SENT | flag::UNINTERESTING) != 0)
-        {
+        if flags.get(&tag).is_some_and(|f| f & (flag::SENT | flag::UNINTERESTING) != 0) {
             continue;
         }
         let mut chain = vec![tag];
@@ -395,22 +363,13 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
                 let f = flags.entry(t).or_default();
                 if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
                     *f |= flag::SENT;
-                    objects.push(Obj {
-                        id: t,
-                        kind: Kind::Tag,
-                        name_hash: 0,
-                    });
+                    objects.push(Obj { id: t, kind: Kind::Tag, name_hash: 0 });
                 }
             }
         }
     }
 
-    Ok(Selection {
-        objects,
-        flags,
-        commits_walked,
-        thin_bases,
-    })
+    Ok(Selection { objects, flags, commits_walked, thin_bases })
 }
 
 fn mark_trees_uninteresting(
@@ -468,11 +427,7 @@ fn add_tree(
             continue;
         }
         *f |= flag::SENT;
-        objects.push(Obj {
-            id: t,
-            kind: Kind::Tree,
-            name_hash: hash,
-        });
+        objects.push(Obj { id: t, kind: Kind::Tree, name_hash: hash });
         let mut subtrees = Vec::new();
         odb.for_each_tree_entry(&t, buf, |kind, name, id| match kind {
             EntryKind::Tree => subtrees.push((id.to_owned(), name_hash(name))),
@@ -480,11 +435,7 @@ fn add_tree(
                 let f = flags.entry(id.to_owned()).or_default();
                 if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
                     *f |= flag::SENT;
-                    objects.push(Obj {
-                        id: id.to_owned(),
-                        kind: Kind::Blob,
-                        name_hash: name_hash(name),
-                    });
+                    objects.push(Obj { id: id.to_owned(), kind: Kind::Blob, name_hash: name_hash(name) });
                 }
             }
             EntryKind::Commit => {}

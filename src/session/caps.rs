@@ -6,12 +6,10 @@ pub fn agent() -> String {
 }
 
 /// The v0/v1 capability list written after the NUL of the first ref line.
-pub fn v0_capabilities(
-    stateless: bool,
-    head_symref: Option<&[u8]>,
-    object_format: &str,
-) -> Vec<u8> {
-    let mut s = b"multi_ack thin-pack side-band side-band-64k ofs-delta no-progress include-tag multi_ack_detailed".to_vec();
+pub fn v0_capabilities(stateless: bool, head_symref: Option<&[u8]>, object_format: &str) -> Vec<u8> {
+    let mut s =
+        b"multi_ack thin-pack side-band side-band-64k ofs-delta no-progress include-tag multi_ack_detailed"
+            .to_vec();
     if stateless {
         s.extend_from_slice(b" no-done");
     }

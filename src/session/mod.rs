@@ -65,18 +65,39 @@ impl SessionError {
     }
 }
 
+/// What one connection did, for the operator's log line. Filled as the session goes, so it is
+/// meaningful after a failure too.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Commands served, in order (`advertise`, `ls-refs`, `fetch`; `upload-pack` for v0/v1).
+    pub commands: Vec<&'static str>,
+    /// `want` lines.
+    pub wants: usize,
+    /// `have` lines.
+    pub haves: usize,
+    /// Whether the request was shallow (`shallow`/`deepen*`).
+    pub shallow: bool,
+    /// The filter spec, if any.
+    pub filter: Option<String>,
+    /// Objects in the packs sent.
+    pub objects: u64,
+    /// Bytes of the packs sent.
+    pub bytes: u64,
+}
+
 /// Serves one connection on `input`/`output`.
 pub fn serve<R: Read, W: Write>(
     repo: &Repo,
     input: R,
     output: W,
     settings: Settings,
+    summary: &mut Summary,
 ) -> Result<(), SessionError> {
     let mut reader = PktReader::new(input);
     let mut writer = PktWriter::new(output);
     let res = match settings.version {
-        Version::V2 => v2::serve(repo, &mut reader, &mut writer, settings),
-        Version::V0 | Version::V1 => v0::serve(repo, &mut reader, &mut writer, settings),
+        Version::V2 => v2::serve(repo, &mut reader, &mut writer, settings, summary),
+        Version::V0 | Version::V1 => v0::serve(repo, &mut reader, &mut writer, settings, summary),
     };
     // A refused request is told to the client too, where the protocol has room for it (the
     // pack has not started: errors after that go to band 3 in send_pack).
@@ -106,6 +127,7 @@ pub(crate) fn send_pack<W: Write>(
     repo: &Repo,
     writer: &mut PktWriter<W>,
     req: PackRequest<'_>,
+    summary: &mut Summary,
 ) -> Result<(), SessionError> {
     let mut sb = SideBand::new(writer, req.framing, req.progress);
     let result = (|| -> Result<writer::PackStats, SessionError> {
@@ -115,14 +137,8 @@ pub(crate) fn send_pack<W: Write>(
             include_tags: req.include_tags.clone(),
         };
         let sel = walk::enumerate(&repo.odb, &walk_req).map_err(SessionError::internal)?;
-        sb.progress(&format!(
-            "Enumerating objects: {}, done.\n",
-            sel.objects.len()
-        ))?;
-        let plan = Plan::new(
-            sel.objects.iter().map(|o| (o.id, o.kind, o.name_hash)),
-            &repo.packs,
-        );
+        sb.progress(&format!("Enumerating objects: {}, done.\n", sel.objects.len()))?;
+        let plan = Plan::new(sel.objects.iter().map(|o| (o.id, o.kind, o.name_hash)), &repo.packs);
         let stats = {
             let mut on_entry = |_: &writer::PackStats| {};
             writer::write_pack(
@@ -147,6 +163,8 @@ pub(crate) fn send_pack<W: Write>(
     })();
     match result {
         Ok(stats) => {
+            summary.objects += u64::from(stats.objects);
+            summary.bytes += stats.bytes;
             sb.progress(&format!(
                 "Total {} (delta {}), reused {} (delta {}), pack-reused 0 (from 0)\n",
                 stats.objects, stats.deltas, stats.reused, stats.reused_deltas

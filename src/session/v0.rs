@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use gix::hash::ObjectId;
 
 use super::caps::{self, ClientCaps};
-use super::{parse_oid, send_pack, PackRequest, SessionError, Settings, Version};
+use super::{parse_oid, send_pack, PackRequest, SessionError, Settings, Summary, Version};
 use crate::negotiate::{Have, Negotiator};
 use crate::pack::writer::PackOptions;
 use crate::refs::{self, RefSet};
@@ -23,11 +23,7 @@ pub fn advertise<W: Write>(
     stateless: bool,
     hash: gix::hash::Kind,
 ) -> std::io::Result<()> {
-    let symref = refs
-        .head
-        .as_ref()
-        .and_then(|h| h.symref_target.as_deref())
-        .map(|t| t.as_ref());
+    let symref = refs.head.as_ref().and_then(|h| h.symref_target.as_deref()).map(|t| t.as_ref());
     let capabilities = caps::v0_capabilities(stateless, symref, hash_name(hash));
     let mut first = true;
     for r in refs.iter() {
@@ -101,10 +97,7 @@ pub fn receive_needs<R: Read>(
             return Err(expected());
         };
         let hex_len = hash.len_in_hex();
-        let id = rest
-            .get(..hex_len)
-            .and_then(|h| parse_oid(h, hash))
-            .ok_or_else(expected)?;
+        let id = rest.get(..hex_len).and_then(|h| parse_oid(h, hash)).ok_or_else(expected)?;
         let features = &rest[hex_len..];
         if !features.is_empty() && features[0] != b' ' {
             return Err(expected());
@@ -149,8 +142,7 @@ pub fn get_common_commits<R: Read, W: Write>(
         let pkt = r.read_required()?;
         let line = match pkt {
             Packet::Flush => {
-                if let Some(last) = last.filter(|_| caps.multi_ack == 2 && got_common && !got_other)
-                {
+                if let Some(last) = last.filter(|_| caps.multi_ack == 2 && got_common && !got_other) {
                     if neg.ok_to_give_up(odb, wants).map_err(internal)? {
                         sent_ready = true;
                         w.line(format!("ACK {} ready", last.to_hex()))?;
@@ -236,19 +228,16 @@ pub fn serve<R: Read, W: Write>(
     r: &mut PktReader<R>,
     w: &mut PktWriter<W>,
     settings: Settings,
+    summary: &mut Summary,
 ) -> Result<(), SessionError> {
     let hash = repo.odb.hash_kind();
+    summary.commands.push(if settings.advertise_refs { "advertise" } else { "upload-pack" });
     let refs = refs::load(&repo.repo, &repo.odb).map_err(SessionError::internal)?;
     if settings.advertise_refs || !settings.stateless_rpc {
         if settings.version == Version::V1 {
             w.line("version 1")?;
         }
-        advertise(
-            w,
-            &refs,
-            settings.stateless_rpc || settings.advertise_refs,
-            hash,
-        )?;
+        advertise(w, &refs, settings.stateless_rpc || settings.advertise_refs, hash)?;
         w.flush_pkt()?;
         w.flush()?;
     }
@@ -261,11 +250,7 @@ pub fn serve<R: Read, W: Write>(
 
     // Wants must be advertised tips; a stateless request may name anything reachable from them,
     // since the refs may have moved since the advertisement.
-    let policy = if settings.stateless_rpc {
-        WantPolicy::Reachable
-    } else {
-        WantPolicy::Tips
-    };
+    let policy = if settings.stateless_rpc { WantPolicy::Reachable } else { WantPolicy::Tips };
     if let Some(bad) = policy::first_disallowed(&repo.odb, &needs.wants, &refs.tips(), policy)
         .map_err(SessionError::internal)?
     {
@@ -276,15 +261,7 @@ pub fn serve<R: Read, W: Write>(
     }
 
     let mut neg = Negotiator::new();
-    match get_common_commits(
-        repo,
-        r,
-        w,
-        &mut neg,
-        &needs.wants,
-        needs.caps,
-        settings.stateless_rpc,
-    )? {
+    match get_common_commits(repo, r, w, &mut neg, &needs.wants, needs.caps, settings.stateless_rpc)? {
         Negotiated::RoundDone => return Ok(()),
         Negotiated::SendPack => {}
     }
@@ -299,18 +276,12 @@ pub fn serve<R: Read, W: Write>(
         PackRequest {
             wants: &needs.wants,
             common: neg.common(),
-            include_tags: if needs.caps.include_tag {
-                refs.annotated_tags()
-            } else {
-                Vec::new()
-            },
+            include_tags: if needs.caps.include_tag { refs.annotated_tags() } else { Vec::new() },
             framing,
             progress: !needs.caps.no_progress,
-            options: PackOptions {
-                ofs_delta: needs.caps.ofs_delta,
-                thin: needs.caps.thin_pack,
-            },
+            options: PackOptions { ofs_delta: needs.caps.ofs_delta, thin: needs.caps.thin_pack },
         },
+        summary,
     )?;
     if framing != Framing::Raw {
         w.flush_pkt()?;

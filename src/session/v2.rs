@@ -9,7 +9,7 @@ use gix::hash::ObjectId;
 
 use super::caps;
 use super::v0::hash_name;
-use super::{parse_oid, send_pack, PackRequest, SessionError, Settings};
+use super::{parse_oid, send_pack, PackRequest, SessionError, Settings, Summary};
 use crate::negotiate::{Have, Negotiator};
 use crate::pack::writer::PackOptions;
 use crate::refs::{self, RefSet};
@@ -37,26 +37,19 @@ pub fn read_request<R: Read>(r: &mut PktReader<R>) -> Result<Option<Request>, Se
     loop {
         let pkt = match r.read()? {
             None if !seen_any => return Ok(None),
-            None => {
-                return Err(SessionError::Read(
-                    crate::wire::pktline::ReadError::UnexpectedEof,
-                ))
-            }
+            None => return Err(SessionError::Read(crate::wire::pktline::ReadError::UnexpectedEof)),
             Some(p) => p,
         };
         match pkt {
             Packet::Flush if !seen_any => return Ok(None),
             Packet::Flush => {
                 // No arguments: the flush ends the request.
-                req.command =
-                    command.ok_or_else(|| SessionError::Protocol("no command requested".into()))?;
+                req.command = command.ok_or_else(|| SessionError::Protocol("no command requested".into()))?;
                 return Ok(Some(req));
             }
             Packet::Delim => break,
             Packet::ResponseEnd => {
-                return Err(SessionError::Protocol(
-                    "unexpected response-end packet".into(),
-                ))
+                return Err(SessionError::Protocol("unexpected response-end packet".into()))
             }
             Packet::Data(_) => {
                 let line = pkt.line().unwrap_or_default().to_vec();
@@ -117,10 +110,12 @@ pub fn serve<R: Read, W: Write>(
     r: &mut PktReader<R>,
     w: &mut PktWriter<W>,
     settings: Settings,
+    summary: &mut Summary,
 ) -> Result<(), SessionError> {
     let hash = repo.odb.hash_kind();
     if settings.advertise_refs || !settings.stateless_rpc {
         advertise(w, hash)?;
+        summary.commands.push("advertise");
     }
     if settings.advertise_refs {
         return Ok(());
@@ -139,8 +134,14 @@ pub fn serve<R: Read, W: Write>(
         }
         let refs = refs::load(&repo.repo, &repo.odb).map_err(SessionError::internal)?;
         match req.command.as_str() {
-            "ls-refs" => ls_refs(w, &refs, &req.args)?,
-            "fetch" => fetch(repo, w, &refs, &req.args)?,
+            "ls-refs" => {
+                summary.commands.push("ls-refs");
+                ls_refs(w, &refs, &req.args)?
+            }
+            "fetch" => {
+                summary.commands.push("fetch");
+                fetch(repo, w, &refs, &req.args, summary)?
+            }
             other => return Err(SessionError::Protocol(format!("invalid command '{other}'"))),
         }
         w.flush()?;
@@ -160,11 +161,7 @@ struct LsRefsArgs {
 }
 
 /// `ls-refs`: one line per ref matching the prefixes, HEAD first.
-pub fn ls_refs<W: Write>(
-    w: &mut PktWriter<W>,
-    refs: &RefSet,
-    args: &[BString],
-) -> Result<(), SessionError> {
+pub fn ls_refs<W: Write>(w: &mut PktWriter<W>, refs: &RefSet, args: &[BString]) -> Result<(), SessionError> {
     let mut a = LsRefsArgs::default();
     for arg in args {
         match arg.as_bytes() {
@@ -180,8 +177,7 @@ pub fn ls_refs<W: Write>(
     if a.prefixes.len() > 65536 {
         a.prefixes.clear();
     }
-    let matches =
-        |name: &[u8]| a.prefixes.is_empty() || a.prefixes.iter().any(|p| name.starts_with(p));
+    let matches = |name: &[u8]| a.prefixes.is_empty() || a.prefixes.iter().any(|p| name.starts_with(p));
     if let (None, Some(target)) = (&refs.head, &refs.unborn_head) {
         if a.unborn && a.symrefs && matches(b"HEAD") {
             w.line(format!("unborn HEAD symref-target:{target}"))?;
@@ -230,10 +226,7 @@ pub struct FetchArgs {
 }
 
 /// Parses `fetch` arguments with git's error messages.
-pub fn parse_fetch_args(
-    args: &[BString],
-    hash: gix::hash::Kind,
-) -> Result<FetchArgs, SessionError> {
+pub fn parse_fetch_args(args: &[BString], hash: gix::hash::Kind) -> Result<FetchArgs, SessionError> {
     let mut f = FetchArgs::default();
     for arg in args {
         let arg = arg.as_bytes();
@@ -266,12 +259,7 @@ pub fn parse_fetch_args(
             b"include-tag" => f.include_tag = true,
             b"done" => f.done = true,
             b"wait-for-done" => f.wait_for_done = true,
-            _ => {
-                return Err(SessionError::Protocol(format!(
-                    "unexpected line: '{}'",
-                    arg.as_bstr()
-                )))
-            }
+            _ => return Err(SessionError::Protocol(format!("unexpected line: '{}'", arg.as_bstr()))),
         }
     }
     Ok(f)
@@ -283,15 +271,17 @@ fn fetch<W: Write>(
     w: &mut PktWriter<W>,
     refs: &RefSet,
     args: &[BString],
+    summary: &mut Summary,
 ) -> Result<(), SessionError> {
     let odb = &repo.odb;
     let args = parse_fetch_args(args, odb.hash_kind())?;
+    summary.wants += args.wants.len();
+    summary.haves += args.haves.len();
     if args.wants.is_empty() && !args.wait_for_done {
         return Ok(());
     }
-    if let Some(bad) =
-        policy::first_disallowed(odb, &args.wants, &refs.tips(), WantPolicy::Reachable)
-            .map_err(SessionError::internal)?
+    if let Some(bad) = policy::first_disallowed(odb, &args.wants, &refs.tips(), WantPolicy::Reachable)
+        .map_err(SessionError::internal)?
     {
         let msg = format!("upload-pack: not our ref {}", bad.to_hex());
         w.error(&msg)?;
@@ -317,9 +307,7 @@ fn fetch<W: Write>(
             }
             let ready = !args.wait_for_done
                 && !args.wants.is_empty()
-                && neg
-                    .ok_to_give_up(odb, &args.wants)
-                    .map_err(SessionError::internal)?;
+                && neg.ok_to_give_up(odb, &args.wants).map_err(SessionError::internal)?;
             if ready {
                 w.line("ready")?;
                 w.delim_pkt()?;
@@ -340,18 +328,12 @@ fn fetch<W: Write>(
         PackRequest {
             wants: &args.wants,
             common: neg.common(),
-            include_tags: if args.include_tag {
-                refs.annotated_tags()
-            } else {
-                Vec::new()
-            },
+            include_tags: if args.include_tag { refs.annotated_tags() } else { Vec::new() },
             framing: Framing::SideBand64k,
             progress: !args.no_progress,
-            options: PackOptions {
-                ofs_delta: args.ofs_delta,
-                thin: args.thin_pack,
-            },
+            options: PackOptions { ofs_delta: args.ofs_delta, thin: args.thin_pack },
         },
+        summary,
     )?;
     w.flush_pkt()?;
     Ok(())

@@ -63,11 +63,7 @@ pub struct PktReader<R> {
 impl<R: Read> PktReader<R> {
     /// Wraps `inner`; reads are done in exact sizes, so no bytes beyond a packet are consumed.
     pub fn new(inner: R) -> Self {
-        PktReader {
-            inner,
-            buf: Vec::with_capacity(1024),
-            trace: None,
-        }
+        PktReader { inner, buf: Vec::with_capacity(1024), trace: None }
     }
 
     /// Calls `f` for every packet read (used for `GIT_TRACE_PACKET`).
@@ -137,11 +133,7 @@ fn parse_len(hdr: &[u8; 4]) -> Result<usize, ReadError> {
             b'0'..=b'9' => c - b'0',
             b'a'..=b'f' => c - b'a' + 10,
             b'A'..=b'F' => c - b'A' + 10,
-            _ => {
-                return Err(ReadError::BadLength(
-                    String::from_utf8_lossy(hdr).into_owned(),
-                ))
-            }
+            _ => return Err(ReadError::BadLength(String::from_utf8_lossy(hdr).into_owned())),
         };
         n = n * 16 + v as usize;
     }
@@ -157,10 +149,7 @@ pub struct PktWriter<W: Write> {
 impl<W: Write> PktWriter<W> {
     /// Wraps `inner` with a buffer.
     pub fn new(inner: W) -> Self {
-        PktWriter {
-            inner: io::BufWriter::with_capacity(64 * 1024, inner),
-            trace: None,
-        }
+        PktWriter { inner: io::BufWriter::with_capacity(64 * 1024, inner), trace: None }
     }
 
     /// Calls `f` with every data line written (`None` for a flush), for `GIT_TRACE_PACKET`.
@@ -171,10 +160,7 @@ impl<W: Write> PktWriter<W> {
     /// Writes one data line. Lines longer than [`MAX_PAYLOAD`] are an error.
     pub fn data(&mut self, data: &[u8]) -> io::Result<()> {
         if data.len() > MAX_PAYLOAD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "pkt-line too long",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "pkt-line too long"));
         }
         if let Some(t) = self.trace.as_mut() {
             t(Some(data));
@@ -233,9 +219,7 @@ mod tests {
         loop {
             match r.read() {
                 Ok(None) => break,
-                Ok(Some(Packet::Data(d))) => {
-                    out.push(Ok(Some(String::from_utf8_lossy(d).into_owned())))
-                }
+                Ok(Some(Packet::Data(d))) => out.push(Ok(Some(String::from_utf8_lossy(d).into_owned()))),
                 Ok(Some(Packet::Flush)) => out.push(Ok(None)),
                 Ok(Some(p)) => out.push(Ok(Some(format!("{p:?}")))),
                 Err(e) => {
@@ -252,37 +236,17 @@ mod tests {
         let got = read_all(b"0009done\n00000001000a hello");
         assert_eq!(
             got,
-            vec![
-                Ok(Some("done\n".into())),
-                Ok(None),
-                Ok(Some("Delim".into())),
-                Ok(Some(" hello".into()))
-            ]
+            vec![Ok(Some("done\n".into())), Ok(None), Ok(Some("Delim".into())), Ok(Some(" hello".into()))]
         );
     }
 
     #[test]
     fn rejects_bad_lengths() {
-        assert_eq!(
-            read_all(b"0003"),
-            vec![Err("protocol error: bad line length 3".into())]
-        );
-        assert_eq!(
-            read_all(b"zzzz"),
-            vec![Err("protocol error: bad line length character: zzzz".into())]
-        );
-        assert_eq!(
-            read_all(b"fff1"),
-            vec![Err("protocol error: bad line length 65521".into())]
-        );
-        assert_eq!(
-            read_all(b"000adon"),
-            vec![Err("the remote end hung up unexpectedly".into())]
-        );
-        assert_eq!(
-            read_all(b"00"),
-            vec![Err("the remote end hung up unexpectedly".into())]
-        );
+        assert_eq!(read_all(b"0003"), vec![Err("protocol error: bad line length 3".into())]);
+        assert_eq!(read_all(b"zzzz"), vec![Err("protocol error: bad line length character: zzzz".into())]);
+        assert_eq!(read_all(b"fff1"), vec![Err("protocol error: bad line length 65521".into())]);
+        assert_eq!(read_all(b"000adon"), vec![Err("the remote end hung up unexpectedly".into())]);
+        assert_eq!(read_all(b"00"), vec![Err("the remote end hung up unexpectedly".into())]);
     }
 
     #[test]
@@ -308,10 +272,7 @@ mod tests {
             w.flush_pkt().unwrap();
             w.flush().unwrap();
         }
-        assert_eq!(
-            out,
-            b"0008NAK\n00010026ERR upload-pack: not our ref 1234\n0000"
-        );
+        assert_eq!(out, b"0008NAK\n00010026ERR upload-pack: not our ref 1234\n0000");
     }
 
     #[test]

@@ -38,17 +38,8 @@ pub struct SideBand<'w, W: Write> {
 impl<'w, W: Write> SideBand<'w, W> {
     /// `progress` false drops band-2 messages (`no-progress`).
     pub fn new(out: &'w mut PktWriter<W>, framing: Framing, progress: bool) -> Self {
-        let cap = if framing == Framing::Raw {
-            64 * 1024
-        } else {
-            framing.max_payload()
-        };
-        SideBand {
-            out,
-            framing,
-            progress: progress && framing != Framing::Raw,
-            buf: Vec::with_capacity(cap),
-        }
+        let cap = if framing == Framing::Raw { 64 * 1024 } else { framing.max_payload() };
+        SideBand { out, framing, progress: progress && framing != Framing::Raw, buf: Vec::with_capacity(cap) }
     }
 
     /// Sends a progress message on band 2 (the caller adds `\r` or `\n`).
@@ -118,11 +109,7 @@ impl<'w, W: Write> SideBand<'w, W> {
 
 impl<W: Write> Write for SideBand<'_, W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let max = if self.framing == Framing::Raw {
-            64 * 1024
-        } else {
-            self.framing.max_payload()
-        };
+        let max = if self.framing == Framing::Raw { 64 * 1024 } else { self.framing.max_payload() };
         let room = max - self.buf.len();
         let n = data.len().min(room);
         self.buf.extend_from_slice(&data[..n]);
@@ -153,10 +140,7 @@ mod tests {
             sb.error("fatal: oops").unwrap();
             sb.finish().unwrap();
         }
-        assert_eq!(
-            out,
-            b"0009\x01PACK000d\x02Total 3\n0011\x03fatal: oops\n".to_vec()
-        );
+        assert_eq!(out, b"0009\x01PACK000d\x02Total 3\n0011\x03fatal: oops\n".to_vec());
     }
 
     #[test]

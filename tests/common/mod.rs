@@ -47,26 +47,15 @@ pub struct TempDir {
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let label: String = label
             .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
             .collect();
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!(
-                "packserve-test-{label}-{}-{n}-{nanos:x}",
-                std::process::id()
-            ));
+            let path = std::env::temp_dir()
+                .join(format!("packserve-test-{label}-{}-{n}-{nanos:x}", std::process::id()));
             match std::fs::create_dir(&path) {
                 Ok(()) => return TempDir { path },
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -110,9 +99,7 @@ impl Client {
             Client::New => ("PACKSERVE_TEST_GIT_NEW", "/usr/local/bin/git"),
             Client::Old => ("PACKSERVE_TEST_GIT_OLD", "/usr/bin/git"),
         };
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(default))
+        std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
     }
 }
 
@@ -149,10 +136,8 @@ pub fn reference_upload_pack() -> PathBuf {
         if let Some(p) = std::env::var_os("PACKSERVE_TEST_REFERENCE") {
             return PathBuf::from(p);
         }
-        let out = Command::new(Client::New.program())
-            .arg("--exec-path")
-            .output()
-            .expect("run git --exec-path");
+        let out =
+            Command::new(Client::New.program()).arg("--exec-path").output().expect("run git --exec-path");
         assert!(out.status.success(), "git --exec-path failed");
         let dir = String::from_utf8(out.stdout).unwrap();
         let p = Path::new(dir.trim()).join("git-upload-pack");
@@ -170,10 +155,7 @@ pub fn expected_agent_prefix() -> String {
 fn new_git_version() -> String {
     static V: OnceLock<String> = OnceLock::new();
     V.get_or_init(|| {
-        let out = Command::new(Client::New.program())
-            .arg("--version")
-            .output()
-            .expect("run git --version");
+        let out = Command::new(Client::New.program()).arg("--version").output().expect("run git --version");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     })
     .clone()
@@ -234,10 +216,7 @@ impl fmt::Display for Output {
 }
 
 fn timeout() -> Duration {
-    let secs = std::env::var("PACKSERVE_TEST_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(120);
+    let secs = std::env::var("PACKSERVE_TEST_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
     Duration::from_secs(secs)
 }
 
@@ -249,10 +228,7 @@ fn describe(cmd: &Command) -> String {
     for (k, v) in cmd.get_envs() {
         let k = k.to_string_lossy();
         if k == "GIT_PROTOCOL" || k == "GIT_TRACE_PACKFILE" {
-            s.push_str(&format!(
-                "{k}={} ",
-                v.map(|v| v.to_string_lossy()).unwrap_or_default()
-            ));
+            s.push_str(&format!("{k}={} ", v.map(|v| v.to_string_lossy()).unwrap_or_default()));
         }
     }
     s.push_str(&cmd.get_program().to_string_lossy());
@@ -268,17 +244,11 @@ fn describe(cmd: &Command) -> String {
 /// (including a server spawned by a git client) is killed and the test fails.
 pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
     let cmdline = describe(&cmd);
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .process_group(0);
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn `{cmdline}`: {e}"));
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn `{cmdline}`: {e}"));
     let pid = child.id();
     let writer = stdin.map(|data| {
         let data = data.to_vec();
@@ -309,9 +279,7 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
     let limit = timeout();
     let timed_out = rx.recv_timeout(limit).is_err();
     if timed_out {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .status();
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
     }
     let status = waiter.join().unwrap().expect("wait for child");
     if timed_out {
@@ -323,12 +291,7 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
     }
     let stdout = out_t.join().unwrap();
     let stderr = err_t.join().unwrap();
-    Output {
-        cmdline,
-        status,
-        stdout,
-        stderr,
-    }
+    Output { cmdline, status, stdout, stderr }
 }
 
 // ---------------------------------------------------------------------------
@@ -383,11 +346,7 @@ impl Sandbox {
         let home = dir.path().join("home");
         std::fs::create_dir(&home).unwrap();
         std::fs::write(home.join(".gitconfig"), GLOBAL_CONFIG).unwrap();
-        Sandbox {
-            dir,
-            home,
-            counter: AtomicU64::new(0),
-        }
+        Sandbox { dir, home, counter: AtomicU64::new(0) }
     }
 
     pub fn path(&self) -> &Path {
@@ -413,12 +372,7 @@ impl Sandbox {
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_clear();
-        let mut path = OsString::from(
-            Client::New
-                .program()
-                .parent()
-                .unwrap_or(Path::new("/usr/local/bin")),
-        );
+        let mut path = OsString::from(Client::New.program().parent().unwrap_or(Path::new("/usr/local/bin")));
         if let Some(p) = std::env::var_os("PATH") {
             path.push(":");
             path.push(p);
@@ -438,10 +392,7 @@ impl Sandbox {
             .env("LANG", "C")
             .env("LC_ALL", "C")
             .env("TZ", "UTC")
-            .env(
-                "RUST_BACKTRACE",
-                std::env::var_os("RUST_BACKTRACE").unwrap_or_else(|| "1".into()),
-            )
+            .env("RUST_BACKTRACE", std::env::var_os("RUST_BACKTRACE").unwrap_or_else(|| "1".into()))
             .current_dir(self.path());
         if let Some(t) = std::env::var_os("TMPDIR") {
             cmd.env("TMPDIR", t);
@@ -459,9 +410,7 @@ impl Sandbox {
     /// Runs the new git in `dir`, asserts success, returns stdout.
     #[track_caller]
     pub fn git(&self, dir: &Path, args: &[&str]) -> String {
-        self.git_with(Client::New, dir, args)
-            .assert_success()
-            .stdout_str()
+        self.git_with(Client::New, dir, args).assert_success().stdout_str()
     }
 
     /// Runs a bash snippet in `dir` with `tests/fixtures/lib.sh` sourced (helpers `tick`,
@@ -470,9 +419,7 @@ impl Sandbox {
     pub fn sh(&self, dir: &Path, script: &str) -> String {
         let lib = fixtures_dir().join("lib.sh");
         let mut cmd = self.command("bash");
-        cmd.current_dir(dir)
-            .arg("-c")
-            .arg(format!(". '{}'\n{script}", lib.display()));
+        cmd.current_dir(dir).arg("-c").arg(format!(". '{}'\n{script}", lib.display()));
         run(cmd, None).assert_success().stdout_str()
     }
 
@@ -498,10 +445,7 @@ impl Sandbox {
         let output = run(cmd, None);
         let pack_objects = read_traced_pack_count(&trace);
         let _ = std::fs::remove_file(&trace);
-        Transfer {
-            output,
-            pack_objects,
-        }
+        Transfer { output, pack_objects }
     }
 
     /// `git clone` of `src` over file:// with `--upload-pack=<server>`, as `client` speaking
@@ -607,45 +551,29 @@ impl Sandbox {
 
     /// All refs: refname → `<oid>` or `<oid> -> <symref target>`.
     pub fn refs(&self, repo: &Path) -> BTreeMap<String, String> {
-        self.git(
-            repo,
-            &[
-                "for-each-ref",
-                "--format=%(refname) %(objectname) %(symref)",
-            ],
-        )
-        .lines()
-        .map(|l| {
-            let mut parts = l.splitn(3, ' ');
-            let name = parts.next().unwrap().to_owned();
-            let oid = parts.next().unwrap_or("").to_owned();
-            let sym = parts.next().unwrap_or("").trim();
-            let v = if sym.is_empty() {
-                oid
-            } else {
-                format!("{oid} -> {sym}")
-            };
-            (name, v)
-        })
-        .collect()
+        self.git(repo, &["for-each-ref", "--format=%(refname) %(objectname) %(symref)"])
+            .lines()
+            .map(|l| {
+                let mut parts = l.splitn(3, ' ');
+                let name = parts.next().unwrap().to_owned();
+                let oid = parts.next().unwrap_or("").to_owned();
+                let sym = parts.next().unwrap_or("").trim();
+                let v = if sym.is_empty() { oid } else { format!("{oid} -> {sym}") };
+                (name, v)
+            })
+            .collect()
     }
 
     pub fn head(&self, repo: &Path) -> Head {
         let sym = self.git_with(Client::New, repo, &["symbolic-ref", "-q", "HEAD"]);
         let oid = self.git_with(Client::New, repo, &["rev-parse", "-q", "--verify", "HEAD"]);
-        let oid = oid
-            .status
-            .success()
-            .then(|| oid.stdout_str().trim().to_owned());
+        let oid = oid.status.success().then(|| oid.stdout_str().trim().to_owned());
         if sym.status.success() {
-            Head::Symbolic {
-                target: sym.stdout_str().trim().to_owned(),
-                oid,
-            }
+            Head::Symbolic { target: sym.stdout_str().trim().to_owned(), oid }
         } else {
-            Head::Detached(oid.unwrap_or_else(|| {
-                panic!("HEAD of {} is neither symbolic nor valid", repo.display())
-            }))
+            Head::Detached(
+                oid.unwrap_or_else(|| panic!("HEAD of {} is neither symbolic nor valid", repo.display())),
+            )
         }
     }
 
@@ -659,9 +587,7 @@ impl Sandbox {
     }
 
     pub fn rev_parse(&self, repo: &Path, rev: &str) -> String {
-        self.git(repo, &["rev-parse", "--verify", rev])
-            .trim()
-            .to_owned()
+        self.git(repo, &["rev-parse", "--verify", rev]).trim().to_owned()
     }
 
     // -- fixtures -----------------------------------------------------------
@@ -676,11 +602,7 @@ impl Sandbox {
 }
 
 pub fn file_url(path: &Path) -> String {
-    assert!(
-        path.is_absolute(),
-        "file:// URLs need absolute paths: {}",
-        path.display()
-    );
+    assert!(path.is_absolute(), "file:// URLs need absolute paths: {}", path.display());
     format!("file://{}", path.display())
 }
 
@@ -743,9 +665,7 @@ pub fn map_diff(
     for (k, v) in left {
         match right.get(k) {
             None => s.push_str(&format!("  only in {left_name}: {k} {v}\n")),
-            Some(w) if w != v => s.push_str(&format!(
-                "  differs: {k}: {left_name}={v} {right_name}={w}\n"
-            )),
+            Some(w) if w != v => s.push_str(&format!("  differs: {k}: {left_name}={v} {right_name}={w}\n")),
             _ => {}
         }
     }
@@ -766,11 +686,7 @@ pub fn set_diff(
 ) -> String {
     let only_l: Vec<_> = left.difference(right).collect();
     let only_r: Vec<_> = right.difference(left).collect();
-    let mut s = format!(
-        "{} only in {left_name}, {} only in {right_name}\n",
-        only_l.len(),
-        only_r.len()
-    );
+    let mut s = format!("{} only in {left_name}, {} only in {right_name}\n", only_l.len(), only_r.len());
     for x in only_l.iter().take(20) {
         s.push_str(&format!("  only in {left_name}: {x}\n"));
     }
@@ -830,10 +746,7 @@ pub fn pseudo_random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
 pub fn fixture(name: &str) -> PathBuf {
     static CELLS: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
     let cell = {
-        let mut map = CELLS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut map = CELLS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
         map.entry(name.to_owned()).or_default().clone()
     };
     cell.get_or_init(|| build_fixture(name)).clone()
@@ -841,17 +754,11 @@ pub fn fixture(name: &str) -> PathBuf {
 
 fn build_fixture(name: &str) -> PathBuf {
     let script = fixtures_dir().join(format!("{name}.sh"));
-    let script_bytes = std::fs::read(&script)
-        .unwrap_or_else(|e| panic!("no fixture script {}: {e}", script.display()));
-    let lib_bytes =
-        std::fs::read(fixtures_dir().join("lib.sh")).expect("read tests/fixtures/lib.sh");
+    let script_bytes =
+        std::fs::read(&script).unwrap_or_else(|e| panic!("no fixture script {}: {e}", script.display()));
+    let lib_bytes = std::fs::read(fixtures_dir().join("lib.sh")).expect("read tests/fixtures/lib.sh");
     let mut h = 0xcbf29ce484222325u64;
-    for part in [
-        FIXTURE_FORMAT.as_bytes(),
-        &script_bytes,
-        &lib_bytes,
-        new_git_version().as_bytes(),
-    ] {
+    for part in [FIXTURE_FORMAT.as_bytes(), &script_bytes, &lib_bytes, new_git_version().as_bytes()] {
         fnv1a(&mut h, part);
         fnv1a(&mut h, b"\0");
     }
@@ -868,31 +775,18 @@ fn build_fixture(name: &str) -> PathBuf {
     std::fs::create_dir(&data).unwrap();
     std::fs::create_dir(&out).unwrap();
     let random = data.join("random.bin");
-    std::fs::write(
-        &random,
-        pseudo_random_bytes(RANDOM_BYTES, 0x9E3779B97F4A7C15),
-    )
-    .unwrap();
+    std::fs::write(&random, pseudo_random_bytes(RANDOM_BYTES, 0x9E3779B97F4A7C15)).unwrap();
     let mut cmd = sb.command("bash");
-    cmd.current_dir(&out)
-        .arg(&script)
-        .env("FIXTURE_RANDOM", &random);
+    cmd.current_dir(&out).arg(&script).env("FIXTURE_RANDOM", &random);
     let result = run(cmd, None);
     if !result.status.success() {
         panic!("fixture script {name}.sh failed:\n{result}");
     }
-    assert!(
-        out.join("repo").is_dir(),
-        "fixture script {name}.sh did not create ./repo"
-    );
+    assert!(out.join("repo").is_dir(), "fixture script {name}.sh did not create ./repo");
     std::fs::write(out.join("done"), b"").unwrap();
     // Publish atomically; if another process won the race its copy is as good as ours.
     if std::fs::rename(&out, &final_dir).is_err() {
-        assert!(
-            final_dir.join("done").exists(),
-            "cannot publish fixture {name} at {}",
-            final_dir.display()
-        );
+        assert!(final_dir.join("done").exists(), "cannot publish fixture {name} at {}", final_dir.display());
     }
     final_dir.join("repo")
 }
@@ -900,9 +794,7 @@ fn build_fixture(name: &str) -> PathBuf {
 /// Recursive copy preserving permissions and symlinks.
 pub fn copy_tree(src: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).unwrap();
-    for entry in
-        std::fs::read_dir(src).unwrap_or_else(|e| panic!("read_dir {}: {e}", src.display()))
-    {
+    for entry in std::fs::read_dir(src).unwrap_or_else(|e| panic!("read_dir {}: {e}", src.display())) {
         let entry = entry.unwrap();
         let ty = entry.file_type().unwrap();
         let to = dest.join(entry.file_name());

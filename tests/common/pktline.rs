@@ -62,9 +62,8 @@ pub fn parse_prefix(buf: &[u8]) -> (Vec<Pkt>, usize) {
     let mut pkts = Vec::new();
     let mut pos = 0;
     while pos + 4 <= buf.len() {
-        let Some(len) = std::str::from_utf8(&buf[pos..pos + 4])
-            .ok()
-            .and_then(|h| usize::from_str_radix(h, 16).ok())
+        let Some(len) =
+            std::str::from_utf8(&buf[pos..pos + 4]).ok().and_then(|h| usize::from_str_radix(h, 16).ok())
         else {
             break;
         };
@@ -137,11 +136,7 @@ pub struct Advertisement {
 impl Advertisement {
     /// Capabilities with the given prefix (e.g. `symref=`).
     pub fn caps_with_prefix(&self, prefix: &str) -> Vec<String> {
-        self.caps
-            .iter()
-            .filter(|c| c.starts_with(prefix))
-            .cloned()
-            .collect()
+        self.caps.iter().filter(|c| c.starts_with(prefix)).cloned().collect()
     }
 }
 
@@ -169,10 +164,7 @@ pub fn parse_v0_advertisement(out: &[u8]) -> Advertisement {
                 let line = &d[..d.len() - 1];
                 if ref_lines.is_empty() {
                     let nul = line.iter().position(|b| *b == 0).unwrap_or_else(|| {
-                        panic!(
-                            "first advertised line has no NUL: {:?}",
-                            String::from_utf8_lossy(line)
-                        )
+                        panic!("first advertised line has no NUL: {:?}", String::from_utf8_lossy(line))
                     });
                     caps = String::from_utf8_lossy(&line[nul + 1..])
                         .split(' ')
@@ -196,21 +188,9 @@ pub fn parse_v0_advertisement(out: &[u8]) -> Advertisement {
             other => panic!("unexpected {other:?} in advertisement:\n{}", render(&pkts)),
         }
     }
-    assert!(
-        saw_flush,
-        "advertisement does not end with a flush:\n{}",
-        render(&pkts)
-    );
-    assert!(
-        it.next().is_none(),
-        "pkt-lines after the advertisement's flush:\n{}",
-        render(&pkts)
-    );
-    Advertisement {
-        version_line,
-        ref_lines,
-        caps,
-    }
+    assert!(saw_flush, "advertisement does not end with a flush:\n{}", render(&pkts));
+    assert!(it.next().is_none(), "pkt-lines after the advertisement's flush:\n{}", render(&pkts));
+    Advertisement { version_line, ref_lines, caps }
 }
 
 /// The parts of a fetch response: the text lines before the pack (NAK/ACK, section
