@@ -4,6 +4,7 @@
 //! [`negotiate`] and [`select`] (decisions over [`odb`]) → [`pack`] (the stream).
 
 pub mod cli;
+pub mod config;
 pub mod frontend;
 pub mod negotiate;
 pub mod odb;

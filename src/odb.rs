@@ -53,6 +53,8 @@ pub struct Odb {
     graph: Option<gix::commitgraph::Graph>,
     hash: gix::hash::Kind,
     buf: RefCell<Vec<u8>>,
+    /// The repository's own shallow commits (`$GIT_DIR/shallow`): their parents are not here.
+    shallow: gix::hashtable::HashSet<ObjectId>,
 }
 
 impl Odb {
@@ -63,7 +65,16 @@ impl Odb {
             Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(PACK_CACHE_BYTES))
         });
         let graph = repo.commit_graph_if_enabled().ok().flatten();
-        Odb { objects, graph, hash: repo.object_hash(), buf: RefCell::new(Vec::new()) }
+        let hash = repo.object_hash();
+        let shallow = std::fs::read(repo.common_dir().join("shallow"))
+            .map(|text| text.split(|&b| b == b'\n').filter_map(|l| hex_oid(l, hash)).collect())
+            .unwrap_or_default();
+        Odb { objects, graph, hash, buf: RefCell::new(Vec::new()), shallow }
+    }
+
+    /// The repository's own shallow commits (it is a shallow clone itself when not empty).
+    pub fn shallow(&self) -> &gix::hashtable::HashSet<ObjectId> {
+        &self.shallow
     }
 
     /// The hash kind of the repository.
@@ -87,6 +98,14 @@ impl Odb {
         }
     }
 
+    /// The size of an object, `None` if it doesn't exist.
+    pub fn size(&self, id: &oid) -> Result<Option<u64>, OdbError> {
+        match gix::objs::FindHeader::try_header(&self.objects, id) {
+            Ok(h) => Ok(h.map(|h| h.size)),
+            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
+        }
+    }
+
     /// Reads the whole object into `buf`, returning its kind.
     pub fn read(&self, id: &oid, buf: &mut Vec<u8>) -> Result<Kind, OdbError> {
         match gix::objs::Find::try_find(&self.objects, id, buf) {
@@ -104,8 +123,17 @@ impl Odb {
         Ok(())
     }
 
-    /// Parents, tree, date and generation of a commit.
+    /// Parents, tree, date and generation of a commit. The repository's shallow commits have
+    /// no parents, as git's grafts make it.
     pub fn commit(&self, id: &oid) -> Result<CommitInfo, OdbError> {
+        let mut info = self.commit_as_stored(id)?;
+        if !self.shallow.is_empty() && self.shallow.contains(id) {
+            info.parents.clear();
+        }
+        Ok(info)
+    }
+
+    fn commit_as_stored(&self, id: &oid) -> Result<CommitInfo, OdbError> {
         if let Some(g) = &self.graph {
             if let Some(c) = g.commit_by_id(id) {
                 let mut parents = Vec::with_capacity(2);

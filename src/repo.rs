@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::ServeConfig;
 use crate::odb::Odb;
 use crate::pack::source::PackSet;
 
@@ -15,6 +16,8 @@ pub struct Repo {
     pub odb: Odb,
     /// Mapped packs for streaming.
     pub packs: PackSet,
+    /// The configuration keys packserve honours.
+    pub config: ServeConfig,
 }
 
 /// Errors opening a repository.
@@ -136,16 +139,22 @@ fn object_dirs(objects: &Path) -> Vec<PathBuf> {
 }
 
 impl Repo {
-    /// Opens the repository at `git_dir` (already found by [`enter_repo`]).
-    pub fn open(git_dir: &Path, display: &str) -> Result<Repo, RepoError> {
+    /// Opens the repository at `git_dir` (already found by [`enter_repo`]); `overrides` are
+    /// `key=value` configuration values that win over the files (`GIT_CONFIG_PARAMETERS`).
+    pub fn open(git_dir: &Path, display: &str, overrides: &[String]) -> Result<Repo, RepoError> {
         let open_err =
             |e: &dyn std::fmt::Display| RepoError::Open { path: display.to_owned(), message: e.to_string() };
-        let opts = gix::open::Options::default().strict_config(false);
-        let repo = gix::open_opts(git_dir, opts).map_err(|e| open_err(&e))?;
+        let opts = gix::open::Options::default()
+            .strict_config(false)
+            .config_overrides(overrides.iter().map(|o| gix::bstr::BString::from(o.as_str())));
+        let mut repo = gix::open_opts(git_dir, opts).map_err(|e| open_err(&e))?;
+        // Namespaces are applied by refs.rs from the session's settings, not by gix.
+        repo.clear_namespace();
         let odb = Odb::new(&repo);
         let packs = PackSet::open(&object_dirs(&repo.common_dir().join("objects")), repo.object_hash())
             .map_err(|e| open_err(&e))?;
-        Ok(Repo { repo, odb, packs })
+        let config = ServeConfig::from_repo(&repo);
+        Ok(Repo { repo, odb, packs, config })
     }
 }
 

@@ -52,9 +52,15 @@ pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
             message: Some(format!("fatal: '{}' does not appear to be a git repository", args.directory)),
         });
     };
-    let repo = Repo::open(&git_dir, &args.directory)
+    let overrides = match std::env::var("GIT_CONFIG_PARAMETERS") {
+        Ok(p) => crate::config::parse_config_parameters(&p)
+            .map_err(|e| Failure { code: 128, message: Some(format!("fatal: {e}")) })?,
+        Err(_) => Vec::new(),
+    };
+    let repo = Repo::open(&git_dir, &args.directory, &overrides)
         .map_err(|e| Failure { code: 128, message: Some(format!("fatal: {e}")) })?;
     let settings = Settings {
+        namespace: std::env::var("GIT_NAMESPACE").ok().filter(|n| !n.is_empty()),
         version: protocol_version(std::env::var("GIT_PROTOCOL").ok().as_deref()),
         stateless_rpc: args.stateless_rpc,
         advertise_refs: args.advertise_refs,

@@ -1,5 +1,6 @@
-//! Which wants are allowed: an advertised tip, something reachable from the visible tips, or
-//! (`allowAnySHA1InWant`) any object the repository has.
+//! Which wants are allowed: an advertised tip, a hidden tip (`allowTipSHA1InWant`), something
+//! reachable from the tips (stateless v0, `allowReachableSHA1InWant`, packserve's v2 default),
+//! or (`allowAnySHA1InWant`) any object the repository has.
 
 use gix::hash::ObjectId;
 use gix::hashtable::HashSet;
@@ -8,47 +9,43 @@ use gix::objs::Kind;
 use crate::odb::{Odb, OdbError};
 use crate::select::walk;
 
-/// How strict the check is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WantPolicy {
-    /// Only the ids that were advertised (v0/v1 in one connection).
-    Tips,
-    /// Anything reachable from a visible tip (stateless v0/v1, packserve's v2 default).
-    Reachable,
-    /// Any object in the repository.
-    Any,
+/// Which wants are allowed, in plain values.
+#[derive(Debug, Clone, Default)]
+pub struct WantRules {
+    /// Ids a want may always name (advertised ref values and their peeled values).
+    pub tips: HashSet<ObjectId>,
+    /// Ids a want may name too although they were not advertised (hidden tips, when allowed).
+    pub extra_tips: HashSet<ObjectId>,
+    /// Whether a want may name something reachable from `reach_from`.
+    pub reachable: bool,
+    /// Where reachability is checked from.
+    pub reach_from: HashSet<ObjectId>,
+    /// Any object in the repository may be wanted.
+    pub any: bool,
 }
 
 /// Returns the first want that is not allowed, if any.
 pub fn first_disallowed(
     odb: &Odb,
     wants: &[ObjectId],
-    tips: &HashSet<ObjectId>,
-    policy: WantPolicy,
+    rules: &WantRules,
 ) -> Result<Option<ObjectId>, OdbError> {
     let mut others = Vec::new();
     for w in wants {
-        if tips.contains(w) {
+        if rules.tips.contains(w) || rules.extra_tips.contains(w) {
             continue;
         }
-        match policy {
-            WantPolicy::Tips => return Ok(Some(*w)),
-            WantPolicy::Any => {
-                if !odb.exists(w) {
-                    return Ok(Some(*w));
-                }
-            }
-            WantPolicy::Reachable => {
-                if !odb.exists(w) {
-                    return Ok(Some(*w));
-                }
-                others.push(*w);
-            }
+        if !odb.exists(w) || !(rules.any || rules.reachable) {
+            return Ok(Some(*w));
+        }
+        if !rules.any {
+            others.push(*w);
         }
     }
     if others.is_empty() {
         return Ok(None);
     }
+    let tips = &rules.reach_from;
     // Commits first: a walk from the tips, pruned by generation when the commit-graph has them.
     let mut commits = HashSet::default();
     let mut rest = Vec::new();

@@ -9,11 +9,12 @@
 use std::collections::BinaryHeap;
 
 use gix::hash::{oid, ObjectId};
-use gix::hashtable::HashMap;
+use gix::hashtable::{HashMap, HashSet};
 use gix::objs::Kind;
 
 use crate::odb::{EntryKind, Odb, OdbError};
 pub use crate::pack::writer::ThinBases;
+use crate::select::filter::ObjectFilter;
 
 /// Flags kept per object.
 mod flag {
@@ -21,6 +22,8 @@ mod flag {
     pub const UNINTERESTING: u8 = 1;
     /// It is in the list of objects to send.
     pub const SENT: u8 = 2;
+    /// The walk has been here (it may have been filtered out).
+    pub const SEEN: u8 = 4;
 }
 
 /// One object to send.
@@ -70,6 +73,38 @@ pub struct Request {
     pub common: Vec<ObjectId>,
     /// Annotated tags to add when what they point at is sent (`include-tag`).
     pub include_tags: Vec<ObjectId>,
+    /// Commits whose parents are not walked (the shallow boundary of this request).
+    pub shallow: HashSet<ObjectId>,
+    /// The partial clone filter, if any.
+    pub filter: Option<ObjectFilter>,
+}
+
+/// The commits reachable from `include` but not from `exclude`, ignoring commits older than
+/// `max_age` and everything below them: git's `rev-list <include> --not <exclude> --max-age=<t>`.
+pub fn rev_list(
+    odb: &Odb,
+    include: &[ObjectId],
+    exclude: &[ObjectId],
+    max_age: Option<i64>,
+    parentless: &HashSet<ObjectId>,
+) -> Result<Vec<ObjectId>, OdbError> {
+    let mut walk = CommitWalk::new(odb, parentless, max_age);
+    for e in exclude {
+        if let Ok((c, Kind::Commit)) = odb.peel(e) {
+            walk.add(&c, true)?;
+        }
+    }
+    for i in include {
+        if let Ok((c, Kind::Commit)) = odb.peel(i) {
+            walk.add(&c, false)?;
+        }
+    }
+    let order = walk.run()?;
+    Ok(order
+        .into_iter()
+        .filter(|&i| walk.arena[i as usize].1.flags & flag::UNINTERESTING == 0)
+        .map(|i| walk.arena[i as usize].0)
+        .collect())
 }
 
 /// Errors of the walk.
@@ -88,6 +123,10 @@ struct Node {
 
 struct CommitWalk<'a> {
     odb: &'a Odb,
+    /// Commits treated as having no parents (the shallow boundary of this request).
+    parentless: &'a HashSet<ObjectId>,
+    /// Commits older than this are uninteresting, and so is everything below them (`--max-age`).
+    max_age: Option<i64>,
     nodes: HashMap<ObjectId, u32>,
     arena: Vec<(ObjectId, Node, Vec<u32>, ObjectId)>,
     queue: BinaryHeap<(u32, i64, std::cmp::Reverse<u64>, u32)>,
@@ -98,6 +137,20 @@ struct CommitWalk<'a> {
 }
 
 impl<'a> CommitWalk<'a> {
+    fn new(odb: &'a Odb, parentless: &'a HashSet<ObjectId>, max_age: Option<i64>) -> Self {
+        CommitWalk {
+            odb,
+            parentless,
+            max_age,
+            nodes: HashMap::default(),
+            arena: Vec::new(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            interesting_in_queue: 0,
+            all_generations: true,
+        }
+    }
+
     /// Adds a commit to the queue if it is new; returns its arena index, or None if it is missing
     /// and uninteresting (a have whose history we lack is no error).
     fn add(&mut self, id: &oid, uninteresting: bool) -> Result<Option<u32>, OdbError> {
@@ -161,12 +214,19 @@ impl<'a> CommitWalk<'a> {
                     self.interesting_in_queue -= 1;
                 }
             }
+            if self.max_age.is_some_and(|m| time < m) {
+                self.arena[i as usize].1.flags |= flag::UNINTERESTING;
+            }
             let uninteresting = self.arena[i as usize].1.flags & flag::UNINTERESTING != 0;
-            let info = self.odb.commit(&self.arena[i as usize].0.clone());
-            let parents = match info {
-                Ok(info) => info.parents,
-                Err(OdbError::Missing(_)) if uninteresting => Vec::new(),
-                Err(e) => return Err(e),
+            let id = self.arena[i as usize].0;
+            let parents = if self.parentless.contains(&id) {
+                Vec::new()
+            } else {
+                match self.odb.commit(&id) {
+                    Ok(info) => info.parents,
+                    Err(OdbError::Missing(_)) if uninteresting => Vec::new(),
+                    Err(e) => return Err(e),
+                }
             };
             let mut pidx = Vec::with_capacity(parents.len());
             for p in &parents {
@@ -214,15 +274,7 @@ pub fn name_hash(name: &[u8]) -> u32 {
 pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
     let mut flags: HashMap<ObjectId, u8> = HashMap::default();
     let mut objects: Vec<Obj> = Vec::new();
-    let mut walk = CommitWalk {
-        odb,
-        nodes: HashMap::default(),
-        arena: Vec::new(),
-        queue: BinaryHeap::new(),
-        seq: 0,
-        interesting_in_queue: 0,
-        all_generations: true,
-    };
+    let mut walk = CommitWalk::new(odb, &req.shallow, None);
     let mut buf = Vec::new();
     let mut uninteresting_trees = Vec::new();
     let mut uninteresting_blobs = Vec::new();
@@ -257,9 +309,12 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
     let mut pending_trees: Vec<ObjectId> = Vec::new();
     let mut pending_blobs: Vec<ObjectId> = Vec::new();
     let mut tags: Vec<ObjectId> = Vec::new();
+    // What the client named, and what its tags point at, is never filtered out.
+    let mut explicit: HashSet<ObjectId> = HashSet::default();
     for want in &req.wants {
         let mut cur = *want;
         loop {
+            explicit.insert(cur);
             match odb.kind(&cur)?.ok_or(OdbError::Missing(cur))? {
                 Kind::Tag => {
                     tags.push(cur);
@@ -285,6 +340,19 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
     let commits_walked = walk.arena.len();
 
     // Boundary: uninteresting parents of the commits we send. Their trees are on the client.
+    // For shallow requests git goes further (`--objects-edge-aggressive`): the trees of every
+    // uninteresting commit the client named are on the client too.
+    if !req.shallow.is_empty() {
+        for c in &req.common {
+            if let Some(&i) = walk.nodes.get(c) {
+                let (id, node, _, tree) = &walk.arena[i as usize];
+                if node.flags & flag::UNINTERESTING != 0 {
+                    uninteresting_trees.push(*tree);
+                    *flags.entry(*id).or_default() |= flag::UNINTERESTING;
+                }
+            }
+        }
+    }
     for &i in &order {
         for &p in &walk.arena[i as usize].2 {
             let (pid, pnode, _, ptree) = &walk.arena[p as usize];
@@ -306,15 +374,19 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
     mark_trees_uninteresting(odb, &mut flags, &mut thin_bases, uninteresting_trees, &mut buf)?;
 
     // What we send: commits, tags, then trees and blobs.
+    let filter = req.filter.as_ref();
+    let keeps_plain = |kind: Kind| filter.is_none_or(|f| f.filter.keeps(kind, 0, 0, &|| true));
     let mut roots = Vec::with_capacity(order.len());
     for &i in &order {
         let (id, node, _, tree) = &walk.arena[i as usize];
         if node.flags & flag::UNINTERESTING != 0 {
             continue;
         }
-        flags.insert(*id, flag::SENT);
-        objects.push(Obj { id: *id, kind: Kind::Commit, name_hash: 0 });
-        roots.push(*tree);
+        if keeps_plain(Kind::Commit) || explicit.contains(id) {
+            flags.insert(*id, flag::SENT);
+            objects.push(Obj { id: *id, kind: Kind::Commit, name_hash: 0 });
+        }
+        roots.push((*tree, false));
     }
     drop(walk);
     for t in tags {
@@ -324,9 +396,10 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
             objects.push(Obj { id: t, kind: Kind::Tag, name_hash: 0 });
         }
     }
-    roots.extend(pending_trees);
-    for root in roots {
-        add_tree(odb, &mut flags, &mut objects, root, &mut buf)?;
+    roots.extend(pending_trees.into_iter().map(|t| (t, true)));
+    let mut trees = TreeWalk { odb, filter, min_depth: HashMap::default(), buf: &mut buf };
+    for (root, explicit) in roots {
+        trees.add(&mut flags, &mut objects, root, explicit)?;
     }
     for b in pending_blobs {
         let f = flags.entry(b).or_default();
@@ -413,37 +486,102 @@ fn mark_trees_uninteresting(
     Ok(())
 }
 
-fn add_tree(
-    odb: &Odb,
-    flags: &mut HashMap<ObjectId, u8>,
-    objects: &mut Vec<Obj>,
-    root: ObjectId,
-    buf: &mut Vec<u8>,
-) -> Result<(), OdbError> {
-    let mut stack = vec![(root, 0u32)];
-    while let Some((t, hash)) = stack.pop() {
-        let f = flags.entry(t).or_default();
-        if *f & (flag::SENT | flag::UNINTERESTING) != 0 {
-            continue;
-        }
-        *f |= flag::SENT;
-        objects.push(Obj { id: t, kind: Kind::Tree, name_hash: hash });
-        let mut subtrees = Vec::new();
-        odb.for_each_tree_entry(&t, buf, |kind, name, id| match kind {
-            EntryKind::Tree => subtrees.push((id.to_owned(), name_hash(name))),
-            EntryKind::Blob => {
-                let f = flags.entry(id.to_owned()).or_default();
-                if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
+/// The tree part of the walk, with the filter's decisions.
+struct TreeWalk<'a, 'b> {
+    odb: &'a Odb,
+    filter: Option<&'a ObjectFilter>,
+    /// For depth filters: the smallest depth each tree was walked at (git re-walks a tree seen
+    /// again closer to the root).
+    min_depth: HashMap<ObjectId, u64>,
+    buf: &'b mut Vec<u8>,
+}
+
+impl TreeWalk<'_, '_> {
+    fn add(
+        &mut self,
+        flags: &mut HashMap<ObjectId, u8>,
+        objects: &mut Vec<Obj>,
+        root: ObjectId,
+        explicit: bool,
+    ) -> Result<(), OdbError> {
+        let depth_limit = self.filter.and_then(|f| f.filter.depth_limit());
+        let sparse = self.filter.and_then(|f| f.sparse.as_ref());
+        // (tree, depth, name hash, path)
+        let mut stack: Vec<(ObjectId, u64, u32, Vec<u8>)> = vec![(root, 0, 0, Vec::new())];
+        while let Some((t, depth, hash, path)) = stack.pop() {
+            let f = flags.entry(t).or_default();
+            if *f & flag::UNINTERESTING != 0 {
+                continue;
+            }
+            if depth_limit.is_some() {
+                if self.min_depth.get(&t).is_some_and(|&d| d <= depth) {
+                    continue;
+                }
+                self.min_depth.insert(t, depth);
+            } else if *f & flag::SEEN != 0 {
+                continue;
+            }
+            *f |= flag::SEEN;
+            let keep = (explicit && depth == 0)
+                || self.filter.is_none_or(|fl| fl.filter.keeps(Kind::Tree, depth, 0, &|| true));
+            if keep && *f & flag::SENT == 0 {
+                *f |= flag::SENT;
+                objects.push(Obj { id: t, kind: Kind::Tree, name_hash: hash });
+            }
+            if depth_limit.is_some_and(|l| depth >= l) {
+                continue;
+            }
+            let mut subtrees = Vec::new();
+            let mut blobs = Vec::new();
+            self.odb.for_each_tree_entry(&t, self.buf, |kind, name, id| match kind {
+                EntryKind::Tree => {
+                    subtrees.push((id.to_owned(), name_hash(name), join(&path, name, sparse.is_some())))
+                }
+                EntryKind::Blob => {
+                    blobs.push((id.to_owned(), name_hash(name), join(&path, name, sparse.is_some())))
+                }
+                EntryKind::Commit => {}
+            })?;
+            for (id, h, bpath) in blobs {
+                let f = flags.entry(id).or_default();
+                if *f & (flag::SENT | flag::UNINTERESTING) != 0 {
+                    continue;
+                }
+                let keep = match self.filter {
+                    None => true,
+                    Some(fl) => {
+                        let size =
+                            if fl.filter.needs_blob_size() { self.odb.size(&id)?.unwrap_or(0) } else { 0 };
+                        fl.filter
+                            .keeps(Kind::Blob, depth + 1, size, &|| sparse.is_none_or(|s| s.keeps(&bpath)))
+                    }
+                };
+                let f = flags.entry(id).or_default();
+                *f |= flag::SEEN;
+                if keep {
                     *f |= flag::SENT;
-                    objects.push(Obj { id: id.to_owned(), kind: Kind::Blob, name_hash: name_hash(name) });
+                    objects.push(Obj { id, kind: Kind::Blob, name_hash: h });
                 }
             }
-            EntryKind::Commit => {}
-        })?;
-        // Reverse so the first subtree is walked first.
-        stack.extend(subtrees.into_iter().rev());
+            // Reverse so the first subtree is walked first.
+            stack.extend(subtrees.into_iter().rev().map(|(id, h, p)| (id, depth + 1, h, p)));
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// `path/name` when paths are tracked (sparse filters), else nothing.
+fn join(path: &[u8], name: &[u8], track: bool) -> Vec<u8> {
+    if !track {
+        return Vec::new();
+    }
+    let mut p = Vec::with_capacity(path.len() + name.len() + 1);
+    if !path.is_empty() {
+        p.extend_from_slice(path);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
 }
 
 #[cfg(test)]

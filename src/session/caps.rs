@@ -5,32 +5,93 @@ pub fn agent() -> String {
     format!("packserve/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The v0/v1 capability list written after the NUL of the first ref line.
-pub fn v0_capabilities(stateless: bool, head_symref: Option<&[u8]>, object_format: &str) -> Vec<u8> {
-    let mut s =
-        b"multi_ack thin-pack side-band side-band-64k ofs-delta no-progress include-tag multi_ack_detailed"
-            .to_vec();
-    if stateless {
-        s.extend_from_slice(b" no-done");
-    }
-    if let Some(target) = head_symref {
-        s.extend_from_slice(b" symref=HEAD:");
-        s.extend_from_slice(target);
-    }
-    s.extend_from_slice(format!(" object-format={object_format} agent={}", agent()).as_bytes());
-    s
+/// What this server advertises, decided from configuration and the connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Advertise {
+    /// `sha1` or `sha256`.
+    pub object_format: &'static str,
+    /// Shallow support (`shallow`, `deepen-*`).
+    pub shallow: bool,
+    /// `allow-tip-sha1-in-want` (v0).
+    pub allow_tip: bool,
+    /// `allow-reachable-sha1-in-want` (v0).
+    pub allow_reachable: bool,
+    /// `no-done` (v0, stateless).
+    pub no_done: bool,
+    /// `filter`.
+    pub filter: bool,
+    /// `ref-in-want` (v2).
+    pub ref_in_want: bool,
+    /// `sideband-all` (v2).
+    pub sideband_all: bool,
+    /// `object-info` (v2).
+    pub object_info: bool,
+    /// `session-id=<id>`.
+    pub session_id: Option<String>,
 }
 
-/// The v2 capability advertisement, one entry per line.
-pub fn v2_capabilities(object_format: &str) -> Vec<String> {
-    vec![
+/// The v0/v1 capability list written after the NUL of the first ref line, in git's order.
+pub fn v0_capabilities(adv: &Advertise, head_symref: Option<&[u8]>) -> Vec<u8> {
+    let mut s = String::from("multi_ack thin-pack side-band side-band-64k ofs-delta");
+    if adv.shallow {
+        s.push_str(" shallow deepen-since deepen-not deepen-relative");
+    }
+    s.push_str(" no-progress include-tag multi_ack_detailed");
+    if adv.allow_tip {
+        s.push_str(" allow-tip-sha1-in-want");
+    }
+    if adv.allow_reachable {
+        s.push_str(" allow-reachable-sha1-in-want");
+    }
+    if adv.no_done {
+        s.push_str(" no-done");
+    }
+    let mut out = s.into_bytes();
+    if let Some(target) = head_symref {
+        out.extend_from_slice(b" symref=HEAD:");
+        out.extend_from_slice(target);
+    }
+    if adv.filter {
+        out.extend_from_slice(b" filter");
+    }
+    if let Some(sid) = &adv.session_id {
+        out.extend_from_slice(format!(" session-id={sid}").as_bytes());
+    }
+    out.extend_from_slice(format!(" object-format={} agent={}", adv.object_format, agent()).as_bytes());
+    out
+}
+
+/// The v2 capability advertisement, one entry per line, in git's order.
+pub fn v2_capabilities(adv: &Advertise) -> Vec<String> {
+    let mut fetch = String::from("fetch=");
+    if adv.shallow {
+        fetch.push_str("shallow ");
+    }
+    fetch.push_str("wait-for-done");
+    if adv.filter {
+        fetch.push_str(" filter");
+    }
+    if adv.ref_in_want {
+        fetch.push_str(" ref-in-want");
+    }
+    if adv.sideband_all {
+        fetch.push_str(" sideband-all");
+    }
+    let mut lines = vec![
         "version 2".into(),
         format!("agent={}", agent()),
         "ls-refs=unborn".into(),
-        "fetch=wait-for-done".into(),
+        fetch,
         "server-option".into(),
-        format!("object-format={object_format}"),
-    ]
+        format!("object-format={}", adv.object_format),
+    ];
+    if let Some(sid) = &adv.session_id {
+        lines.push(format!("session-id={sid}"));
+    }
+    if adv.object_info {
+        lines.push("object-info".into());
+    }
+    lines
 }
 
 /// Capabilities a client may send in v0/v1 want lines that we understand.
@@ -50,9 +111,26 @@ pub struct ClientCaps {
     pub no_progress: bool,
     /// `include-tag`.
     pub include_tag: bool,
+    /// `deepen-relative`.
+    pub deepen_relative: bool,
+    /// `filter`.
+    pub filter: bool,
 }
 
 impl ClientCaps {
+    /// Adds what another want line asked for (git reads features from every want line).
+    pub fn merge(&mut self, o: ClientCaps) {
+        self.multi_ack = self.multi_ack.max(o.multi_ack);
+        self.no_done |= o.no_done;
+        self.thin_pack |= o.thin_pack;
+        self.side_band = self.side_band.max(o.side_band);
+        self.ofs_delta |= o.ofs_delta;
+        self.no_progress |= o.no_progress;
+        self.include_tag |= o.include_tag;
+        self.deepen_relative |= o.deepen_relative;
+        self.filter |= o.filter;
+    }
+
     /// Parses the space-separated capability list of the first want line. Unknown ones are ignored
     /// as git ignores them.
     pub fn parse(list: &[u8]) -> Self {
@@ -68,6 +146,8 @@ impl ClientCaps {
                 b"ofs-delta" => c.ofs_delta = true,
                 b"no-progress" => c.no_progress = true,
                 b"include-tag" => c.include_tag = true,
+                b"deepen-relative" => c.deepen_relative = true,
+                b"filter" => c.filter = true,
                 _ => {}
             }
         }
@@ -81,14 +161,41 @@ mod tests {
 
     #[test]
     fn v0_list_is_exact() {
-        let caps = v0_capabilities(true, Some(b"refs/heads/main"), "sha1");
+        let adv = Advertise { object_format: "sha1", no_done: true, ..Default::default() };
+        let caps = v0_capabilities(&adv, Some(b"refs/heads/main"));
         let want = format!(
             "multi_ack thin-pack side-band side-band-64k ofs-delta no-progress include-tag multi_ack_detailed no-done symref=HEAD:refs/heads/main object-format=sha1 agent=packserve/{}",
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(String::from_utf8(caps).unwrap(), want);
-        let caps = v0_capabilities(false, None, "sha1");
-        assert!(!String::from_utf8(caps).unwrap().contains("no-done"));
+        let adv = Advertise {
+            object_format: "sha1",
+            shallow: true,
+            allow_tip: true,
+            allow_reachable: true,
+            filter: true,
+            session_id: Some("s1".into()),
+            ..Default::default()
+        };
+        let caps = String::from_utf8(v0_capabilities(&adv, None)).unwrap();
+        assert!(caps.starts_with("multi_ack thin-pack side-band side-band-64k ofs-delta shallow deepen-since deepen-not deepen-relative no-progress include-tag multi_ack_detailed allow-tip-sha1-in-want allow-reachable-sha1-in-want filter session-id=s1 object-format=sha1 agent="));
+    }
+
+    #[test]
+    fn v2_list_is_exact() {
+        let adv = Advertise {
+            object_format: "sha1",
+            shallow: true,
+            filter: true,
+            ref_in_want: true,
+            sideband_all: true,
+            object_info: true,
+            session_id: Some("s1".into()),
+            ..Default::default()
+        };
+        let lines = v2_capabilities(&adv);
+        assert_eq!(lines[3], "fetch=shallow wait-for-done filter ref-in-want sideband-all");
+        assert_eq!(&lines[5..], ["object-format=sha1", "session-id=s1", "object-info"]);
     }
 
     #[test]

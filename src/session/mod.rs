@@ -13,6 +13,7 @@ use gix::hash::ObjectId;
 use crate::pack::plan::Plan;
 use crate::pack::writer::{self, PackOptions};
 use crate::repo::Repo;
+use crate::select::policy::WantRules;
 use crate::select::walk;
 use crate::wire::pktline::{PktReader, PktWriter, ReadError};
 use crate::wire::sideband::{Framing, SideBand};
@@ -29,8 +30,10 @@ pub enum Version {
 }
 
 /// How this connection is run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
+    /// `GIT_NAMESPACE`, if any.
+    pub namespace: Option<String>,
     /// Protocol version, from `GIT_PROTOCOL`.
     pub version: Version,
     /// One request, one response (smart HTTP).
@@ -43,8 +46,12 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// The client sent something we refuse; the message is git's wording (without `fatal: `).
+    /// Like git, only `fatal:` on stderr: the client sees the connection end.
     #[error("{0}")]
     Protocol(String),
+    /// Refused with an `ERR` line to the client as git does (the message is git's wording).
+    #[error("{0}")]
+    Refused(String),
     /// Already reported to the client (ERR or band 3); the message is for stderr.
     #[error("{0}")]
     Reported(String),
@@ -96,12 +103,11 @@ pub fn serve<R: Read, W: Write>(
     let mut reader = PktReader::new(input);
     let mut writer = PktWriter::new(output);
     let res = match settings.version {
-        Version::V2 => v2::serve(repo, &mut reader, &mut writer, settings, summary),
-        Version::V0 | Version::V1 => v0::serve(repo, &mut reader, &mut writer, settings, summary),
+        Version::V2 => v2::serve(repo, &mut reader, &mut writer, &settings, summary),
+        Version::V0 | Version::V1 => v0::serve(repo, &mut reader, &mut writer, &settings, summary),
     };
-    // A refused request is told to the client too, where the protocol has room for it (the
-    // pack has not started: errors after that go to band 3 in send_pack).
-    if let Err(SessionError::Protocol(msg)) = &res {
+    // Refusals git reports in the protocol get their ERR line.
+    if let Err(SessionError::Refused(msg)) = &res {
         let _ = writer.error(msg);
     }
     // Whatever happened, push out what was written.
@@ -111,9 +117,84 @@ pub fn serve<R: Read, W: Write>(
     Ok(())
 }
 
+/// What this connection advertises.
+pub(crate) fn advertised(repo: &Repo, no_done: bool) -> caps::Advertise {
+    let c = &repo.config;
+    caps::Advertise {
+        object_format: v0::hash_name(repo.odb.hash_kind()),
+        shallow: true,
+        allow_tip: c.allow.tip || c.allow.any,
+        allow_reachable: c.allow.reachable || c.allow.any,
+        no_done,
+        filter: c.allow_filter,
+        ref_in_want: c.allow_ref_in_want,
+        sideband_all: c.allow_sideband_all,
+        object_info: c.advertise_object_info,
+        session_id: c.advertise_sid.then(session_id),
+    }
+}
+
+/// This process's session id (`transfer.advertiseSID`).
+fn session_id() -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("packserve-{}-{nanos:x}", std::process::id())
+}
+
+/// The refs this connection may see.
+pub(crate) fn visible_refs(repo: &Repo, settings: &Settings) -> Result<crate::refs::RefSet, SessionError> {
+    let view =
+        crate::refs::RefView { namespace: settings.namespace.clone(), hide: repo.config.hide_refs.clone() };
+    crate::refs::load(&repo.repo, &repo.odb, &view).map_err(SessionError::internal)
+}
+
+/// The want rules for this connection: git's `allow_uor` in v0/v1 (stateless requests may name
+/// anything reachable from a tip, as refs may have moved); in v2 anything reachable from a
+/// visible ref, which is stricter than git (that serves any object) unless allowAnySHA1InWant.
+pub(crate) fn want_rules(repo: &Repo, refs: &crate::refs::RefSet, v2: bool, stateless: bool) -> WantRules {
+    let allow = repo.config.allow;
+    let tips = refs.tips();
+    let hidden: gix::hashtable::HashSet<ObjectId> = refs.hidden_tips.iter().copied().collect();
+    let hidden_allowed = allow.tip || allow.reachable;
+    let mut reach_from = tips.clone();
+    let reach_hidden = if v2 { allow.reachable } else { hidden_allowed };
+    if reach_hidden {
+        reach_from.extend(hidden.iter().copied());
+    }
+    WantRules {
+        tips,
+        extra_tips: if hidden_allowed { hidden } else { Default::default() },
+        reachable: v2 || stateless || allow.reachable,
+        reach_from,
+        any: allow.any,
+    }
+}
+
+/// Checks the wants; a refused one is answered `ERR upload-pack: not our ref <oid>`.
+pub(crate) fn check_wants<W: Write>(
+    repo: &Repo,
+    w: &mut PktWriter<W>,
+    wants: &[ObjectId],
+    rules: &WantRules,
+) -> Result<(), SessionError> {
+    if let Some(bad) =
+        crate::select::policy::first_disallowed(&repo.odb, wants, rules).map_err(SessionError::internal)?
+    {
+        let msg = format!("upload-pack: not our ref {}", bad.to_hex());
+        w.error(&msg)?;
+        w.flush()?;
+        return Err(SessionError::Reported(format!("git {msg}")));
+    }
+    Ok(())
+}
+
 /// What to pack, in plain values.
 pub(crate) struct PackRequest<'a> {
     pub wants: &'a [ObjectId],
+    /// Commits whose parents are not walked (shallow boundary of this request).
+    pub shallow: gix::hashtable::HashSet<ObjectId>,
+    /// The partial clone filter.
+    pub filter: Option<crate::select::filter::ObjectFilter>,
     pub common: &'a [ObjectId],
     pub include_tags: Vec<ObjectId>,
     pub framing: Framing,
@@ -135,8 +216,13 @@ pub(crate) fn send_pack<W: Write>(
             wants: req.wants.to_vec(),
             common: req.common.to_vec(),
             include_tags: req.include_tags.clone(),
+            shallow: req.shallow.clone(),
+            filter: req.filter.clone(),
         };
         let sel = walk::enumerate(&repo.odb, &walk_req).map_err(SessionError::internal)?;
+        // A filtered client may lack what the boundary says it has: no thin deltas then.
+        let mut options = req.options;
+        options.thin &= req.filter.is_none();
         sb.progress(&format!("Enumerating objects: {}, done.\n", sel.objects.len()))?;
         let plan = Plan::new(sel.objects.iter().map(|o| (o.id, o.kind, o.name_hash)), &repo.packs);
         let stats = {
@@ -151,7 +237,7 @@ pub(crate) fn send_pack<W: Write>(
                     client_has: &|id| sel.client_has(id),
                     thin_bases: &sel.thin_bases,
                 },
-                req.options,
+                options,
                 &mut on_entry,
             )
         };
@@ -180,6 +266,214 @@ pub(crate) fn send_pack<W: Write>(
             Err(SessionError::Reported(e.to_string()))
         }
     }
+}
+
+/// The `shallow`/`deepen*` lines of a request, as sent.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeepenArgs {
+    /// `shallow <oid>`.
+    pub shallow: Vec<ObjectId>,
+    /// `deepen <n>`.
+    pub depth: u32,
+    /// `deepen-since <t>`.
+    pub since: Option<u64>,
+    /// `deepen-not <ref>`.
+    pub not: Vec<String>,
+    /// `deepen-relative`.
+    pub relative: bool,
+}
+
+impl DeepenArgs {
+    /// Whether anything shallow-related was asked.
+    pub fn any(&self) -> bool {
+        !self.shallow.is_empty() || self.depth > 0 || self.since.is_some() || !self.not.is_empty()
+    }
+}
+
+/// Parses a `shallow`/`deepen*` line into `args`; `Ok(false)` if the line is none of them.
+/// Messages are git's.
+pub(crate) fn parse_deepen_line(
+    line: &[u8],
+    hash: gix::hash::Kind,
+    args: &mut DeepenArgs,
+) -> Result<bool, SessionError> {
+    let text = || String::from_utf8_lossy(line).into_owned();
+    if let Some(hex) = line.strip_prefix(b"shallow ") {
+        let id = parse_oid(hex, hash)
+            .ok_or_else(|| SessionError::Protocol(format!("invalid shallow line: {}", text())))?;
+        if !args.shallow.contains(&id) {
+            args.shallow.push(id);
+        }
+    } else if let Some(n) = line.strip_prefix(b"deepen ") {
+        args.depth = parse_c_long(n)
+            .and_then(|d| u32::try_from(d).ok())
+            .filter(|&d| d > 0 && d <= i32::MAX as u32)
+            .ok_or_else(|| SessionError::Protocol(format!("Invalid deepen: {}", text())))?;
+    } else if let Some(t) = line.strip_prefix(b"deepen-since ") {
+        let since = parse_c_ulong(t)
+            .filter(|&t| t != u64::MAX)
+            .ok_or_else(|| SessionError::Protocol(format!("Invalid deepen-since: {}", text())))?;
+        args.since = Some(since);
+    } else if let Some(r) = line.strip_prefix(b"deepen-not ") {
+        args.not.push(String::from_utf8_lossy(r).into_owned());
+    } else if line == b"deepen-relative" {
+        args.relative = true;
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// `strtol(s, &end, 0)` that must consume everything: decimal, `0x` hex or `0` octal, signed.
+fn parse_c_long(s: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(s).ok()?;
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let v = parse_radix(digits)?;
+    let v = i64::try_from(v).ok()?;
+    Some(if neg { -v } else { v })
+}
+
+/// `strtoumax(s, &end, 0)` that must consume everything; a leading `-` wraps as in C.
+fn parse_c_ulong(s: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(s).ok()?;
+    match s.strip_prefix('-') {
+        Some(d) => parse_radix(d).map(|v| v.wrapping_neg()),
+        None => parse_radix(s.strip_prefix('+').unwrap_or(s)),
+    }
+}
+
+fn parse_radix(d: &str) -> Option<u64> {
+    if d.is_empty() {
+        return None;
+    }
+    if let Some(h) = d.strip_prefix("0x").or_else(|| d.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()
+    } else if d.len() > 1 && d.starts_with('0') {
+        u64::from_str_radix(&d[1..], 8).ok()
+    } else {
+        d.parse().ok()
+    }
+}
+
+/// Resolves the request's shallow state: drops client shallow commits we don't have, refuses
+/// ones that are not commits, resolves `deepen-not` names among the visible refs, and computes
+/// the `shallow`/`unshallow` lines and the walk boundary.
+pub(crate) fn prepare_shallow(
+    repo: &Repo,
+    refs: &crate::refs::RefSet,
+    wants: &[ObjectId],
+    args: &DeepenArgs,
+    v2: bool,
+) -> Result<crate::select::shallow::ShallowInfo, SessionError> {
+    use crate::select::shallow::{self, DeepenRequest};
+    let odb = &repo.odb;
+    let mut req =
+        DeepenRequest { depth: args.depth, since: args.since, relative: args.relative, ..Default::default() };
+    for s in &args.shallow {
+        match odb.kind(s).map_err(SessionError::internal)? {
+            None => {}
+            Some(gix::objs::Kind::Commit) => req.client_shallow.push(*s),
+            Some(_) => return Err(SessionError::Protocol(format!("invalid shallow object {}", s.to_hex()))),
+        }
+    }
+    for name in &args.not {
+        let id = dwim_ref(refs, name).ok_or_else(|| {
+            SessionError::Protocol(format!("git upload-pack: ambiguous deepen-not: deepen-not {name}"))
+        })?;
+        req.not.push(id);
+    }
+    let tips: Vec<ObjectId> = refs.iter().map(|r| r.id).collect();
+    shallow::compute(odb, wants, &req, &tips, v2).map_err(|e| match e {
+        shallow::ShallowError::Odb(e) => SessionError::internal(e),
+        other => SessionError::Protocol(other.to_string()),
+    })
+}
+
+/// git's `expand_ref`: the one visible ref a short name means (`x`, `refs/x`, `refs/tags/x`,
+/// `refs/heads/x`, `refs/remotes/x`, `refs/remotes/x/HEAD`); `None` when none or several match.
+fn dwim_ref(refs: &crate::refs::RefSet, name: &str) -> Option<ObjectId> {
+    let candidates = [
+        name.to_owned(),
+        format!("refs/{name}"),
+        format!("refs/tags/{name}"),
+        format!("refs/heads/{name}"),
+        format!("refs/remotes/{name}"),
+        format!("refs/remotes/{name}/HEAD"),
+    ];
+    let mut found = None;
+    let mut count = 0;
+    for c in &candidates {
+        if let Some(r) = refs.iter().find(|r| r.name == c.as_bytes()) {
+            if found.is_none() {
+                found = Some(r.id);
+            }
+            count += 1;
+        }
+    }
+    (count == 1).then_some(found).flatten()
+}
+
+/// Parses and checks a filter spec against `uploadpackfilter.*` (git's messages), resolving a
+/// `sparse:oid=` blob.
+pub(crate) fn parse_filter(
+    repo: &Repo,
+    spec: Option<&str>,
+) -> Result<Option<crate::select::filter::ObjectFilter>, SessionError> {
+    use crate::select::filter::{Filter, FilterError, ObjectFilter, SparsePatterns};
+    let Some(spec) = spec else { return Ok(None) };
+    let filter = Filter::parse(spec).map_err(|e| SessionError::Protocol(e.to_string()))?;
+    let fc = &repo.config.filter;
+    filter.check(&|name| fc.allows(name), fc.tree_max_depth).map_err(|e| match e {
+        // git tells these to the client too.
+        FilterError::NotAllowed(_) | FilterError::TooDeep { .. } => SessionError::Refused(e.to_string()),
+        other => SessionError::Protocol(other.to_string()),
+    })?;
+    let sparse = match filter.sparse_spec() {
+        None => None,
+        Some(expr) => {
+            let bad = || SessionError::Protocol(format!("unable to access sparse blob in '{expr}'"));
+            let id = resolve_blob_expr(repo, expr).ok_or_else(bad)?;
+            let mut buf = Vec::new();
+            match repo.odb.read(&id, &mut buf) {
+                Ok(gix::objs::Kind::Blob) => Some(SparsePatterns::parse(&buf)),
+                _ => return Err(bad()),
+            }
+        }
+    };
+    Ok(Some(ObjectFilter { filter, sparse }))
+}
+
+/// A blob named by a hex id or `<rev>:<path>` (the forms a sparse filter uses).
+fn resolve_blob_expr(repo: &Repo, expr: &str) -> Option<ObjectId> {
+    let hash = repo.odb.hash_kind();
+    if let Some(id) = parse_oid(expr.as_bytes(), hash) {
+        return Some(id);
+    }
+    let (rev, path) = expr.split_once(':')?;
+    let refs = crate::refs::load(&repo.repo, &repo.odb, &Default::default()).ok()?;
+    let start = if rev.is_empty() {
+        refs.head.as_ref()?.id
+    } else {
+        dwim_ref(&refs, rev).or_else(|| parse_oid(rev.as_bytes(), hash))?
+    };
+    let (commit, _) = repo.odb.peel(&start).ok()?;
+    let mut cur = repo.odb.commit(&commit).ok()?.tree;
+    let mut buf = Vec::new();
+    for comp in path.split('/').filter(|c| !c.is_empty()) {
+        let mut next = None;
+        repo.odb
+            .for_each_tree_entry(&cur, &mut buf, |_, name, id| {
+                if name == comp.as_bytes() {
+                    next = Some(id.to_owned());
+                }
+            })
+            .ok()?;
+        cur = next?;
+    }
+    Some(cur)
 }
 
 /// Parses a hex object id from a protocol line argument.

@@ -7,12 +7,14 @@ use std::io::{Read, Write};
 use gix::hash::ObjectId;
 
 use super::caps::{self, ClientCaps};
-use super::{parse_oid, send_pack, PackRequest, SessionError, Settings, Summary, Version};
+use super::{
+    parse_deepen_line, parse_oid, send_pack, DeepenArgs, PackRequest, SessionError, Settings, Summary,
+    Version,
+};
 use crate::negotiate::{Have, Negotiator};
 use crate::pack::writer::PackOptions;
-use crate::refs::{self, RefSet};
+use crate::refs::RefSet;
 use crate::repo::Repo;
-use crate::select::policy::{self, WantPolicy};
 use crate::wire::pktline::{Packet, PktReader, PktWriter};
 use crate::wire::sideband::Framing;
 
@@ -20,11 +22,11 @@ use crate::wire::sideband::Framing;
 pub fn advertise<W: Write>(
     w: &mut PktWriter<W>,
     refs: &RefSet,
-    stateless: bool,
+    adv: &caps::Advertise,
     hash: gix::hash::Kind,
 ) -> std::io::Result<()> {
-    let symref = refs.head.as_ref().and_then(|h| h.symref_target.as_deref()).map(|t| t.as_ref());
-    let capabilities = caps::v0_capabilities(stateless, symref, hash_name(hash));
+    let symref = refs.head_symref.as_deref().map(|t| t.as_ref());
+    let capabilities = caps::v0_capabilities(adv, symref);
     let mut first = true;
     for r in refs.iter() {
         let mut line = Vec::with_capacity(100);
@@ -61,22 +63,27 @@ pub fn hash_name(hash: gix::hash::Kind) -> &'static str {
     }
 }
 
-/// What the client asked for in its want lines.
+/// What the client asked for before its first flush.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Needs {
     /// Wanted ids, without duplicates, in order.
     pub wants: Vec<ObjectId>,
-    /// Capabilities from the first want line.
+    /// Capabilities from the want lines.
     pub caps: ClientCaps,
+    /// `shallow`/`deepen*` lines.
+    pub deepen: DeepenArgs,
+    /// `filter <spec>`.
+    pub filter: Option<String>,
 }
 
-/// Reads want lines up to the flush. `Ok(None)` when the client wants nothing.
+/// git's `receive_needs`: want, shallow, deepen* and filter lines up to the flush.
+/// `Ok(None)` when the client wants nothing.
 pub fn receive_needs<R: Read>(
     r: &mut PktReader<R>,
     hash: gix::hash::Kind,
 ) -> Result<Option<Needs>, SessionError> {
     let mut needs = Needs::default();
-    let mut first = true;
+    let mut seen = gix::hashtable::HashSet::default();
     loop {
         let line = match r.read_required()? {
             Packet::Flush => break,
@@ -87,6 +94,21 @@ pub fn receive_needs<R: Read>(
                 )))
             }
         };
+        if parse_deepen_line(&line, hash, &mut needs.deepen)? {
+            continue;
+        }
+        if let Some(spec) = line.strip_prefix(b"filter ") {
+            if !needs.caps.filter {
+                return Err(SessionError::Protocol(
+                    "git upload-pack: filtering capability not negotiated".into(),
+                ));
+            }
+            if needs.filter.is_some() {
+                return Err(SessionError::Protocol("multiple filter-specs cannot be combined".into()));
+            }
+            needs.filter = Some(String::from_utf8_lossy(spec).into_owned());
+            continue;
+        }
         let expected = || {
             SessionError::Protocol(format!(
                 "git upload-pack: protocol error, expected to get object ID, not '{}'",
@@ -102,11 +124,11 @@ pub fn receive_needs<R: Read>(
         if !features.is_empty() && features[0] != b' ' {
             return Err(expected());
         }
-        if first {
-            needs.caps = ClientCaps::parse(features);
-            first = false;
+        needs.caps.merge(ClientCaps::parse(features));
+        if needs.caps.deepen_relative {
+            needs.deepen.relative = true;
         }
-        if !needs.wants.contains(&id) {
+        if seen.insert(id) {
             needs.wants.push(id);
         }
     }
@@ -227,37 +249,68 @@ pub fn serve<R: Read, W: Write>(
     repo: &Repo,
     r: &mut PktReader<R>,
     w: &mut PktWriter<W>,
-    settings: Settings,
+    settings: &Settings,
     summary: &mut Summary,
 ) -> Result<(), SessionError> {
     let hash = repo.odb.hash_kind();
     summary.commands.push(if settings.advertise_refs { "advertise" } else { "upload-pack" });
-    let refs = refs::load(&repo.repo, &repo.odb).map_err(SessionError::internal)?;
+    let refs = super::visible_refs(repo, settings)?;
     if settings.advertise_refs || !settings.stateless_rpc {
         if settings.version == Version::V1 {
             w.line("version 1")?;
         }
-        advertise(w, &refs, settings.stateless_rpc || settings.advertise_refs, hash)?;
+        advertise(
+            w,
+            &refs,
+            &super::advertised(repo, settings.stateless_rpc || settings.advertise_refs),
+            hash,
+        )?;
+        // A shallow repository tells its boundary (git's advertise_shallow_grafts).
+        let mut shallow: Vec<_> = repo.odb.shallow().iter().copied().collect();
+        shallow.sort();
+        for s in shallow {
+            w.line(format!("shallow {}", s.to_hex()))?;
+        }
         w.flush_pkt()?;
         w.flush()?;
     }
     if settings.advertise_refs {
         return Ok(());
     }
-    let Some(needs) = receive_needs(r, hash)? else {
+    let Some(mut needs) = receive_needs(r, hash)? else {
         return Ok(());
     };
+    summary.wants = needs.wants.len();
+    summary.shallow = needs.deepen.any();
 
     // Wants must be advertised tips; a stateless request may name anything reachable from them,
     // since the refs may have moved since the advertisement.
-    let policy = if settings.stateless_rpc { WantPolicy::Reachable } else { WantPolicy::Tips };
-    if let Some(bad) = policy::first_disallowed(&repo.odb, &needs.wants, &refs.tips(), policy)
-        .map_err(SessionError::internal)?
-    {
-        let msg = format!("upload-pack: not our ref {}", bad.to_hex());
-        w.error(&msg)?;
-        w.flush()?;
-        return Err(SessionError::Reported(format!("git {msg}")));
+    let rules = super::want_rules(repo, &refs, false, settings.stateless_rpc);
+    super::check_wants(repo, w, &needs.wants, &rules)?;
+    let filter = super::parse_filter(repo, needs.filter.as_deref())?;
+    summary.filter = needs.filter.clone();
+
+    // Shallow lines go out right after the wants, before any have.
+    let shallow = if needs.deepen.any() {
+        let info = super::prepare_shallow(repo, &refs, &needs.wants, &needs.deepen, false)?;
+        if info.computed {
+            for s in &info.shallow {
+                w.line(format!("shallow {}", s.to_hex()))?;
+            }
+            for s in &info.unshallow {
+                w.line(format!("unshallow {}", s.to_hex()))?;
+            }
+            w.flush_pkt()?;
+            w.flush()?;
+        }
+        info
+    } else {
+        Default::default()
+    };
+    for p in &shallow.extra_wants {
+        if !needs.wants.contains(p) {
+            needs.wants.push(*p);
+        }
     }
 
     let mut neg = Negotiator::new();
@@ -270,12 +323,16 @@ pub fn serve<R: Read, W: Write>(
         1 => Framing::SideBand,
         _ => Framing::Raw,
     };
+    let mut common = neg.common().to_vec();
+    common.extend(shallow.extra_common.iter().copied());
     send_pack(
         repo,
         w,
         PackRequest {
             wants: &needs.wants,
-            common: neg.common(),
+            shallow: shallow.boundary,
+            common: &common,
+            filter,
             include_tags: if needs.caps.include_tag { refs.annotated_tags() } else { Vec::new() },
             framing,
             progress: !needs.caps.no_progress,

@@ -9,12 +9,13 @@ use gix::hash::ObjectId;
 
 use super::caps;
 use super::v0::hash_name;
-use super::{parse_oid, send_pack, PackRequest, SessionError, Settings, Summary};
+use super::{
+    parse_deepen_line, parse_oid, send_pack, DeepenArgs, PackRequest, SessionError, Settings, Summary,
+};
 use crate::negotiate::{Have, Negotiator};
 use crate::pack::writer::PackOptions;
-use crate::refs::{self, RefSet};
+use crate::refs::RefSet;
 use crate::repo::Repo;
-use crate::select::policy::{self, WantPolicy};
 use crate::wire::pktline::{Packet, PktReader, PktWriter};
 use crate::wire::sideband::Framing;
 
@@ -96,8 +97,8 @@ pub fn read_request<R: Read>(r: &mut PktReader<R>) -> Result<Option<Request>, Se
 }
 
 /// Writes the capability advertisement with its flush.
-pub fn advertise<W: Write>(w: &mut PktWriter<W>, hash: gix::hash::Kind) -> std::io::Result<()> {
-    for line in caps::v2_capabilities(hash_name(hash)) {
+pub fn advertise<W: Write>(w: &mut PktWriter<W>, adv: &caps::Advertise) -> std::io::Result<()> {
+    for line in caps::v2_capabilities(adv) {
         w.line(line)?;
     }
     w.flush_pkt()?;
@@ -109,12 +110,12 @@ pub fn serve<R: Read, W: Write>(
     repo: &Repo,
     r: &mut PktReader<R>,
     w: &mut PktWriter<W>,
-    settings: Settings,
+    settings: &Settings,
     summary: &mut Summary,
 ) -> Result<(), SessionError> {
     let hash = repo.odb.hash_kind();
     if settings.advertise_refs || !settings.stateless_rpc {
-        advertise(w, hash)?;
+        advertise(w, &super::advertised(repo, false))?;
         summary.commands.push("advertise");
     }
     if settings.advertise_refs {
@@ -132,7 +133,7 @@ pub fn serve<R: Read, W: Write>(
                 )));
             }
         }
-        let refs = refs::load(&repo.repo, &repo.odb).map_err(SessionError::internal)?;
+        let refs = super::visible_refs(repo, settings)?;
         match req.command.as_str() {
             "ls-refs" => {
                 summary.commands.push("ls-refs");
@@ -183,7 +184,10 @@ pub fn ls_refs<W: Write>(w: &mut PktWriter<W>, refs: &RefSet, args: &[BString]) 
             w.line(format!("unborn HEAD symref-target:{target}"))?;
         }
     }
-    for r in refs.iter() {
+    // Inside a namespace git lists the namespace's HEAD a second time, as the ref
+    // `refs/namespaces/<ns>/HEAD` stripped to `HEAD`; clients expect nothing else, so copy it.
+    let ns_head = refs.head.iter().filter(|_| refs.namespaced);
+    for r in refs.head.iter().chain(ns_head).chain(refs.refs.iter()) {
         if !matches(&r.name) {
             continue;
         }
@@ -209,6 +213,8 @@ pub fn ls_refs<W: Write>(w: &mut PktWriter<W>, refs: &RefSet, args: &[BString]) 
 pub struct FetchArgs {
     /// `want` ids.
     pub wants: Vec<ObjectId>,
+    /// `want-ref` names.
+    pub want_refs: Vec<BString>,
     /// `have` ids.
     pub haves: Vec<ObjectId>,
     /// `done`.
@@ -223,11 +229,33 @@ pub struct FetchArgs {
     pub no_progress: bool,
     /// `include-tag`.
     pub include_tag: bool,
+    /// `sideband-all`.
+    pub sideband_all: bool,
+    /// `shallow`/`deepen*`.
+    pub deepen: DeepenArgs,
+    /// `filter <spec>`.
+    pub filter: Option<String>,
+}
+
+/// Which optional arguments this server accepts (the rest is "unexpected line").
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Accepts {
+    /// `filter`.
+    pub filter: bool,
+    /// `want-ref`.
+    pub want_ref: bool,
+    /// `sideband-all`.
+    pub sideband_all: bool,
 }
 
 /// Parses `fetch` arguments with git's error messages.
-pub fn parse_fetch_args(args: &[BString], hash: gix::hash::Kind) -> Result<FetchArgs, SessionError> {
+pub fn parse_fetch_args(
+    args: &[BString],
+    hash: gix::hash::Kind,
+    accepts: Accepts,
+) -> Result<FetchArgs, SessionError> {
     let mut f = FetchArgs::default();
+    let mut seen = gix::hashtable::HashSet::default();
     for arg in args {
         let arg = arg.as_bytes();
         if let Some(hex) = arg.strip_prefix(b"want ") {
@@ -237,9 +265,13 @@ pub fn parse_fetch_args(args: &[BString], hash: gix::hash::Kind) -> Result<Fetch
                     arg.as_bstr()
                 ))
             })?;
-            if !f.wants.contains(&id) {
+            if seen.insert(id) {
                 f.wants.push(id);
             }
+            continue;
+        }
+        if let Some(name) = arg.strip_prefix(b"want-ref ").filter(|_| accepts.want_ref) {
+            f.want_refs.push(name.into());
             continue;
         }
         if let Some(hex) = arg.strip_prefix(b"have ") {
@@ -252,6 +284,16 @@ pub fn parse_fetch_args(args: &[BString], hash: gix::hash::Kind) -> Result<Fetch
             f.haves.push(id);
             continue;
         }
+        if parse_deepen_line(arg, hash, &mut f.deepen)? {
+            continue;
+        }
+        if let Some(spec) = arg.strip_prefix(b"filter ").filter(|_| accepts.filter) {
+            if f.filter.is_some() {
+                return Err(SessionError::Protocol("multiple filter-specs cannot be combined".into()));
+            }
+            f.filter = Some(String::from_utf8_lossy(spec).into_owned());
+            continue;
+        }
         match arg {
             b"thin-pack" => f.thin_pack = true,
             b"ofs-delta" => f.ofs_delta = true,
@@ -259,13 +301,15 @@ pub fn parse_fetch_args(args: &[BString], hash: gix::hash::Kind) -> Result<Fetch
             b"include-tag" => f.include_tag = true,
             b"done" => f.done = true,
             b"wait-for-done" => f.wait_for_done = true,
+            b"sideband-all" if accepts.sideband_all => f.sideband_all = true,
             _ => return Err(SessionError::Protocol(format!("unexpected line: '{}'", arg.as_bstr()))),
         }
     }
     Ok(f)
 }
 
-/// `fetch`.
+/// `fetch`: process the arguments, send acknowledgments, then (when ready or done) the
+/// wanted-refs, shallow-info and packfile sections.
 fn fetch<W: Write>(
     repo: &Repo,
     w: &mut PktWriter<W>,
@@ -274,20 +318,42 @@ fn fetch<W: Write>(
     summary: &mut Summary,
 ) -> Result<(), SessionError> {
     let odb = &repo.odb;
-    let args = parse_fetch_args(args, odb.hash_kind())?;
-    summary.wants += args.wants.len();
+    let c = &repo.config;
+    let accepts =
+        Accepts { filter: c.allow_filter, want_ref: c.allow_ref_in_want, sideband_all: c.allow_sideband_all };
+    let mut args = parse_fetch_args(args, odb.hash_kind(), accepts)?;
+    summary.wants += args.wants.len() + args.want_refs.len();
     summary.haves += args.haves.len();
+    summary.shallow |= args.deepen.any();
+    if args.filter.is_some() {
+        summary.filter = args.filter.clone();
+    }
+    if args.sideband_all {
+        w.set_sideband_all(true);
+    }
+    // want-ref: only visible refs, by their full (namespace-stripped) name.
+    let mut wanted_refs = Vec::new();
+    for name in &args.want_refs {
+        match refs.iter().find(|r| r.name == *name) {
+            Some(r) => {
+                wanted_refs.push((r.id, name.clone()));
+                if !args.wants.contains(&r.id) {
+                    args.wants.push(r.id);
+                }
+            }
+            None => {
+                let msg = format!("unknown ref {name}");
+                w.error(&msg)?;
+                w.flush()?;
+                return Err(SessionError::Reported(msg));
+            }
+        }
+    }
     if args.wants.is_empty() && !args.wait_for_done {
         return Ok(());
     }
-    if let Some(bad) = policy::first_disallowed(odb, &args.wants, &refs.tips(), WantPolicy::Reachable)
-        .map_err(SessionError::internal)?
-    {
-        let msg = format!("upload-pack: not our ref {}", bad.to_hex());
-        w.error(&msg)?;
-        w.flush()?;
-        return Err(SessionError::Reported(format!("git {msg}")));
-    }
+    super::check_wants(repo, w, &args.wants, &super::want_rules(repo, refs, true, true))?;
+    let filter = super::parse_filter(repo, args.filter.as_deref())?;
     let mut neg = Negotiator::new();
     if !args.haves.is_empty() {
         // process_haves_and_send_acks
@@ -321,13 +387,44 @@ fn fetch<W: Write>(
         w.flush_pkt()?;
         return Ok(());
     }
+    if !wanted_refs.is_empty() {
+        w.line("wanted-refs")?;
+        for (id, name) in &wanted_refs {
+            w.line(format!("{} {name}", id.to_hex()))?;
+        }
+        w.delim_pkt()?;
+    }
+    // shallow-info: whenever the request is shallow or this repository is.
+    let shallow = if args.deepen.any() || !odb.shallow().is_empty() {
+        let info = super::prepare_shallow(repo, refs, &args.wants, &args.deepen, true)?;
+        w.line("shallow-info")?;
+        for s in &info.shallow {
+            w.line(format!("shallow {}", s.to_hex()))?;
+        }
+        for s in &info.unshallow {
+            w.line(format!("unshallow {}", s.to_hex()))?;
+        }
+        w.delim_pkt()?;
+        info
+    } else {
+        Default::default()
+    };
+    for p in &shallow.extra_wants {
+        if !args.wants.contains(p) {
+            args.wants.push(*p);
+        }
+    }
+    let mut common = neg.common().to_vec();
+    common.extend(shallow.extra_common.iter().copied());
     w.line("packfile")?;
     send_pack(
         repo,
         w,
         PackRequest {
             wants: &args.wants,
-            common: neg.common(),
+            shallow: shallow.boundary,
+            common: &common,
+            filter,
             include_tags: if args.include_tag { refs.annotated_tags() } else { Vec::new() },
             framing: Framing::SideBand64k,
             progress: !args.no_progress,

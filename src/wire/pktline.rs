@@ -144,12 +144,14 @@ fn parse_len(hdr: &[u8; 4]) -> Result<usize, ReadError> {
 pub struct PktWriter<W: Write> {
     inner: io::BufWriter<W>,
     trace: Option<WriteTrace>,
+    /// v2 `sideband-all`: every data line goes out on band 1 (errors on band 3).
+    sideband_all: bool,
 }
 
 impl<W: Write> PktWriter<W> {
     /// Wraps `inner` with a buffer.
     pub fn new(inner: W) -> Self {
-        PktWriter { inner: io::BufWriter::with_capacity(64 * 1024, inner), trace: None }
+        PktWriter { inner: io::BufWriter::with_capacity(64 * 1024, inner), trace: None, sideband_all: false }
     }
 
     /// Calls `f` with every data line written (`None` for a flush), for `GIT_TRACE_PACKET`.
@@ -157,8 +159,29 @@ impl<W: Write> PktWriter<W> {
         self.trace = Some(f);
     }
 
-    /// Writes one data line. Lines longer than [`MAX_PAYLOAD`] are an error.
+    /// From now on, wrap every data line in band 1 (v2 `sideband-all`).
+    pub fn set_sideband_all(&mut self, on: bool) {
+        self.sideband_all = on;
+    }
+
+    /// Writes one data line (on band 1 under `sideband-all`). Lines longer than [`MAX_PAYLOAD`]
+    /// are an error.
     pub fn data(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.sideband_all {
+            return self.band(1, data);
+        }
+        self.raw_line(data)
+    }
+
+    /// Writes a side-band packet: the band byte, then `data`.
+    pub fn band(&mut self, band: u8, data: &[u8]) -> io::Result<()> {
+        let mut pkt = Vec::with_capacity(data.len() + 1);
+        pkt.push(band);
+        pkt.extend_from_slice(data);
+        self.raw_line(&pkt)
+    }
+
+    fn raw_line(&mut self, data: &[u8]) -> io::Result<()> {
         if data.len() > MAX_PAYLOAD {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "pkt-line too long"));
         }
@@ -193,8 +216,12 @@ impl<W: Write> PktWriter<W> {
         encode::delim_to_write(&mut self.inner).map(drop)
     }
 
-    /// An `ERR <message>` line (the message gets a trailing newline as git writes it).
+    /// An `ERR <message>` line (the message gets a trailing newline as git writes it); under
+    /// `sideband-all` the message goes to band 3 instead.
     pub fn error(&mut self, message: &str) -> io::Result<()> {
+        if self.sideband_all {
+            return self.band(3, format!("{message}\n").as_bytes());
+        }
         self.line(format!("ERR {message}"))
     }
 

@@ -75,13 +75,10 @@ impl<'w, W: Write> SideBand<'w, W> {
     fn band(&mut self, band: u8, data: &[u8]) -> io::Result<()> {
         let max = self.framing.max_payload();
         for chunk in data.chunks(max.max(1)) {
-            let mut pkt = Vec::with_capacity(chunk.len() + 1);
-            pkt.push(band);
-            pkt.extend_from_slice(chunk);
-            self.out.data(&pkt)?;
+            self.out.band(band, chunk)?;
         }
         if data.is_empty() {
-            self.out.data(&[band])?;
+            self.out.band(band, &[])?;
         }
         Ok(())
     }
