@@ -13,4 +13,5 @@ pub mod refs;
 pub mod repo;
 pub mod select;
 pub mod session;
+pub mod trace;
 pub mod wire;

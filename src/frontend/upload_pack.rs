@@ -61,6 +61,10 @@ pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
         .map_err(|e| Failure { code: 128, message: Some(format!("fatal: {e}")) })?;
     let settings = Settings {
         namespace: std::env::var("GIT_NAMESPACE").ok().filter(|n| !n.is_empty()),
+        trace: std::env::var("GIT_TRACE_PACKET")
+            .ok()
+            .and_then(|v| crate::trace::open(&v))
+            .map(|w| crate::trace::Trace(std::rc::Rc::new(std::cell::RefCell::new(w)))),
         version: protocol_version(std::env::var("GIT_PROTOCOL").ok().as_deref()),
         stateless_rpc: args.stateless_rpc,
         advertise_refs: args.advertise_refs,

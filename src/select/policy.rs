@@ -100,7 +100,8 @@ pub fn first_disallowed(
     if !rest.is_empty() {
         // Trees, blobs and tags: enumerate what the tips reach.
         let req = walk::Request { wants: tips.iter().copied().collect(), ..Default::default() };
-        let sel = walk::enumerate(odb, &req).map_err(|walk::WalkError::Odb(e)| e)?;
+        let sel = walk::enumerate(odb, &req, &mut walk::Ticker::new(&mut || {}))
+            .map_err(|walk::WalkError::Odb(e)| e)?;
         if let Some(bad) = rest.into_iter().find(|r| !sel.is_sent(r)) {
             return Ok(Some(bad));
         }

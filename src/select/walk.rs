@@ -99,7 +99,7 @@ pub fn rev_list(
             walk.add(&c, false)?;
         }
     }
-    let order = walk.run()?;
+    let order = walk.run(&mut Ticker::new(&mut || {}))?;
     Ok(order
         .into_iter()
         .filter(|&i| walk.arena[i as usize].1.flags & flag::UNINTERESTING == 0)
@@ -201,11 +201,12 @@ impl<'a> CommitWalk<'a> {
         Ok(())
     }
 
-    fn run(&mut self) -> Result<Vec<u32>, OdbError> {
+    fn run(&mut self, ticker: &mut Ticker<'_>) -> Result<Vec<u32>, OdbError> {
         let mut order = Vec::new();
         let mut slop = 5;
         let mut last_interesting_time = i64::MAX;
         while let Some((_, time, _, i)) = self.queue.pop() {
+            ticker.tick();
             {
                 let node = &mut self.arena[i as usize].1;
                 node.in_queue = false;
@@ -258,6 +259,26 @@ impl<'a> CommitWalk<'a> {
     }
 }
 
+/// Calls a callback every so many steps of the walk (keep-alive packets while counting).
+pub struct Ticker<'a> {
+    f: &'a mut dyn FnMut(),
+    n: u32,
+}
+
+impl<'a> Ticker<'a> {
+    /// Wraps `f`.
+    pub fn new(f: &'a mut dyn FnMut()) -> Self {
+        Ticker { f, n: 0 }
+    }
+
+    fn tick(&mut self) {
+        self.n = self.n.wrapping_add(1);
+        if self.n % 1024 == 0 {
+            (self.f)();
+        }
+    }
+}
+
 /// git's `pack_name_hash`: sorts similar file names together, weighting the last characters most.
 pub fn name_hash(name: &[u8]) -> u32 {
     let mut hash: u32 = 0;
@@ -271,7 +292,7 @@ pub fn name_hash(name: &[u8]) -> u32 {
 }
 
 /// Walks from the wants, subtracting what is reachable from `common`.
-pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
+pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Selection, WalkError> {
     let mut flags: HashMap<ObjectId, u8> = HashMap::default();
     let mut objects: Vec<Obj> = Vec::new();
     let mut walk = CommitWalk::new(odb, &req.shallow, None);
@@ -336,7 +357,7 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
         }
     }
 
-    let order = walk.run()?;
+    let order = walk.run(ticker)?;
     let commits_walked = walk.arena.len();
 
     // Boundary: uninteresting parents of the commits we send. Their trees are on the client.
@@ -371,7 +392,7 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
         *flags.entry(b).or_default() |= flag::UNINTERESTING;
     }
     let mut thin_bases = std::collections::HashMap::new();
-    mark_trees_uninteresting(odb, &mut flags, &mut thin_bases, uninteresting_trees, &mut buf)?;
+    mark_trees_uninteresting(odb, &mut flags, &mut thin_bases, uninteresting_trees, &mut buf, ticker)?;
 
     // What we send: commits, tags, then trees and blobs.
     let filter = req.filter.as_ref();
@@ -399,7 +420,7 @@ pub fn enumerate(odb: &Odb, req: &Request) -> Result<Selection, WalkError> {
     roots.extend(pending_trees.into_iter().map(|t| (t, true)));
     let mut trees = TreeWalk { odb, filter, min_depth: HashMap::default(), buf: &mut buf };
     for (root, explicit) in roots {
-        trees.add(&mut flags, &mut objects, root, explicit)?;
+        trees.add(&mut flags, &mut objects, root, explicit, ticker)?;
     }
     for b in pending_blobs {
         let f = flags.entry(b).or_default();
@@ -451,6 +472,7 @@ fn mark_trees_uninteresting(
     thin_bases: &mut ThinBases,
     roots: Vec<ObjectId>,
     buf: &mut Vec<u8>,
+    ticker: &mut Ticker<'_>,
 ) -> Result<(), OdbError> {
     let mut remember = |hash: u32, id: &oid, kind: Kind| {
         let v = thin_bases.entry(hash).or_default();
@@ -460,6 +482,7 @@ fn mark_trees_uninteresting(
     };
     let mut stack: Vec<(ObjectId, u32)> = roots.into_iter().map(|r| (r, 0)).collect();
     while let Some((t, hash)) = stack.pop() {
+        ticker.tick();
         let f = flags.entry(t).or_default();
         if *f & flag::UNINTERESTING != 0 {
             continue;
@@ -503,12 +526,14 @@ impl TreeWalk<'_, '_> {
         objects: &mut Vec<Obj>,
         root: ObjectId,
         explicit: bool,
+        ticker: &mut Ticker<'_>,
     ) -> Result<(), OdbError> {
         let depth_limit = self.filter.and_then(|f| f.filter.depth_limit());
         let sparse = self.filter.and_then(|f| f.sparse.as_ref());
         // (tree, depth, name hash, path)
         let mut stack: Vec<(ObjectId, u64, u32, Vec<u8>)> = vec![(root, 0, 0, Vec::new())];
         while let Some((t, depth, hash, path)) = stack.pop() {
+            ticker.tick();
             let f = flags.entry(t).or_default();
             if *f & flag::UNINTERESTING != 0 {
                 continue;

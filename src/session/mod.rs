@@ -15,7 +15,7 @@ use crate::pack::writer::{self, PackOptions};
 use crate::repo::Repo;
 use crate::select::policy::WantRules;
 use crate::select::walk;
-use crate::wire::pktline::{PktReader, PktWriter, ReadError};
+use crate::wire::pktline::{Packet, PktReader, PktWriter, ReadError};
 use crate::wire::sideband::{Framing, SideBand};
 
 /// Protocol version of the connection.
@@ -34,6 +34,8 @@ pub enum Version {
 pub struct Settings {
     /// `GIT_NAMESPACE`, if any.
     pub namespace: Option<String>,
+    /// `GIT_TRACE_PACKET` destination, if tracing.
+    pub trace: Option<crate::trace::Trace>,
     /// Protocol version, from `GIT_PROTOCOL`.
     pub version: Version,
     /// One request, one response (smart HTTP).
@@ -102,6 +104,17 @@ pub fn serve<R: Read, W: Write>(
 ) -> Result<(), SessionError> {
     let mut reader = PktReader::new(input);
     let mut writer = PktWriter::new(output);
+    if let Some(crate::trace::Trace(sink)) = &settings.trace {
+        let mut rt = crate::trace::Tracer::new(sink.clone(), '<');
+        reader.set_trace(Box::new(move |p| match p {
+            Packet::Data(d) => rt.packet(Some(d)),
+            Packet::Flush => rt.packet(None),
+            Packet::Delim => rt.packet(Some(b"0001")),
+            Packet::ResponseEnd => rt.packet(Some(b"0002")),
+        }));
+        let mut wt = crate::trace::Tracer::new(sink.clone(), '>');
+        writer.set_trace(Box::new(move |d| wt.packet(d)));
+    }
     let res = match settings.version {
         Version::V2 => v2::serve(repo, &mut reader, &mut writer, &settings, summary),
         Version::V0 | Version::V1 => v0::serve(repo, &mut reader, &mut writer, &settings, summary),
@@ -219,7 +232,17 @@ pub(crate) fn send_pack<W: Write>(
             shallow: req.shallow.clone(),
             filter: req.filter.clone(),
         };
-        let sel = walk::enumerate(&repo.odb, &walk_req).map_err(SessionError::internal)?;
+        // Keep-alive packets while counting (uploadpack.keepAlive), so proxies don't cut us off.
+        let keepalive = repo.config.keepalive;
+        let mut last = std::time::Instant::now();
+        let mut tick = || {
+            if keepalive.is_some_and(|k| last.elapsed() >= k) {
+                let _ = sb.keepalive();
+                last = std::time::Instant::now();
+            }
+        };
+        let sel = walk::enumerate(&repo.odb, &walk_req, &mut walk::Ticker::new(&mut tick))
+            .map_err(SessionError::internal)?;
         // A filtered client may lack what the boundary says it has: no thin deltas then.
         let mut options = req.options;
         options.thin &= req.filter.is_none();

@@ -60,7 +60,7 @@ pub fn read_request<R: Read>(r: &mut PktReader<R>) -> Result<Option<Request>, Se
                         return Err(SessionError::Protocol("command already requested".into()));
                     }
                     let c = String::from_utf8_lossy(c).into_owned();
-                    if c != "ls-refs" && c != "fetch" {
+                    if c != "ls-refs" && c != "fetch" && c != "object-info" {
                         return Err(SessionError::Protocol(format!("invalid command '{c}'")));
                     }
                     command = Some(c);
@@ -143,6 +143,10 @@ pub fn serve<R: Read, W: Write>(
                 summary.commands.push("fetch");
                 fetch(repo, w, &refs, &req.args, summary)?
             }
+            "object-info" if repo.config.advertise_object_info => {
+                summary.commands.push("object-info");
+                object_info(repo, w, &refs, &req.args)?
+            }
             other => return Err(SessionError::Protocol(format!("invalid command '{other}'"))),
         }
         w.flush()?;
@@ -150,6 +154,47 @@ pub fn serve<R: Read, W: Write>(
             return Ok(());
         }
     }
+}
+
+/// `object-info`: the sizes of objects a client could fetch (others are reported as unknown,
+/// so nothing hidden leaks through sizes).
+fn object_info<W: Write>(
+    repo: &Repo,
+    w: &mut PktWriter<W>,
+    refs: &RefSet,
+    args: &[BString],
+) -> Result<(), SessionError> {
+    let hash = repo.odb.hash_kind();
+    let mut size = false;
+    let mut ids = Vec::new();
+    for arg in args {
+        if arg == "size" {
+            size = true;
+        } else if let Some(hex) = arg.strip_prefix(b"oid ") {
+            let id = parse_oid(hex, hash).ok_or_else(|| {
+                SessionError::Protocol(format!("object-info: expected oid, got '{}'", hex.as_bstr()))
+            })?;
+            ids.push(id);
+        } else {
+            return Err(SessionError::Protocol(format!("object-info: unexpected line: '{arg}'")));
+        }
+    }
+    if size {
+        w.line("size")?;
+    }
+    let rules = super::want_rules(repo, refs, true, true);
+    for id in ids {
+        let allowed = crate::select::policy::first_disallowed(&repo.odb, &[id], &rules)
+            .map_err(SessionError::internal)?
+            .is_none();
+        let sz = if allowed && size { repo.odb.size(&id).map_err(SessionError::internal)? } else { None };
+        match sz {
+            Some(sz) => w.line(format!("{} {sz}", id.to_hex()))?,
+            None => w.line(format!("{} ", id.to_hex()))?,
+        }
+    }
+    w.flush_pkt()?;
+    Ok(())
 }
 
 /// Options of `ls-refs`.
