@@ -2,5 +2,7 @@
 //! and the policy deciding which wants are allowed. Pure over an [`Odb`](crate::odb::Odb):
 //! plain values in, plain values out; no pipes, no protocol.
 
+pub mod bitmap;
+pub mod ewah;
 pub mod policy;
 pub mod walk;

@@ -13,7 +13,7 @@ use gix::hash::ObjectId;
 use crate::pack::plan::Plan;
 use crate::pack::writer::{self, PackOptions};
 use crate::repo::Repo;
-use crate::select::walk;
+use crate::select::{bitmap, walk};
 use crate::wire::pktline::{PktReader, PktWriter, ReadError};
 use crate::wire::sideband::{Framing, SideBand};
 
@@ -136,9 +136,20 @@ pub(crate) fn send_pack<W: Write>(
             common: req.common.to_vec(),
             include_tags: req.include_tags.clone(),
         };
-        let sel = walk::enumerate(&repo.odb, &walk_req).map_err(SessionError::internal)?;
-        sb.progress(&format!("Enumerating objects: {}, done.\n", sel.objects.len()))?;
-        let plan = Plan::new(sel.objects.iter().map(|o| (o.id, o.kind, o.name_hash)), &repo.packs);
+        // issue 5: reachability bitmaps when the request allows them, else the walk.
+        let conditions = bitmap::Conditions {
+            shallow: summary.shallow,
+            filter: summary.filter.is_some(),
+            ..bitmap_conditions(repo)
+        };
+        let index =
+            bitmap::open_if_eligible(&repo.packs, &repo.repo.common_dir().join("objects/pack"), conditions);
+        let sel = bitmap::select_or_walk(index.as_ref(), &repo.odb, &walk_req, req.options.ofs_delta)
+            .map_err(SessionError::internal)?;
+        let how = if sel.used_bitmap() { " (bitmap)" } else { "" };
+        sb.progress(&format!("Enumerating objects: {}, done{how}.\n", sel.len()))?;
+        let mut plan = Plan::new(sel.objects.iter().map(|o| (o.id, o.kind, o.name_hash)), &repo.packs);
+        plan.verbatim = sel.verbatim;
         let stats = {
             let mut on_entry = |_: &writer::PackStats| {};
             writer::write_pack(
@@ -166,8 +177,13 @@ pub(crate) fn send_pack<W: Write>(
             summary.objects += u64::from(stats.objects);
             summary.bytes += stats.bytes;
             sb.progress(&format!(
-                "Total {} (delta {}), reused {} (delta {}), pack-reused 0 (from 0)\n",
-                stats.objects, stats.deltas, stats.reused, stats.reused_deltas
+                "Total {} (delta {}), reused {} (delta {}), pack-reused {} (from {})\n",
+                stats.objects,
+                stats.deltas,
+                stats.reused,
+                stats.reused_deltas,
+                stats.verbatim,
+                u32::from(stats.verbatim > 0)
             ))?;
             sb.finish()?;
             Ok(())
@@ -179,6 +195,20 @@ pub(crate) fn send_pack<W: Write>(
             let _ = sb.error(&msg);
             Err(SessionError::Reported(e.to_string()))
         }
+    }
+}
+
+/// What the repository's configuration says about bitmaps: `pack.useBitmaps`, and whether
+/// any hidden refs are configured (bitmaps are then left alone).
+fn bitmap_conditions(repo: &Repo) -> bitmap::Conditions {
+    let config = repo.repo.config_snapshot();
+    let hidden = ["uploadpack.hideRefs", "transfer.hideRefs"]
+        .iter()
+        .any(|k| config.strings(*k).is_some_and(|v| !v.is_empty()));
+    bitmap::Conditions {
+        disabled: config.boolean("pack.useBitmaps") == Some(false),
+        hidden_refs: hidden,
+        ..Default::default()
     }
 }
 
