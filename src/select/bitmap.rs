@@ -426,7 +426,7 @@ impl Count<'_, '_> {
         let mut base = Bits::new();
         let in_seen = |b: &Bits, p: u32| b.get(p as usize) || seen.is_some_and(|s| s.get(p as usize));
         let mut commits: Vec<ObjectId> = Vec::new();
-        let mut trees: Vec<(ObjectId, u32)> = Vec::new();
+        let mut trees: Vec<(ObjectId, Vec<u8>)> = Vec::new();
         for root in roots {
             let mut cur = *root;
             for _ in 0..100 {
@@ -453,7 +453,7 @@ impl Count<'_, '_> {
                         cur = self.odb.tag_target(&cur)?.0;
                     }
                     Kind::Tree => {
-                        trees.push((cur, 0));
+                        trees.push((cur, Vec::new()));
                         break;
                     }
                     Kind::Blob => {
@@ -478,20 +478,20 @@ impl Count<'_, '_> {
             base.set(pos as usize);
             self.commits_walked += 1;
             let info = self.odb.commit(&c)?;
-            trees.push((info.tree, 0));
+            trees.push((info.tree, Vec::new()));
             commits.extend(info.parents);
         }
         let mut buf = Vec::new();
-        while let Some((t, hash)) = trees.pop() {
-            let pos = self.position_or_add(&t, Kind::Tree, hash);
+        while let Some((t, path)) = trees.pop() {
+            let pos = self.position_or_add(&t, Kind::Tree, name_hash(&path));
             if in_seen(&base, pos) {
                 continue;
             }
             base.set(pos as usize);
             let mut blobs: Vec<(ObjectId, u32)> = Vec::new();
             self.odb.for_each_tree_entry(&t, &mut buf, |kind, name, id| match kind {
-                EntryKind::Tree => trees.push((id.to_owned(), name_hash(name))),
-                EntryKind::Blob => blobs.push((id.to_owned(), name_hash(name))),
+                EntryKind::Tree => trees.push((id.to_owned(), join_path(&path, name))),
+                EntryKind::Blob => blobs.push((id.to_owned(), name_hash(&join_path(&path, name)))),
                 EntryKind::Commit => {}
             })?;
             for (b, h) in blobs {
@@ -589,35 +589,48 @@ pub fn select<'i>(
         }
     }
 
-    // The client's trees and blobs at the paths we send, newest first, as thin-pack bases.
+    // Thin-pack bases: the client's versions of the paths that changed, found by comparing the
+    // trees of the boundary commits (the client's parents of sent commits) with the trees of
+    // the wanted tips, descending only where they differ.
     let mut thin_bases = ThinBases::new();
     if !req.common.is_empty() {
-        let wanted: std::collections::HashSet<u32> = objects
-            .iter()
-            .filter(|o| matches!(o.kind, Kind::Tree | Kind::Blob))
-            .map(|o| o.name_hash)
-            .collect();
-        let mut kinds = index.types[1].clone();
-        kinds.or(&index.types[2]);
-        kinds.and(&haves);
-        for pos in kinds.iter() {
-            let h = index.name_hash_at(pos as u32);
-            if !wanted.contains(&h) {
-                continue;
-            }
-            let v = thin_bases.entry(h).or_default();
-            if v.len() < THIN_CANDIDATES {
-                if let (Some(id), Some(k)) = (index.oid_at(pos as u32), index.kind_at(pos as u32)) {
-                    v.push((id, k));
+        let mut boundary: Vec<ObjectId> = Vec::new();
+        let mut tips: Vec<ObjectId> = Vec::new();
+        let sent_commits = sent.iter().filter(|&p| match p < n as usize {
+            true => index.types[0].get(p),
+            false => count.ext.objs.get(p - n as usize).is_some_and(|o| o.kind == Kind::Commit),
+        });
+        for pos in sent_commits {
+            let id = if pos < n as usize {
+                index.oid_at(pos as u32)
+            } else {
+                count.ext.objs.get(pos - n as usize).map(|o| o.id)
+            };
+            let Some(info) = id.and_then(|id| odb.commit(&id).ok()) else { continue };
+            for p in &info.parents {
+                if count.position(p).is_some_and(|pp| haves.get(pp as usize)) && boundary.len() < MAX_BOUNDARY
+                {
+                    if let Ok(pi) = odb.commit(p) {
+                        if !boundary.contains(&pi.tree) {
+                            boundary.push(pi.tree);
+                        }
+                    }
                 }
             }
         }
-        for (i, o) in count.ext.objs.iter().enumerate() {
-            if haves.get(n as usize + i) && wanted.contains(&o.name_hash) {
-                let v = thin_bases.entry(o.name_hash).or_default();
-                if v.len() < THIN_CANDIDATES {
-                    v.push((o.id, o.kind));
+        for w in &req.wants {
+            if let Ok((c, Kind::Commit)) = odb.peel(w) {
+                if let Ok(info) = odb.commit(&c) {
+                    if !tips.contains(&info.tree) && tips.len() < MAX_BOUNDARY {
+                        tips.push(info.tree);
+                    }
                 }
+            }
+        }
+        let mut buf = Vec::new();
+        for b in &boundary {
+            for t in &tips {
+                changed_paths(odb, *b, *t, &mut thin_bases, &mut buf);
             }
         }
     }
@@ -625,6 +638,71 @@ pub fn select<'i>(
     let commits_walked = count.commits_walked;
     let membership = BitmapMembership { index, ext: count.ext.pos, sent, client: haves };
     Ok(Selection::from_membership(objects, commits_walked, thin_bases, verbatim, Box::new(membership)))
+}
+
+/// `dir/name` (or `name` at the root): the path git's name hash is taken of, as in
+/// `rev-list --objects` and the bitmap's name-hash cache.
+fn join_path(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    if !dir.is_empty() {
+        p.extend_from_slice(dir);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// Boundary trees and wanted trees compared for thin-pack bases, at most.
+const MAX_BOUNDARY: usize = 8;
+
+/// Adds to `out` the entries of `old` (the client's tree) that differ from `new` at the same
+/// path, recursing into differing subtrees; best effort (unreadable trees are skipped).
+fn changed_paths(odb: &Odb, old: ObjectId, new: ObjectId, out: &mut ThinBases, buf: &mut Vec<u8>) {
+    let mut stack = vec![(old, new, Vec::new())];
+    let mut budget = 10_000usize;
+    while let Some((o, n, path)) = stack.pop() {
+        if o == n || budget == 0 {
+            continue;
+        }
+        budget -= 1;
+        let mut new_entries: std::collections::HashMap<Vec<u8>, (EntryKind, ObjectId)> =
+            std::collections::HashMap::new();
+        if odb
+            .for_each_tree_entry(&n, buf, |k, name, id| {
+                new_entries.insert(name.to_vec(), (k, id.to_owned()));
+            })
+            .is_err()
+        {
+            continue;
+        }
+        let mut old_entries: Vec<(EntryKind, Vec<u8>, ObjectId)> = Vec::new();
+        if odb
+            .for_each_tree_entry(&o, buf, |k, name, id| old_entries.push((k, name.to_vec(), id.to_owned())))
+            .is_err()
+        {
+            continue;
+        }
+        for (kind, name, id) in old_entries {
+            let counterpart = new_entries.get(&name);
+            if counterpart.is_some_and(|(_, nid)| *nid == id) {
+                continue;
+            }
+            let full = join_path(&path, &name);
+            let h = name_hash(&full);
+            let k = match kind {
+                EntryKind::Tree => Kind::Tree,
+                EntryKind::Blob => Kind::Blob,
+                EntryKind::Commit => continue,
+            };
+            let v = out.entry(h).or_default();
+            if v.len() < THIN_CANDIDATES && !v.iter().any(|(x, _)| *x == id) {
+                v.push((id, k));
+            }
+            if let (EntryKind::Tree, Some((EntryKind::Tree, nid))) = (kind, counterpart) {
+                stack.push((id, *nid, full));
+            }
+        }
+    }
 }
 
 /// Opens the bitmap if the request may use one and the repository has a usable one.
