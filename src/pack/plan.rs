@@ -127,7 +127,16 @@ impl Plan {
         }
         let by_location: Vec<u32> =
             stored.iter().enumerate().filter(|(_, e)| e.loc.is_some()).map(|(i, _)| new_pos[i]).collect();
-        let entries = order.iter().map(|&i| stored[i as usize]).collect();
+        drop((order, visited, first_child, next_sibling, has_base));
+        // Permute in place (following cycles) rather than copying: one entries vector alive.
+        let mut entries = stored;
+        for i in 0..n {
+            while new_pos[i] as usize != i {
+                let j = new_pos[i] as usize;
+                entries.swap(i, j);
+                new_pos.swap(i, j);
+            }
+        }
         Plan { verbatim: None, entries, by_location }
     }
 

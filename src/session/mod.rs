@@ -144,11 +144,13 @@ pub(crate) fn send_pack<W: Write>(
         };
         let index =
             bitmap::open_if_eligible(&repo.packs, &repo.repo.common_dir().join("objects/pack"), conditions);
-        let sel = bitmap::select_or_walk(index.as_ref(), &repo.odb, &walk_req, req.options.ofs_delta)
+        let mut sel = bitmap::select_or_walk(index.as_ref(), &repo.odb, &walk_req, req.options.ofs_delta)
             .map_err(SessionError::internal)?;
         let how = if sel.used_bitmap() { " (bitmap)" } else { "" };
         sb.progress(&format!("Enumerating objects: {}, done{how}.\n", sel.len()))?;
-        let mut plan = Plan::new(sel.objects.iter().map(|o| (o.id, o.kind, o.name_hash)), &repo.packs);
+        // The list moves into the plan (membership answers stay with the selection).
+        let objects = std::mem::take(&mut sel.objects);
+        let mut plan = Plan::new(objects.into_iter().map(|o| (o.id, o.kind, o.name_hash)), &repo.packs);
         plan.verbatim = sel.verbatim;
         let stats = {
             let mut on_entry = |_: &writer::PackStats| {};
