@@ -628,9 +628,10 @@ pub fn select<'i>(
             }
         }
         let mut buf = Vec::new();
+        let mut seen_pairs = std::collections::HashSet::new();
         for b in &boundary {
             for t in &tips {
-                changed_paths(odb, *b, *t, &mut thin_bases, &mut buf);
+                changed_paths(odb, *b, *t, &mut thin_bases, &mut seen_pairs, &mut buf);
             }
         }
     }
@@ -657,11 +658,19 @@ const MAX_BOUNDARY: usize = 8;
 
 /// Adds to `out` the entries of `old` (the client's tree) that differ from `new` at the same
 /// path, recursing into differing subtrees; best effort (unreadable trees are skipped).
-fn changed_paths(odb: &Odb, old: ObjectId, new: ObjectId, out: &mut ThinBases, buf: &mut Vec<u8>) {
+fn changed_paths(
+    odb: &Odb,
+    old: ObjectId,
+    new: ObjectId,
+    out: &mut ThinBases,
+    seen_pairs: &mut std::collections::HashSet<(ObjectId, ObjectId)>,
+    buf: &mut Vec<u8>,
+) {
     let mut stack = vec![(old, new, Vec::new())];
     let mut budget = 10_000usize;
     while let Some((o, n, path)) = stack.pop() {
-        if o == n || budget == 0 {
+        // The tips share most subtrees: compare each pair once.
+        if o == n || budget == 0 || !seen_pairs.insert((o, n)) {
             continue;
         }
         budget -= 1;
