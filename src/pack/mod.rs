@@ -3,7 +3,9 @@
 //! Knows nothing of the protocol or capabilities: the session hands it a plain [`writer::PackOptions`].
 
 pub mod delta;
+pub mod midx;
 pub mod plan;
+pub mod reuse;
 pub mod search;
 pub mod source;
 pub mod writer;

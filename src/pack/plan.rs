@@ -22,8 +22,23 @@ pub struct PlanEntry {
     pub name_hash: u32,
 }
 
+/// A run of a pack sent as one byte range from its first entry: the output's first `objects`
+/// entries are that pack's first `objects` entries, at the same offsets (both headers are 12
+/// bytes), so ofs-deltas inside the run keep their distances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verbatim {
+    /// The pack.
+    pub pack: super::source::PackId,
+    /// Entries in the run (pack positions `0..objects`).
+    pub objects: u32,
+    /// Offset where the run ends (the entry after it, or the trailer).
+    pub end: u64,
+}
+
 /// The ordered list of entries.
 pub struct Plan {
+    /// Sent first, before `entries`.
+    pub verbatim: Option<Verbatim>,
     /// Entries in output order.
     pub entries: Vec<PlanEntry>,
     /// Positions in `entries` of the packed entries, sorted by (pack, offset).
@@ -112,8 +127,17 @@ impl Plan {
         }
         let by_location: Vec<u32> =
             stored.iter().enumerate().filter(|(_, e)| e.loc.is_some()).map(|(i, _)| new_pos[i]).collect();
-        let entries = order.iter().map(|&i| stored[i as usize]).collect();
-        Plan { entries, by_location }
+        drop((order, visited, first_child, next_sibling, has_base));
+        // Permute in place (following cycles) rather than copying: one entries vector alive.
+        let mut entries = stored;
+        for i in 0..n {
+            while new_pos[i] as usize != i {
+                let j = new_pos[i] as usize;
+                entries.swap(i, j);
+                new_pos.swap(i, j);
+            }
+        }
+        Plan { verbatim: None, entries, by_location }
     }
 
     /// The position in the plan of the packed entry at (`pack`, `offset`), if it is planned.

@@ -186,6 +186,37 @@ impl Pack {
         &self.data[from as usize..to as usize]
     }
 
+    /// The pack's trailing checksum (what its `.idx`, `.rev` and `.bitmap` name).
+    pub fn checksum(&self) -> &[u8] {
+        &self.data[self.entries_end() as usize..]
+    }
+
+    /// Objects in the pack.
+    pub fn num_objects(&self) -> u32 {
+        self.idx.num_objects()
+    }
+
+    /// The `.idx` position of the entry at pack position (offset rank) `rank`.
+    pub fn index_at_pack_position(&self, rank: u32) -> Option<u32> {
+        (rank < self.idx.num_objects()).then(|| self.rev().get(rank as usize))
+    }
+
+    /// The pack position (offset rank) of the entry at `.idx` position `index`.
+    pub fn pack_position_of_index(&self, index: u32) -> Option<u32> {
+        if index >= self.idx.num_objects() {
+            return None;
+        }
+        self.rank_of(self.idx.pack_offset_at_index(index)).map(|r| r as u32)
+    }
+
+    /// The offset where the entry at pack position `rank` starts (the trailer for `rank == n`).
+    pub fn offset_at_pack_position(&self, rank: u32) -> u64 {
+        match self.index_at_pack_position(rank) {
+            Some(i) => self.idx.pack_offset_at_index(i),
+            None => self.entries_end(),
+        }
+    }
+
     /// Tells the kernel these pages won't be needed again soon.
     pub fn release(&self, from: u64, to: u64) {
         let page = 4096u64;
@@ -261,6 +292,11 @@ impl PackSet {
     /// The pack with this id.
     pub fn pack(&self, id: PackId) -> &Pack {
         &self.packs[id as usize]
+    }
+
+    /// The pack whose file name (without extension) is `stem`, e.g. `pack-1234…`.
+    pub fn by_stem(&self, stem: &str) -> Option<PackId> {
+        self.packs.iter().position(|p| p.path.file_stem().is_some_and(|s| s == stem)).map(|i| i as PackId)
     }
 
     /// Where `id` is stored in a pack, if it is.

@@ -39,6 +39,8 @@ pub struct PackStats {
     pub reused_deltas: u32,
     /// Bytes of the whole pack including the trailer.
     pub bytes: u64,
+    /// Entries copied as one byte range from the start of a pack (counted in `reused` too).
+    pub verbatim: u32,
 }
 
 /// Errors writing a pack.
@@ -59,10 +61,10 @@ pub enum PackError {
 }
 
 /// Hashes and counts everything written through it.
-struct Hashing<'a, W: Write> {
-    out: &'a mut W,
-    hasher: gix::hash::Hasher,
-    count: u64,
+pub(super) struct Hashing<'a, W: Write> {
+    pub(super) out: &'a mut W,
+    pub(super) hasher: gix::hash::Hasher,
+    pub(super) count: u64,
 }
 
 impl<W: Write> Write for Hashing<'_, W> {
@@ -77,7 +79,7 @@ impl<W: Write> Write for Hashing<'_, W> {
     }
 }
 
-fn type_header(kind: Kind) -> Header {
+pub(super) fn type_header(kind: Kind) -> Header {
     match kind {
         Kind::Commit => Header::Commit,
         Kind::Tree => Header::Tree,
@@ -86,7 +88,7 @@ fn type_header(kind: Kind) -> Header {
     }
 }
 
-fn compress(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
+pub(super) fn compress(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
     let mut z = ZlibEncoder::new(w, flate2::Compression::default());
     z.write_all(data)?;
     z.finish().map(drop)
@@ -105,6 +107,14 @@ pub struct Known<'a> {
     pub thin_bases: &'a ThinBases,
 }
 
+/// Where the planned base of a stored delta is in the output.
+enum Base {
+    /// At this plan position.
+    Planned(usize),
+    /// In the verbatim run, at this input offset.
+    Run(u64),
+}
+
 /// Writes the whole pack for `plan` to `out`. `on_entry` is called after each entry (progress).
 pub fn write_pack<W: Write>(
     out: &mut W,
@@ -116,12 +126,27 @@ pub fn write_pack<W: Write>(
     on_entry: &mut dyn FnMut(&PackStats),
 ) -> Result<PackStats, PackError> {
     let Known { is_sent, client_has, thin_bases } = *known;
-    let count = u32::try_from(plan.entries.len()).map_err(|_| PackError::TooMany)?;
+    let run_objects = plan.verbatim.map_or(0, |v| v.objects as usize);
+    let count = u32::try_from(plan.entries.len() + run_objects).map_err(|_| PackError::TooMany)?;
+    if let Some(v) = plan.verbatim {
+        let p = packs.pack(v.pack);
+        if plan.entries.is_empty() && v.objects == p.num_objects() && v.end == p.entries_end() {
+            return super::reuse::write_whole_pack(out, p, on_entry);
+        }
+    }
     let mut w = Hashing { out, hasher: gix::hash::hasher(packs.hash_kind()), count: 0 };
     let mut stats = PackStats::default();
     w.write_all(b"PACK")?;
     w.write_all(&2u32.to_be_bytes())?;
     w.write_all(&count.to_be_bytes())?;
+    // The verbatim run first; `shifts` maps its input offsets to output offsets.
+    let shifts = match plan.verbatim {
+        Some(v) => {
+            let ok_base = |id: &oid| is_sent(id) || (opts.thin && client_has(id));
+            super::reuse::write_run(&mut w, packs, odb, v, &ok_base, opts, &mut stats, on_entry)?
+        }
+        None => super::reuse::Shifts::default(),
+    };
 
     let mut search = DeltaSearch::new(odb, opts.thin.then_some(thin_bases));
     let mut out_offsets: Vec<u64> = Vec::with_capacity(plan.entries.len());
@@ -151,7 +176,10 @@ pub fn write_pack<W: Write>(
                             path: p.path().to_owned(),
                             what: format!("delta base before start at offset {}", info.offset),
                         })?;
-                    let pos = plan.position_of(loc.pack, base_off);
+                    let pos = match plan.verbatim {
+                        Some(v) if v.pack == loc.pack && base_off < v.end => Some(Base::Run(base_off)),
+                        _ => plan.position_of(loc.pack, base_off).map(Base::Planned),
+                    };
                     let id = packs.oid_at(loc.pack, base_off).ok_or_else(|| SourceError::Corrupt {
                         path: p.path().to_owned(),
                         what: format!("no entry at delta base offset {base_off}"),
@@ -159,7 +187,10 @@ pub fn write_pack<W: Write>(
                     Some((pos, id))
                 }
                 Header::RefDelta { base_id } => {
-                    let pos = packs.locate(&base_id).and_then(|l| plan.position_of(l.pack, l.offset));
+                    let pos = packs.locate(&base_id).and_then(|l| match plan.verbatim {
+                        Some(v) if v.pack == l.pack && l.offset < v.end => Some(Base::Run(l.offset)),
+                        _ => plan.position_of(l.pack, l.offset).map(Base::Planned),
+                    });
                     Some((pos, base_id))
                 }
                 _ => None,
@@ -184,8 +215,11 @@ pub fn write_pack<W: Write>(
                 }
                 Some((pos, base_id)) => {
                     let new_header = match pos {
-                        Some(j) if j < i && opts.ofs_delta => {
+                        Some(Base::Planned(j)) if j < i && opts.ofs_delta => {
                             Some(Header::OfsDelta { base_distance: here - out_offsets[j] })
+                        }
+                        Some(Base::Run(off)) if opts.ofs_delta => {
+                            Some(Header::OfsDelta { base_distance: here - shifts.out_offset(off) })
                         }
                         Some(_) => Some(Header::RefDelta { base_id }),
                         None if is_sent(&base_id) || (opts.thin && client_has(&base_id)) => {

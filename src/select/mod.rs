@@ -2,6 +2,8 @@
 //! and the policy deciding which wants are allowed. Pure over an [`Odb`](crate::odb::Odb):
 //! plain values in, plain values out; no pipes, no protocol.
 
+pub mod bitmap;
+pub mod ewah;
 pub mod filter;
 pub mod policy;
 pub mod shallow;

@@ -13,6 +13,7 @@ use gix::hashtable::{HashMap, HashSet};
 use gix::objs::Kind;
 
 use crate::odb::{EntryKind, Odb, OdbError};
+pub use crate::pack::plan::Verbatim;
 pub use crate::pack::writer::ThinBases;
 use crate::select::filter::ObjectFilter;
 
@@ -38,7 +39,7 @@ pub struct Obj {
 }
 
 /// The result of a walk.
-pub struct Selection {
+pub struct Selection<'a> {
     /// Objects to send: commits, then tags, trees and blobs in traversal order.
     pub objects: Vec<Obj>,
     flags: HashMap<ObjectId, u8>,
@@ -47,19 +48,70 @@ pub struct Selection {
     /// Trees and blobs of the boundary commits by name hash: the client has them, so a thin
     /// pack may use them as delta bases. At most [`THIN_CANDIDATES`] per name hash.
     pub thin_bases: ThinBases,
+    /// Objects sent as one byte range from the start of a pack (not in `objects`).
+    pub verbatim: Option<Verbatim>,
+    /// Membership answers when the selection was computed elsewhere (bitmaps).
+    membership: Option<Box<dyn Membership + 'a>>,
+}
+
+/// Answers for a selection computed without the walk's flag table (see [`super::bitmap`]).
+pub trait Membership {
+    /// Whether `id` is going to be sent.
+    fn is_sent(&self, id: &oid) -> bool;
+    /// Whether the client is known to have `id`.
+    fn client_has(&self, id: &oid) -> bool;
 }
 
 /// How many client-side objects are remembered per name hash as thin delta bases.
 pub const THIN_CANDIDATES: usize = 8;
 
-impl Selection {
+impl<'a> Selection<'a> {
+    /// A selection computed elsewhere (bitmaps), answering membership through `membership`.
+    pub fn from_membership(
+        objects: Vec<Obj>,
+        commits_walked: usize,
+        thin_bases: ThinBases,
+        verbatim: Option<Verbatim>,
+        membership: Box<dyn Membership + 'a>,
+    ) -> Self {
+        Selection {
+            objects,
+            flags: HashMap::default(),
+            commits_walked,
+            thin_bases,
+            verbatim,
+            membership: Some(membership),
+        }
+    }
+
+    /// Objects to send, the verbatim run included.
+    pub fn len(&self) -> usize {
+        self.objects.len() + self.verbatim.as_ref().map_or(0, |v| v.objects as usize)
+    }
+
+    /// Whether the selection was counted with reachability bitmaps.
+    pub fn used_bitmap(&self) -> bool {
+        self.membership.is_some()
+    }
+
+    /// Whether nothing is sent.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether `id` is going to be sent.
     pub fn is_sent(&self, id: &oid) -> bool {
+        if let Some(m) = &self.membership {
+            return m.is_sent(id);
+        }
         self.flags.get(id).is_some_and(|f| f & flag::SENT != 0)
     }
 
     /// Whether the client is known to have `id` (usable as a thin-pack base).
     pub fn client_has(&self, id: &oid) -> bool {
+        if let Some(m) = &self.membership {
+            return m.client_has(id);
+        }
         self.flags.get(id).is_some_and(|f| f & flag::UNINTERESTING != 0)
     }
 }
@@ -292,7 +344,7 @@ pub fn name_hash(name: &[u8]) -> u32 {
 }
 
 /// Walks from the wants, subtracting what is reachable from `common`.
-pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Selection, WalkError> {
+pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Selection<'static>, WalkError> {
     let mut flags: HashMap<ObjectId, u8> = HashMap::default();
     let mut objects: Vec<Obj> = Vec::new();
     let mut walk = CommitWalk::new(odb, &req.shallow, None);
@@ -463,7 +515,7 @@ pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Se
         }
     }
 
-    Ok(Selection { objects, flags, commits_walked, thin_bases })
+    Ok(Selection { objects, flags, commits_walked, thin_bases, verbatim: None, membership: None })
 }
 
 fn mark_trees_uninteresting(

@@ -1,0 +1,313 @@
+//! `GIT_TRACE_PACKET` in the server's environment, as git writes it: every pkt-line read or
+//! written, as `<time> <source>:<line> packet:  upload-pack< <payload>` (or `>`), flushes as
+//! `0000`, delimiters as `0001`, non-printable bytes as `\<octal>`, newlines dropped, pack data
+//! not traced. Destinations: stderr (`1`, `2`, `true`), an absolute file path, a file
+//! descriptor number; `0`/`false` turn it off. The traced lines are compared with what git's
+//! own upload-pack traces for the same exchange.
+
+mod common;
+
+use common::pktline;
+use common::*;
+
+/// One traced pkt-line: `<` (read) or `>` (written), and the payload as traced.
+type Entry = (char, String);
+
+/// Parses git-style packet trace lines from `text`, checking the format of each line that
+/// mentions `upload-pack`. Lines of other programs (the client's) are skipped.
+#[track_caller]
+fn parse_trace(text: &str, who: &str) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    for line in text.lines() {
+        let Some(pos) = line.find("packet:  upload-pack") else {
+            assert!(
+                !line.contains("upload-pack<") && !line.contains("upload-pack>"),
+                "{who}: odd line {line:?}"
+            );
+            continue;
+        };
+        // `HH:MM:SS.uuuuuu <file>:<line> <padding>packet:  upload-pack> <payload>`
+        let head = &line[..pos];
+        let mut parts = head.split_whitespace();
+        let time = parts.next().unwrap_or("");
+        let b = time.as_bytes();
+        assert!(
+            b.len() == 15
+                && b[2] == b':'
+                && b[5] == b':'
+                && b[8] == b'.'
+                && b.iter().enumerate().all(|(i, c)| [2, 5, 8].contains(&i) || c.is_ascii_digit()),
+            "{who}: trace line does not start with a HH:MM:SS.uuuuuu time: {line:?}"
+        );
+        let source = parts.next().unwrap_or("");
+        assert!(
+            source.rsplit_once(':').is_some_and(|(f, n)| !f.is_empty() && n.parse::<u32>().is_ok()),
+            "{who}: no <file>:<line> before `packet:`: {line:?}"
+        );
+        assert!(parts.next().is_none(), "{who}: unexpected text before `packet:`: {line:?}");
+        let rest = &line[pos + "packet:  upload-pack".len()..];
+        let mut chars = rest.chars();
+        let dir = chars.next().unwrap_or(' ');
+        assert!(dir == '<' || dir == '>', "{who}: no direction marker: {line:?}");
+        let payload = chars.as_str();
+        assert!(payload.starts_with(' '), "{who}: no space after the marker: {line:?}");
+        entries.push((dir, payload[1..].to_owned()));
+    }
+    entries
+}
+
+fn render(entries: &[Entry]) -> String {
+    entries.iter().map(|(d, p)| format!("upload-pack{d} {p}\n")).collect()
+}
+
+fn ls_refs_request() -> Vec<u8> {
+    pktline::request(&[
+        "command=ls-refs",
+        "agent=packserve-tests/1",
+        "object-format=sha1",
+        "0001",
+        "peel",
+        "symrefs",
+        "ref-prefix HEAD",
+        "ref-prefix refs/",
+        "0000",
+    ])
+}
+
+/// Runs a server (through a wrapper that sets `env` and runs `setup`) with `args` and stdin.
+fn traced(
+    sb: &Sandbox,
+    server: Server,
+    env: &[(&str, &str)],
+    setup: &str,
+    args: &[&str],
+    git_protocol: Option<&str>,
+    stdin: Option<&[u8]>,
+) -> Output {
+    let wrapper = sb.wrapper(server, env, setup);
+    let mut cmd = sb.command(&wrapper);
+    cmd.args(args);
+    if let Some(p) = git_protocol {
+        cmd.env("GIT_PROTOCOL", p);
+    }
+    run(cmd, stdin)
+}
+
+/// The trace of a v2 ls-refs exchange, written to stderr, equals git's line for line.
+#[test]
+fn v2_ls_refs_traced_to_stderr_like_git() {
+    let sb = Sandbox::new("trace-stderr");
+    let src = fixture("tags");
+    let req = ls_refs_request();
+    let mut traces = Vec::new();
+    for value in ["1", "2", "true"] {
+        for server in BOTH {
+            let who = format!("{} GIT_TRACE_PACKET={value}", server_name(server));
+            let out = traced(
+                &sb,
+                server,
+                &[("GIT_TRACE_PACKET", value)],
+                "",
+                &["--stateless-rpc", src.to_str().unwrap()],
+                Some("version=2"),
+                Some(&req),
+            )
+            .assert_success();
+            let entries = parse_trace(&out.stderr_str(), &who);
+            assert!(!entries.is_empty(), "{who}: nothing traced on stderr:\n{out}");
+            traces.push(entries);
+        }
+        assert!(traces[0].iter().any(|(d, p)| *d == '<' && p == "command=ls-refs"), "{}", render(&traces[0]));
+        assert_eq!(render(&traces[1]), render(&traces[0]), "trace (left packserve, right git)");
+        traces.clear();
+    }
+}
+
+/// `GIT_TRACE_PACKET=0` (or `false`, or empty): nothing traced.
+#[test]
+fn trace_off_values() {
+    let sb = Sandbox::new("trace-off");
+    let src = fixture("tags");
+    for value in ["0", "false", ""] {
+        for server in BOTH {
+            let out = traced(
+                &sb,
+                server,
+                &[("GIT_TRACE_PACKET", value)],
+                "",
+                &["--stateless-rpc", src.to_str().unwrap()],
+                Some("version=2"),
+                Some(&ls_refs_request()),
+            )
+            .assert_success();
+            assert!(
+                !out.stderr_str().contains("packet:"),
+                "{} GIT_TRACE_PACKET={value:?} traced:\n{out}",
+                server_name(server)
+            );
+        }
+    }
+}
+
+/// A v2 fetch traced to an absolute file path: request lines, section headers and the final
+/// flush as git traces them; no pack data.
+#[test]
+fn v2_fetch_traced_to_a_file_like_git() {
+    let sb = Sandbox::new("trace-file");
+    let src = fixture("merges");
+    let want = sb.rev_parse(&src, "main");
+    let have = sb.rev_parse(&src, "main~2");
+    let req = pktline::request(&[
+        "command=fetch",
+        "object-format=sha1",
+        "0001",
+        "thin-pack",
+        "no-progress",
+        "ofs-delta",
+        &format!("want {want}"),
+        &format!("have {have}"),
+        "done",
+        "0000",
+    ]);
+    let mut traces = Vec::new();
+    for server in BOTH {
+        let file = sb.unique("trace.txt");
+        let out = traced(
+            &sb,
+            server,
+            &[("GIT_TRACE_PACKET", file.to_str().unwrap())],
+            "",
+            &["--stateless-rpc", src.to_str().unwrap()],
+            Some("version=2"),
+            Some(&req),
+        )
+        .assert_success();
+        assert!(
+            !out.stderr_str().contains("packet:"),
+            "{}: traced to stderr instead of the file",
+            server_name(server)
+        );
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: no trace file {}: {e}", server_name(server), file.display()));
+        traces.push(parse_trace(&text, server_name(server)));
+    }
+    let shown = render(&traces[0]);
+    assert!(shown.contains("upload-pack> packfile") && !shown.contains("PACK"), "scenario is off:\n{shown}");
+    assert_eq!(render(&traces[1]), shown, "trace (left packserve, right git)");
+}
+
+/// The v0 advertisement traced to file descriptor 9: the NUL before the capabilities shows as
+/// `\0`; the ref lines equal git's (the capability lists may differ).
+#[test]
+fn v0_advertisement_traced_to_a_file_descriptor() {
+    let sb = Sandbox::new("trace-fd");
+    let src = fixture("merges");
+    let mut traces = Vec::new();
+    for server in BOTH {
+        let file = sb.unique("trace-fd.txt");
+        let setup = format!("exec 9>{}", sh_quote(file.to_str().unwrap()));
+        let out = traced(
+            &sb,
+            server,
+            &[("GIT_TRACE_PACKET", "9")],
+            &setup,
+            &["--advertise-refs", src.to_str().unwrap()],
+            None,
+            None,
+        )
+        .assert_success();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut entries = parse_trace(&text, server_name(server));
+        assert!(
+            !entries.is_empty(),
+            "{}: nothing traced to fd 9 (stderr: {})",
+            server_name(server),
+            out.stderr_str()
+        );
+        let first = &mut entries[0].1;
+        let nul = first.find("\\0").unwrap_or_else(|| panic!("{}: no \\0 in {first:?}", server_name(server)));
+        first.truncate(nul + 2);
+        traces.push(entries);
+    }
+    assert_eq!(render(&traces[1]), render(&traces[0]), "trace (left packserve, right git)");
+}
+
+/// A v0 clone with the server tracing to a file: the ref advertisement, the wants (minus
+/// capabilities, which depend on what each server offers), `done`, `NAK` and the final flush.
+fn v0_clone_trace(client: Client) {
+    let sb = Sandbox::new("trace-clone");
+    let src = fixture("tags");
+    let mut traces = Vec::new();
+    for server in BOTH {
+        let file = sb.unique("trace-clone.txt");
+        let wrapper = sb.wrapper(server, &[("GIT_TRACE_PACKET", file.to_str().unwrap())], "");
+        let dest = sb.unique("clone");
+        let t = sb.try_clone_via(client, 0, &wrapper, &src, &dest, &[]);
+        assert!(t.output.status.success(), "{}", t.output);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let entries: Vec<Entry> = parse_trace(&text, server_name(server))
+            .into_iter()
+            .map(|(d, p)| {
+                let p = match p.find("\\0") {
+                    Some(n) => p[..n].to_owned(),
+                    None if p.starts_with("want ") => p.split(' ').take(2).collect::<Vec<_>>().join(" "),
+                    None => p,
+                };
+                (d, p)
+            })
+            .collect();
+        traces.push(entries);
+    }
+    let shown = render(&traces[0]);
+    assert!(
+        shown.contains("upload-pack< done") && shown.contains("upload-pack> NAK"),
+        "scenario is off:\n{shown}"
+    );
+    assert_eq!(render(&traces[1]), shown, "trace (left packserve, right git)");
+}
+
+#[test]
+fn v0_clone_traced_git247() {
+    v0_clone_trace(Client::New)
+}
+
+#[test]
+fn v0_clone_traced_git239() {
+    v0_clone_trace(Client::Old)
+}
+
+/// With sideband-all the traced section lines carry the band byte as `\1`, like git's.
+#[test]
+fn sideband_all_trace_escapes_the_band_byte() {
+    let sb = Sandbox::new("trace-sideband-all");
+    let src = sb.fixture_copy("linear");
+    sb.config(&src, "uploadpack.allowSidebandAll", "true");
+    let want = sb.rev_parse(&src, "main");
+    let req = pktline::request(&[
+        "command=fetch",
+        "object-format=sha1",
+        "0001",
+        "no-progress",
+        "sideband-all",
+        &format!("want {want}"),
+        "done",
+        "0000",
+    ]);
+    let mut traces = Vec::new();
+    for server in BOTH {
+        let out = traced(
+            &sb,
+            server,
+            &[("GIT_TRACE_PACKET", "1")],
+            "",
+            &["--stateless-rpc", src.to_str().unwrap()],
+            Some("version=2"),
+            Some(&req),
+        )
+        .assert_success();
+        traces.push(parse_trace(&out.stderr_str(), server_name(server)));
+    }
+    let shown = render(&traces[0]);
+    assert!(shown.contains("upload-pack> \\1packfile"), "scenario is off:\n{shown}");
+    assert_eq!(render(&traces[1]), shown, "trace (left packserve, right git)");
+}
