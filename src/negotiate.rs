@@ -13,8 +13,12 @@ use crate::odb::{Odb, OdbError};
 pub enum Have {
     /// We don't have the object.
     Unknown,
-    /// We have it; it is now a common object.
-    Common,
+    /// We have it; it is now a common object. `known` when it is a commit we already knew the
+    /// client has (a have or the parent of one): v2 does not acknowledge those again.
+    Common {
+        /// Already implied by an earlier have.
+        known: bool,
+    },
 }
 
 /// Negotiation state of one request (v0 keeps it for the whole connection).
@@ -54,9 +58,10 @@ impl Negotiator {
             Some(k) => k,
             None => return Ok(Have::Unknown),
         };
+        let mut known = false;
         if kind == Kind::Commit {
             let info = odb.commit(id)?;
-            self.they_have.insert(id.to_owned());
+            known = !self.they_have.insert(id.to_owned());
             self.oldest_have = Some(self.oldest_have.map_or(info.time, |t| t.min(info.time)));
             for p in info.parents {
                 self.they_have.insert(p);
@@ -65,7 +70,7 @@ impl Negotiator {
         if self.common_set.insert(id.to_owned()) {
             self.common.push(id.to_owned());
         }
-        Ok(Have::Common)
+        Ok(Have::Common { known })
     }
 
     /// Whether the client has sent enough: every wanted commit reaches a commit it has

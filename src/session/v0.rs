@@ -212,7 +212,7 @@ pub fn get_common_commits<R: Read, W: Write>(
                         }
                     }
                 }
-                Have::Common => {
+                Have::Common { .. } => {
                     got_common = true;
                     last = Some(id);
                     match caps.multi_ack {

@@ -30,8 +30,20 @@ pub struct Request {
     pub args: Vec<BString>,
 }
 
+/// Which advertised-only parts of a request are accepted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestAccepts {
+    /// `session-id=` (`transfer.advertiseSID`).
+    pub session_id: bool,
+    /// `command=object-info` (`transfer.advertiseObjectInfo`).
+    pub object_info: bool,
+}
+
 /// Reads one request; `Ok(None)` when the client ends the session (flush or EOF first).
-pub fn read_request<R: Read>(r: &mut PktReader<R>) -> Result<Option<Request>, SessionError> {
+pub fn read_request<R: Read>(
+    r: &mut PktReader<R>,
+    accept: RequestAccepts,
+) -> Result<Option<Request>, SessionError> {
     let mut req = Request::default();
     let mut seen_any = false;
     let mut command: Option<String> = None;
@@ -60,7 +72,7 @@ pub fn read_request<R: Read>(r: &mut PktReader<R>) -> Result<Option<Request>, Se
                         return Err(SessionError::Protocol("command already requested".into()));
                     }
                     let c = String::from_utf8_lossy(c).into_owned();
-                    if c != "ls-refs" && c != "fetch" && c != "object-info" {
+                    if c != "ls-refs" && c != "fetch" && !(c == "object-info" && accept.object_info) {
                         return Err(SessionError::Protocol(format!("invalid command '{c}'")));
                     }
                     command = Some(c);
@@ -68,7 +80,7 @@ pub fn read_request<R: Read>(r: &mut PktReader<R>) -> Result<Option<Request>, Se
                     req.object_format = Some(String::from_utf8_lossy(f).into_owned());
                 } else if line.starts_with(b"agent=")
                     || line.starts_with(b"server-option=")
-                    || line.starts_with(b"session-id=")
+                    || (line.starts_with(b"session-id=") && accept.session_id)
                 {
                     // Accepted and ignored.
                 } else {
@@ -122,16 +134,20 @@ pub fn serve<R: Read, W: Write>(
         return Ok(());
     }
     loop {
-        let Some(req) = read_request(r)? else {
+        let accept = RequestAccepts {
+            session_id: repo.config.advertise_sid,
+            object_info: repo.config.advertise_object_info,
+        };
+        let Some(req) = read_request(r, accept)? else {
             return Ok(());
         };
-        if let Some(f) = &req.object_format {
-            if f != hash_name(hash) {
-                return Err(SessionError::Protocol(format!(
-                    "mismatched object format: server {}; client {f}",
-                    hash_name(hash)
-                )));
-            }
+        // A client that names no object format speaks sha1.
+        let client_format = req.object_format.as_deref().unwrap_or("sha1");
+        if client_format != hash_name(hash) {
+            return Err(SessionError::Protocol(format!(
+                "mismatched object format: server {}; client {client_format}",
+                hash_name(hash)
+            )));
         }
         let refs = super::visible_refs(repo, settings)?;
         match req.command.as_str() {
@@ -157,7 +173,8 @@ pub fn serve<R: Read, W: Write>(
 }
 
 /// `object-info`: the sizes of objects a client could fetch (others are reported as unknown,
-/// so nothing hidden leaks through sizes).
+/// so nothing hidden leaks through sizes). Lines and errors are byte for byte git's: no
+/// trailing newlines, and a bad argument is an `ERR` line ending the response, not the session.
 fn object_info<W: Write>(
     repo: &Repo,
     w: &mut PktWriter<W>,
@@ -166,32 +183,43 @@ fn object_info<W: Write>(
 ) -> Result<(), SessionError> {
     let hash = repo.odb.hash_kind();
     let mut size = false;
-    let mut ids = Vec::new();
+    let mut ids: Vec<&[u8]> = Vec::new();
     for arg in args {
         if arg == "size" {
             size = true;
         } else if let Some(hex) = arg.strip_prefix(b"oid ") {
-            let id = parse_oid(hex, hash).ok_or_else(|| {
-                SessionError::Protocol(format!("object-info: expected oid, got '{}'", hex.as_bstr()))
-            })?;
-            ids.push(id);
+            ids.push(hex);
         } else {
-            return Err(SessionError::Protocol(format!("object-info: unexpected line: '{arg}'")));
+            w.data(format!("ERR object-info: unexpected line: '{arg}'").as_bytes())?;
+            w.flush_pkt()?;
+            return Ok(());
         }
     }
     if size {
-        w.line("size")?;
+        w.data(b"size")?;
     }
     let rules = super::want_rules(repo, refs, true, true);
-    for id in ids {
+    for hex in ids {
+        let Some(id) = parse_oid(hex, hash) else {
+            let msg =
+                format!("ERR object-info: protocol error, expected to get oid, not '{}'", hex.as_bstr());
+            w.data(msg.as_bytes())?;
+            w.flush_pkt()?;
+            return Ok(());
+        };
+        if !size {
+            w.data(id.to_hex().to_string().as_bytes())?;
+            continue;
+        }
         let allowed = crate::select::policy::first_disallowed(&repo.odb, &[id], &rules)
             .map_err(SessionError::internal)?
             .is_none();
-        let sz = if allowed && size { repo.odb.size(&id).map_err(SessionError::internal)? } else { None };
-        match sz {
-            Some(sz) => w.line(format!("{} {sz}", id.to_hex()))?,
-            None => w.line(format!("{} ", id.to_hex()))?,
-        }
+        let sz = if allowed { repo.odb.size(&id).map_err(SessionError::internal)? } else { None };
+        let line = match sz {
+            Some(sz) => format!("{} {sz}", id.to_hex()),
+            None => format!("{} ", id.to_hex()),
+        };
+        w.data(line.as_bytes())?;
     }
     w.flush_pkt()?;
     Ok(())
@@ -404,7 +432,8 @@ fn fetch<W: Write>(
         // process_haves_and_send_acks
         let mut acks = Vec::new();
         for h in &args.haves {
-            if neg.have(odb, h).map_err(SessionError::internal)? == Have::Common {
+            // git's process_haves acknowledges a commit only when no earlier have implied it.
+            if neg.have(odb, h).map_err(SessionError::internal)? == (Have::Common { known: false }) {
                 acks.push(*h);
             }
         }

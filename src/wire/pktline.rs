@@ -175,18 +175,36 @@ impl<W: Write> PktWriter<W> {
 
     /// Writes a side-band packet: the band byte, then `data`.
     pub fn band(&mut self, band: u8, data: &[u8]) -> io::Result<()> {
+        self.band_packet(band, data, true)
+    }
+
+    /// Writes a packet of the pack stream (pack data, progress): like git's server, these are
+    /// not traced.
+    pub fn stream_band(&mut self, band: u8, data: &[u8]) -> io::Result<()> {
+        self.band_packet(band, data, false)
+    }
+
+    fn band_packet(&mut self, band: u8, data: &[u8], traced: bool) -> io::Result<()> {
         let mut pkt = Vec::with_capacity(data.len() + 1);
         pkt.push(band);
         pkt.extend_from_slice(data);
-        self.raw_line(&pkt)
+        if traced {
+            self.raw_line(&pkt)
+        } else {
+            self.untraced_line(&pkt)
+        }
     }
 
     fn raw_line(&mut self, data: &[u8]) -> io::Result<()> {
-        if data.len() > MAX_PAYLOAD {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "pkt-line too long"));
-        }
         if let Some(t) = self.trace.as_mut() {
             t(Some(data));
+        }
+        self.untraced_line(data)
+    }
+
+    fn untraced_line(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.len() > MAX_PAYLOAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "pkt-line too long"));
         }
         encode::data_to_write(data, &mut self.inner).map(drop)
     }

@@ -75,10 +75,10 @@ impl<'w, W: Write> SideBand<'w, W> {
     fn band(&mut self, band: u8, data: &[u8]) -> io::Result<()> {
         let max = self.framing.max_payload();
         for chunk in data.chunks(max.max(1)) {
-            self.out.band(band, chunk)?;
+            self.out.stream_band(band, chunk)?;
         }
         if data.is_empty() {
-            self.out.band(band, &[])?;
+            self.out.stream_band(band, &[])?;
         }
         Ok(())
     }
