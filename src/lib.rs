@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod frontend;
+pub mod log;
 pub mod negotiate;
 pub mod odb;
 pub mod pack;

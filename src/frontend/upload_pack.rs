@@ -61,15 +61,28 @@ pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
     };
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
-    match args.timeout {
+    serve_stream(&repo, stdin, stdout, settings, args.timeout, &mut Summary::default())
+}
+
+/// Serves one session on `input`/`output`; with a `timeout`, the process ends after that many
+/// seconds without a byte moving either way (git's `--timeout`). Shared by every front-end.
+pub(crate) fn serve_stream<R: Read, W: Write>(
+    repo: &Repo,
+    input: R,
+    output: W,
+    settings: Settings,
+    timeout: Option<u64>,
+    summary: &mut Summary,
+) -> Result<(), Failure> {
+    match timeout {
         Some(secs) => {
             let activity = Arc::new(AtomicU64::new(0));
             watchdog(Duration::from_secs(secs), activity.clone());
-            let r = Activity { inner: stdin, last: activity.clone(), start: Instant::now() };
-            let w = Activity { inner: stdout, last: activity, start: Instant::now() };
-            session::serve(&repo, r, w, settings, &mut Summary::default())?;
+            let r = Activity { inner: input, last: activity.clone(), start: Instant::now() };
+            let w = Activity { inner: output, last: activity, start: Instant::now() };
+            session::serve(repo, r, w, settings, summary)?;
         }
-        None => session::serve(&repo, stdin, stdout, settings, &mut Summary::default())?,
+        None => session::serve(repo, input, output, settings, summary)?,
     }
     Ok(())
 }

@@ -24,6 +24,7 @@
 #![allow(dead_code)]
 
 pub mod pktline;
+pub mod servers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
