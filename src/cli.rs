@@ -163,7 +163,7 @@ pub fn inetd_command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Match the path exactly: no <dir>.git or <dir>/.git guessing, no subdirectories of allowed directories"),
         )
-        .arg(timeout_arg())
+        .arg(timeout_arg().help("Give up after <n> seconds without traffic; the request line must arrive within <n> seconds too"))
         .arg(log_arg().help("Append the operator log to <file> (default: stderr; under xinetd stderr is the socket, so give a file)"))
         .arg(
             Arg::new("directory")

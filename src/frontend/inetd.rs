@@ -157,6 +157,18 @@ pub fn run(args: &InetdArgs) -> Result<(), Failure> {
     let mut stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
 
+    // A client that connects and says nothing must not hold a process forever: with
+    // --timeout, the request line has that long to arrive too (git daemon's --init-timeout).
+    let got_request = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(secs) = args.timeout {
+        let got = got_request.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(secs));
+            if !got.load(std::sync::atomic::Ordering::Relaxed) {
+                std::process::exit(128);
+            }
+        });
+    }
     // The reader takes exactly one packet's bytes, so the session sees the rest of the stream.
     let first = {
         let mut r = PktReader::new(&mut stdin);
@@ -177,6 +189,7 @@ pub fn run(args: &InetdArgs) -> Result<(), Failure> {
         linger();
         Err(Failure { code: 128, message: None })
     };
+    got_request.store(true, std::sync::atomic::Ordering::Relaxed);
     let data = match first {
         Ok(d) => d,
         Err(msg) => {
