@@ -907,3 +907,103 @@ pub fn jgit_push_refused(sb: &Sandbox, remote: &Remote, served: &Served, home: O
     );
     assert_eq!(sb.refs(&server), before, "the server's refs changed after a refused push");
 }
+
+// ---------------------------------------------------------------------------
+// lighttpd and nginx + fcgiwrap, as the README's recipes set them up
+
+/// The README's two-line CGI wrapper, with `--log` (writable by www-data).
+fn cgi_wrapper(dir: &Path) -> (PathBuf, PathBuf) {
+    let log = dir.join("packserve.log");
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let cgi = dir.join("packserve-http-backend");
+    std::fs::write(
+        &cgi,
+        format!("#!/bin/sh\nexec {} http-backend --log {}\n", server_under_test().display(), log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (cgi, log)
+}
+
+/// A web server in front of `packserve http-backend` under `/git/`.
+pub struct WebServer {
+    pub daemons: Vec<Daemon>,
+    pub port: u16,
+    /// The `--log` file of the CGI.
+    pub log: PathBuf,
+}
+
+impl WebServer {
+    /// lighttpd with mod_cgi, mod_alias and mod_setenv, running CGIs as www-data.
+    pub fn lighttpd(sb: &Sandbox, served: &Served) -> WebServer {
+        let lighttpd = require("/usr/sbin/lighttpd", "lighttpd");
+        let dir = sb.join("lighttpd");
+        std::fs::create_dir_all(&dir).unwrap();
+        // lighttpd opens its error log after dropping to www-data.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let (cgi, log) = cgi_wrapper(&dir);
+        let port = free_port();
+        let config = format!(
+            "server.document-root = \"{d}\"\nserver.port = {port}\nserver.bind = \"127.0.0.1\"\n\
+             server.username = \"www-data\"\nserver.groupname = \"www-data\"\n\
+             server.errorlog = \"{d}/error.log\"\n\
+             server.modules += ( \"mod_alias\", \"mod_cgi\", \"mod_setenv\" )\n\
+             alias.url += ( \"/git\" => \"{cgi}\" )\n\
+             $HTTP[\"url\"] =~ \"^/git\" {{\n    cgi.assign = ( \"\" => \"\" )\n    \
+             setenv.add-environment = ( \"GIT_PROJECT_ROOT\" => \"{root}\" )\n}}\n",
+            d = dir.display(),
+            cgi = cgi.display(),
+            root = served.root.display(),
+        );
+        std::fs::write(dir.join("lighttpd.conf"), config).unwrap();
+        let mut cmd = Command::new(lighttpd);
+        cmd.arg("-D").arg("-f").arg(dir.join("lighttpd.conf"));
+        let daemon = Daemon::start("lighttpd", cmd, port, dir.join("lighttpd.out"));
+        WebServer { daemons: vec![daemon], port, log }
+    }
+
+    /// nginx passing `/git/` to fcgiwrap (run as www-data), which runs the CGI.
+    pub fn nginx_fcgiwrap(sb: &Sandbox, served: &Served) -> WebServer {
+        let nginx = require("/usr/sbin/nginx", "nginx-light");
+        let fcgiwrap = require("/usr/sbin/fcgiwrap", "fcgiwrap");
+        let setpriv = require("setpriv", "util-linux");
+        let dir = sb.join("nginx");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cgi, log) = cgi_wrapper(&dir);
+        let fcgi_port = free_port();
+        let mut cmd = Command::new(setpriv);
+        cmd.args(["--reuid=www-data", "--regid=www-data", "--clear-groups"])
+            .arg(fcgiwrap)
+            .arg("-s")
+            .arg(format!("tcp:127.0.0.1:{fcgi_port}"));
+        let fcgi = Daemon::start("fcgiwrap", cmd, fcgi_port, dir.join("fcgiwrap.out"));
+        let port = free_port();
+        let config = format!(
+            "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log {d}/access.log;\n  \
+             client_body_temp_path {d}/body;\n  fastcgi_temp_path {d}/fastcgi;\n  server {{\n    listen 127.0.0.1:{port};\n    \
+             location ~ ^/git(/.*)$ {{\n        client_max_body_size 0;\n        fastcgi_pass 127.0.0.1:{fcgi_port};\n        \
+             include /etc/nginx/fastcgi_params;\n        fastcgi_param SCRIPT_FILENAME {cgi};\n        \
+             fastcgi_param GIT_PROJECT_ROOT {root};\n        fastcgi_param PATH_INFO $1;\n        \
+             fastcgi_param REMOTE_USER $remote_user;\n    }}\n  }}\n}}\n",
+            d = dir.display(),
+            cgi = cgi.display(),
+            root = served.root.display(),
+        );
+        std::fs::write(dir.join("nginx.conf"), config).unwrap();
+        let mut cmd = Command::new(nginx);
+        cmd.arg("-c").arg(dir.join("nginx.conf")).arg("-p").arg(&dir);
+        let daemon = Daemon::start("nginx", cmd, port, dir.join("nginx.out"));
+        WebServer { daemons: vec![daemon, fcgi], port, log }
+    }
+
+    pub fn remote(&self) -> Remote {
+        Remote {
+            transport: "http",
+            base: format!("http://127.0.0.1:{}/git", self.port),
+            env: vec![],
+            upload_pack: None,
+            push_refusal: "403",
+        }
+    }
+}
