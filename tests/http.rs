@@ -124,6 +124,7 @@ fn push_is_refused() {
         git_push_refused(&sb, &http.remote(), &served, client);
     }
     python_push_refused(&sb, &http.remote(), &served, "dulwich");
+    python_push_refused(&sb, &http.remote(), &served, "pygit2");
     jgit_push_refused(&sb, &http.remote(), &served, None);
 }
 

@@ -125,6 +125,7 @@ fn push_is_refused() {
         git_push_refused(&sb, &ssh.remote(Key::Forced), &served, client);
     }
     python_push_refused(&sb, &ssh.remote(Key::Forced), &served, "dulwich");
+    python_push_refused(&sb, &ssh.remote(Key::Forced), &served, "pygit2");
     let home = ssh.jgit_home(&sb);
     jgit_push_refused(&sb, &ssh.remote(Key::Rsa), &served, Some(&home));
     log_when(&ssh.log, |log| log.contains("outcome=refused reason=\"packserve serves fetches only"));
