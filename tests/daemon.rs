@@ -109,6 +109,13 @@ fn dulwich_shallow() {
 }
 
 #[test]
+#[ignore = "packserve does not advertise shallow yet (issue 3)"]
+fn pygit2_shallow() {
+    let (sb, served, d) = setup("git-pygit2-shallow", "");
+    python_shallow_clone(&sb, &d.remote(), &served, "pygit2");
+}
+
+#[test]
 fn jgit() {
     let (sb, served, d) = setup("git-jgit", "");
     jgit_clone_ls_remote_fetch(&sb, &d.remote(), &served, None);
@@ -238,5 +245,10 @@ mod scenarios_hold_for_git_daemon {
     fn dulwich_shallow() {
         let (sb, served, d) = setup_git("git-ref-dulwich-shallow");
         python_shallow_clone(&sb, &d.remote(), &served, "dulwich");
+    }
+    #[test]
+    fn pygit2_shallow() {
+        let (sb, served, d) = setup_git("git-ref-pygit2-shallow");
+        python_shallow_clone(&sb, &d.remote(), &served, "pygit2");
     }
 }

@@ -112,6 +112,13 @@ fn dulwich_shallow() {
 }
 
 #[test]
+#[ignore = "packserve does not advertise shallow yet (issue 3)"]
+fn pygit2_shallow() {
+    let (sb, served, http) = setup("http-pygit2-shallow");
+    python_shallow_clone(&sb, &http.remote(), &served, "pygit2");
+}
+
+#[test]
 fn jgit() {
     let (sb, served, http) = setup("http-jgit");
     jgit_clone_ls_remote_fetch(&sb, &http.remote(), &served, None);
@@ -426,5 +433,10 @@ mod scenarios_hold_for_git_http_backend {
     fn dulwich_shallow() {
         let (sb, served, http) = setup_git("http-ref-dulwich-shallow");
         python_shallow_clone(&sb, &http.remote(), &served, "dulwich");
+    }
+    #[test]
+    fn pygit2_shallow() {
+        let (sb, served, http) = setup_git("http-ref-pygit2-shallow");
+        python_shallow_clone(&sb, &http.remote(), &served, "pygit2");
     }
 }
