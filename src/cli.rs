@@ -2,6 +2,8 @@
 //!
 //! The plain form takes exactly git-upload-pack's arguments.
 
+use std::path::PathBuf;
+
 use clap::{Arg, ArgAction, Command};
 
 /// The parsed plain (upload-pack) invocation.
@@ -19,11 +21,156 @@ pub struct UploadPackArgs {
     pub directory: String,
 }
 
+/// `packserve shell`: the forced command of an OpenSSH key or account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellArgs {
+    /// Repositories are served from below this directory only.
+    pub root: PathBuf,
+    /// Globs (relative to the root) limiting which repositories may be read; empty: all.
+    pub allow: Vec<String>,
+    /// Name for the log line (which key this is).
+    pub user: Option<String>,
+    /// Log file (without it, no log: the shell's stderr is the client's).
+    pub log: Option<PathBuf>,
+    /// Seconds of inactivity before giving up.
+    pub timeout: Option<u64>,
+}
+
+/// `packserve http-backend`: a CGI program for smart HTTP fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpBackendArgs {
+    /// Log file (default: stderr, the web server's error log).
+    pub log: Option<PathBuf>,
+    /// Seconds of inactivity before giving up.
+    pub timeout: Option<u64>,
+}
+
+/// `packserve inetd`: one git:// connection on stdin/stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InetdArgs {
+    /// Client paths are taken below this directory (`--base-path`).
+    pub base_path: Option<PathBuf>,
+    /// Serve repositories without `git-daemon-export-ok`.
+    pub export_all: bool,
+    /// Tell the client why it was refused.
+    pub informative_errors: bool,
+    /// Only exact directory matches (`--strict-paths`).
+    pub strict_paths: bool,
+    /// Seconds of inactivity before giving up.
+    pub timeout: Option<u64>,
+    /// Log file (default: stderr).
+    pub log: Option<PathBuf>,
+    /// Allowed directories (git-daemon's whitelist); empty: all.
+    pub directories: Vec<String>,
+}
+
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// Serve one upload-pack connection on stdin/stdout.
     UploadPack(UploadPackArgs),
+    /// The OpenSSH forced command.
+    Shell(ShellArgs),
+    /// The CGI program.
+    HttpBackend(HttpBackendArgs),
+    /// The inetd / socket-activated git:// server.
+    Inetd(InetdArgs),
+}
+
+/// The names that select a front-end when they are the first argument.
+pub const FRONTENDS: [&str; 3] = ["shell", "http-backend", "inetd"];
+
+fn log_arg() -> Arg {
+    Arg::new("log")
+        .long("log")
+        .value_name("file")
+        .value_parser(clap::value_parser!(PathBuf))
+        .help("Append the one-line-per-request operator log to <file>")
+}
+
+fn timeout_arg() -> Arg {
+    Arg::new("timeout")
+        .long("timeout")
+        .value_name("n")
+        .value_parser(clap::value_parser!(u64))
+        .help("Give up after <n> seconds without traffic")
+}
+
+/// `packserve shell`.
+pub fn shell_command() -> Command {
+    Command::new("shell")
+        .bin_name("packserve shell")
+        .about("OpenSSH forced command: serves the git-upload-pack named in SSH_ORIGINAL_COMMAND from below --root, refuses everything else")
+        .override_usage("command=\"packserve shell --root <dir> [--allow <glob>]... [--user <name>] [--log <file>]\",no-pty,... <key>")
+        .arg(
+            Arg::new("root")
+                .long("root")
+                .value_name("dir")
+                .required(true)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Serve repositories from below <dir> only (client paths are taken relative to it; ~/ is <dir>, ~user/ is <dir>/user)"),
+        )
+        .arg(
+            Arg::new("allow")
+                .long("allow")
+                .value_name("glob")
+                .action(ArgAction::Append)
+                .help("Only repositories whose path below --root matches <glob> (*, ?, [..] within a component, ** across); repeatable"),
+        )
+        .arg(Arg::new("user").long("user").value_name("name").help("Name this key in the log (default: the account's name)"))
+        .arg(log_arg().help("Append the operator log to <file> (without it nothing is logged: stderr goes to the client)"))
+        .arg(timeout_arg())
+}
+
+/// `packserve http-backend`.
+pub fn http_backend_command() -> Command {
+    Command::new("http-backend")
+        .bin_name("packserve http-backend")
+        .about("CGI program serving the fetch half of smart HTTP, as git http-backend does (GIT_PROJECT_ROOT, PATH_INFO, ...)")
+        .override_usage("ScriptAlias /git/ /usr/local/libexec/packserve-http-backend/   (a wrapper running: packserve http-backend [--log <file>])")
+        .arg(log_arg().help("Append the operator log to <file> (default: stderr, the web server's error log)"))
+        .arg(timeout_arg())
+}
+
+/// `packserve inetd`.
+pub fn inetd_command() -> Command {
+    Command::new("inetd")
+        .bin_name("packserve inetd")
+        .about("One git:// connection on stdin/stdout, as git daemon --inetd serves it (inetd, xinetd, systemd Accept=yes)")
+        .override_usage("packserve inetd [--base-path <dir>] [--export-all] [--informative-errors] [--strict-paths]\n                       [--timeout <n>] [--log <file>] [<directory>...]")
+        .arg(
+            Arg::new("base-path")
+                .long("base-path")
+                .value_name("dir")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Remap every requested path below <dir> (git://host/a.git serves <dir>/a.git)"),
+        )
+        .arg(
+            Arg::new("export-all")
+                .long("export-all")
+                .action(ArgAction::SetTrue)
+                .help("Serve repositories that have no git-daemon-export-ok file"),
+        )
+        .arg(
+            Arg::new("informative-errors")
+                .long("informative-errors")
+                .action(ArgAction::SetTrue)
+                .help("Tell the client why it was refused (default: 'access denied or repository not exported')"),
+        )
+        .arg(
+            Arg::new("strict-paths")
+                .long("strict-paths")
+                .action(ArgAction::SetTrue)
+                .help("Match the path exactly: no <dir>.git or <dir>/.git guessing, no subdirectories of allowed directories"),
+        )
+        .arg(timeout_arg().help("Give up after <n> seconds without traffic; the request line must arrive within <n> seconds too"))
+        .arg(log_arg().help("Append the operator log to <file> (default: stderr; under xinetd stderr is the socket, so give a file)"))
+        .arg(
+            Arg::new("directory")
+                .value_name("directory")
+                .action(ArgAction::Append)
+                .help("Serve only these directories and (without --strict-paths) their subdirectories"),
+        )
 }
 
 /// The clap command (also used to render the manual).
@@ -63,10 +210,58 @@ pub fn command() -> Command {
                 .help("Print the ref (or v2 capability) advertisement and exit"),
         )
         .arg(Arg::new("directory").required(true).value_name("directory").help("The repository to serve"))
+        .after_help(
+            "Front-ends for servers that cannot be told which upload-pack to run (see `packserve <front-end> --help`):\n  \
+             packserve shell --root <dir> [--allow <glob>]...   OpenSSH authorized_keys command= / ForceCommand\n  \
+             packserve http-backend                          CGI program for smart HTTP (like git http-backend)\n  \
+             packserve inetd --base-path <dir> [<dir>...]     one git:// connection (inetd, xinetd, systemd socket)",
+        )
+}
+
+/// The manual's command: the plain form with the front-ends as subcommands.
+pub fn manual_command() -> Command {
+    command().subcommands([shell_command(), http_backend_command(), inetd_command()])
 }
 
 /// Parses `argv` (including argv[0]).
+/// A first argument that names a front-end selects it; anything else is git-upload-pack's
+/// argument list, parsed exactly as before.
 pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("shell") => {
+            let m = shell_command().try_get_matches_from(&args[1..])?;
+            return Ok(Mode::Shell(ShellArgs {
+                root: m.get_one::<PathBuf>("root").cloned().unwrap_or_default(),
+                allow: m.get_many::<String>("allow").map(|v| v.cloned().collect()).unwrap_or_default(),
+                user: m.get_one::<String>("user").cloned(),
+                log: m.get_one::<PathBuf>("log").cloned(),
+                timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
+            }));
+        }
+        Some("http-backend") => {
+            let m = http_backend_command().try_get_matches_from(&args[1..])?;
+            return Ok(Mode::HttpBackend(HttpBackendArgs {
+                log: m.get_one::<PathBuf>("log").cloned(),
+                timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
+            }));
+        }
+        Some("inetd") => {
+            let m = inetd_command().try_get_matches_from(&args[1..])?;
+            return Ok(Mode::Inetd(InetdArgs {
+                base_path: m.get_one::<PathBuf>("base-path").cloned(),
+                export_all: m.get_flag("export-all"),
+                informative_errors: m.get_flag("informative-errors"),
+                strict_paths: m.get_flag("strict-paths"),
+                timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
+                log: m.get_one::<PathBuf>("log").cloned(),
+                directories: m
+                    .get_many::<String>("directory")
+                    .map(|v| v.cloned().collect())
+                    .unwrap_or_default(),
+            }));
+        }
+        _ => {}
+    }
     let m = command().try_get_matches_from(args)?;
     Ok(Mode::UploadPack(UploadPackArgs {
         strict: m.get_flag("strict"),
@@ -87,8 +282,11 @@ mod tests {
 
     #[test]
     fn git_upload_pack_arguments() {
-        let Mode::UploadPack(a) =
-            p(&["--strict", "--timeout=5", "--stateless-rpc", "--advertise-refs", "/r"]).unwrap();
+        let Ok(Mode::UploadPack(a)) =
+            p(&["--strict", "--timeout=5", "--stateless-rpc", "--advertise-refs", "/r"])
+        else {
+            panic!("not the plain form")
+        };
         assert_eq!(
             a,
             UploadPackArgs {
@@ -99,8 +297,33 @@ mod tests {
                 directory: "/r".into()
             }
         );
-        let Mode::UploadPack(a) = p(&["--strict", "--no-strict", "--http-backend-info-refs", "r"]).unwrap();
+        let Ok(Mode::UploadPack(a)) = p(&["--strict", "--no-strict", "--http-backend-info-refs", "r"]) else {
+            panic!("not the plain form")
+        };
         assert!(!a.strict && a.advertise_refs);
+    }
+
+    #[test]
+    fn front_ends_by_first_argument() {
+        let Ok(Mode::Shell(a)) = p(&["shell", "--root", "/srv/git", "--allow", "pub/*", "--allow", "x.git"])
+        else {
+            panic!("not shell")
+        };
+        assert_eq!(a.root, PathBuf::from("/srv/git"));
+        assert_eq!(a.allow, ["pub/*", "x.git"]);
+        assert!(p(&["shell"]).is_err(), "--root is required");
+        assert_eq!(
+            p(&["http-backend", "--log", "/l"]).unwrap(),
+            Mode::HttpBackend(HttpBackendArgs { log: Some("/l".into()), timeout: None })
+        );
+        let Ok(Mode::Inetd(a)) = p(&["inetd", "--base-path", "/srv", "--export-all", "/srv/a", "/srv/b"])
+        else {
+            panic!("not inetd")
+        };
+        assert!(a.export_all && !a.informative_errors && a.directories == ["/srv/a", "/srv/b"]);
+        // Only the first argument selects a front-end: a repository named like one still works.
+        let Ok(Mode::UploadPack(a)) = p(&["--strict", "shell"]) else { panic!("not the plain form") };
+        assert_eq!(a.directory, "shell");
     }
 
     #[test]
@@ -118,7 +341,10 @@ mod man_tests {
     fn man_page_is_current() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut out = Vec::new();
-        clap_mangen::Man::new(super::command()).render(&mut out).unwrap();
+        clap_mangen::Man::new(super::manual_command()).render(&mut out).unwrap();
+        for sub in [super::shell_command(), super::http_backend_command(), super::inetd_command()] {
+            out.extend_from_slice(front_end_section(&sub).as_bytes());
+        }
         out.extend_from_slice(&std::fs::read(root.join("man/sections.roff")).unwrap());
         let path = root.join("man/packserve.1");
         if std::env::var_os("UPDATE_MAN").is_some() {
@@ -126,5 +352,36 @@ mod man_tests {
         }
         let committed = std::fs::read(&path).unwrap_or_default();
         assert!(committed == out, "man/packserve.1 is stale: run `UPDATE_MAN=1 cargo test man_page`");
+    }
+
+    fn roff(s: &str) -> String {
+        s.replace('\\', "\\\\").replace('-', "\\-")
+    }
+
+    /// A section per front-end: its usage, what it is, and its options.
+    fn front_end_section(cmd: &clap::Command) -> String {
+        let mut s = format!(".SH \"PACKSERVE {}\"\n", cmd.get_name().to_uppercase().replace('-', "\\-"));
+        if let Some(about) = cmd.get_about() {
+            s.push_str(&format!("{}\n.PP\n", roff(&about.to_string())));
+        }
+        s.push_str(&format!(
+            ".nf\n{}\n.fi\n",
+            roff(&cmd.clone().render_usage().to_string().replace("Usage: ", ""))
+        ));
+        for arg in cmd.get_arguments() {
+            if arg.get_id() == "help" || arg.get_id() == "version" {
+                continue;
+            }
+            let value = arg.get_value_names().and_then(|v| v.first()).map(|v| format!(" \\fI<{v}>\\fR"));
+            let name = match arg.get_long() {
+                Some(l) => format!("\\fB\\-\\-{}\\fR{}", roff(l), value.unwrap_or_default()),
+                None => format!("\\fI<{}>...\\fR", roff(arg.get_id().as_str())),
+            };
+            s.push_str(&format!(
+                ".TP\n{name}\n{}\n",
+                roff(&arg.get_help().map(|h| h.to_string()).unwrap_or_default())
+            ));
+        }
+        s
     }
 }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod frontend;
+pub mod log;
 pub mod negotiate;
 pub mod odb;
 pub mod pack;

@@ -20,8 +20,15 @@ fn main() -> ExitCode {
             };
         }
     };
-    let packserve::cli::Mode::UploadPack(args) = mode;
-    match packserve::frontend::upload_pack::run(&args) {
+    use packserve::cli::Mode;
+    use packserve::frontend;
+    let result = match mode {
+        Mode::UploadPack(args) => frontend::upload_pack::run(&args),
+        Mode::Shell(args) => frontend::shell::run(&args),
+        Mode::HttpBackend(args) => frontend::http_backend::run(&args),
+        Mode::Inetd(args) => frontend::inetd::run(&args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if let Some(m) = f.message {

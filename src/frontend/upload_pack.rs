@@ -52,34 +52,61 @@ pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
             message: Some(format!("fatal: '{}' does not appear to be a git repository", args.directory)),
         });
     };
+    let repo = open_repo(&git_dir, &args.directory)
+        .map_err(|e| Failure { code: 128, message: Some(format!("fatal: {e}")) })?;
+    let settings = env_settings(
+        protocol_version(std::env::var("GIT_PROTOCOL").ok().as_deref()),
+        args.stateless_rpc,
+        args.advertise_refs,
+    );
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout().lock();
+    serve_stream(&repo, stdin, stdout, settings, args.timeout, &mut Summary::default())
+}
+
+/// Opens a repository with the configuration given in the environment (`GIT_CONFIG_PARAMETERS`,
+/// what `git -c` exports) on top of its files. Shared by every front-end.
+pub(crate) fn open_repo(git_dir: &std::path::Path, display: &str) -> Result<Repo, String> {
     let overrides = match std::env::var("GIT_CONFIG_PARAMETERS") {
-        Ok(p) => crate::config::parse_config_parameters(&p)
-            .map_err(|e| Failure { code: 128, message: Some(format!("fatal: {e}")) })?,
+        Ok(p) => crate::config::parse_config_parameters(&p)?,
         Err(_) => Vec::new(),
     };
-    let repo = Repo::open(&git_dir, &args.directory, &overrides)
-        .map_err(|e| Failure { code: 128, message: Some(format!("fatal: {e}")) })?;
-    let settings = Settings {
+    Repo::open(git_dir, display, &overrides).map_err(|e| e.to_string())
+}
+
+/// Session settings with what the environment adds: `GIT_NAMESPACE` and `GIT_TRACE_PACKET`.
+pub(crate) fn env_settings(version: Version, stateless_rpc: bool, advertise_refs: bool) -> Settings {
+    Settings {
         namespace: std::env::var("GIT_NAMESPACE").ok().filter(|n| !n.is_empty()),
         trace: std::env::var("GIT_TRACE_PACKET")
             .ok()
             .and_then(|v| crate::trace::open(&v))
             .map(|w| crate::trace::Trace(std::rc::Rc::new(std::cell::RefCell::new(w)))),
-        version: protocol_version(std::env::var("GIT_PROTOCOL").ok().as_deref()),
-        stateless_rpc: args.stateless_rpc,
-        advertise_refs: args.advertise_refs,
-    };
-    let stdin = std::io::stdin().lock();
-    let stdout = std::io::stdout().lock();
-    match args.timeout {
+        version,
+        stateless_rpc,
+        advertise_refs,
+    }
+}
+
+/// Serves one session on `input`/`output`; with a `timeout`, the process ends after that many
+/// seconds without a byte moving either way (git's `--timeout`). Shared by every front-end.
+pub(crate) fn serve_stream<R: Read, W: Write>(
+    repo: &Repo,
+    input: R,
+    output: W,
+    settings: Settings,
+    timeout: Option<u64>,
+    summary: &mut Summary,
+) -> Result<(), Failure> {
+    match timeout {
         Some(secs) => {
             let activity = Arc::new(AtomicU64::new(0));
             watchdog(Duration::from_secs(secs), activity.clone());
-            let r = Activity { inner: stdin, last: activity.clone(), start: Instant::now() };
-            let w = Activity { inner: stdout, last: activity, start: Instant::now() };
-            session::serve(&repo, r, w, settings, &mut Summary::default())?;
+            let r = Activity { inner: input, last: activity.clone(), start: Instant::now() };
+            let w = Activity { inner: output, last: activity, start: Instant::now() };
+            session::serve(repo, r, w, settings, summary)?;
         }
-        None => session::serve(&repo, stdin, stdout, settings, &mut Summary::default())?,
+        None => session::serve(repo, input, output, settings, summary)?,
     }
     Ok(())
 }

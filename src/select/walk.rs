@@ -325,7 +325,7 @@ impl<'a> Ticker<'a> {
 
     fn tick(&mut self) {
         self.n = self.n.wrapping_add(1);
-        if self.n % 1024 == 0 {
+        if self.n.is_multiple_of(1024) {
             (self.f)();
         }
     }

@@ -295,10 +295,10 @@ pub fn serve<R: Read, W: Write>(
         let info = super::prepare_shallow(repo, &refs, &needs.wants, &needs.deepen, false)?;
         if info.computed {
             for s in &info.shallow {
-                w.line(format!("shallow {}", s.to_hex()))?;
+                w.data(format!("shallow {}", s.to_hex()).as_bytes())?; // git writes these without a newline
             }
             for s in &info.unshallow {
-                w.line(format!("unshallow {}", s.to_hex()))?;
+                w.data(format!("unshallow {}", s.to_hex()).as_bytes())?;
             }
             w.flush_pkt()?;
             w.flush()?;

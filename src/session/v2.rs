@@ -473,10 +473,10 @@ fn fetch<W: Write>(
         let info = super::prepare_shallow(repo, refs, &args.wants, &args.deepen, true)?;
         w.line("shallow-info")?;
         for s in &info.shallow {
-            w.line(format!("shallow {}", s.to_hex()))?;
+            w.data(format!("shallow {}", s.to_hex()).as_bytes())?; // no newline, as git
         }
         for s in &info.unshallow {
-            w.line(format!("unshallow {}", s.to_hex()))?;
+            w.data(format!("unshallow {}", s.to_hex()).as_bytes())?;
         }
         w.delim_pkt()?;
         info

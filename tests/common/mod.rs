@@ -26,6 +26,7 @@
 
 pub mod extra;
 pub mod pktline;
+pub mod servers;
 
 #[allow(unused_imports)]
 pub use extra::*;

@@ -1,0 +1,266 @@
+//! `packserve shell`: the program an OpenSSH key's `command=` (or `ForceCommand`) runs.
+//!
+//! The client's command arrives in `SSH_ORIGINAL_COMMAND`, as git's ssh transport sends it:
+//! `git-upload-pack '<path>'` (or `git upload-pack '<path>'`), the path in git's single
+//! quoting. Only upload-pack is served; every other command is refused with one line on
+//! stderr and exit status 128. The path is resolved below `--root` and must stay there after
+//! every symlink; `--allow` globs narrow it further per key.
+
+use std::path::{Path, PathBuf};
+
+use super::request::{self, confine, glob_match, has_dot_dot, repo_name};
+use super::upload_pack::{protocol_version, Failure};
+use crate::cli::ShellArgs;
+use crate::log::{Entry, Sink};
+use crate::repo;
+
+/// What the client asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The path as the client sent it (unquoted).
+    pub path: String,
+}
+
+/// Why a command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShellError {
+    /// `git-receive-pack`, `git-upload-archive`: git commands packserve does not serve.
+    #[error("packserve serves fetches only: '{0}' is not available here")]
+    NotServed(String),
+    /// Anything that is not a git transport command.
+    #[error("unrecognized command '{0}'")]
+    Unrecognized(String),
+    /// The argument is missing, not in git's quoting, or starts with `-`.
+    #[error("bad argument: expected one single-quoted path, as git sends it")]
+    BadArgument,
+    /// `..` in the path, or a path that leads out of the root.
+    #[error("'{0}': path is outside the served root")]
+    OutsideRoot(String),
+    /// No repository there.
+    #[error("'{0}' does not appear to be a git repository")]
+    NotARepository(String),
+    /// Not matched by any `--allow` glob.
+    #[error("'{0}': access denied")]
+    NotAllowed(String),
+}
+
+/// Parses `SSH_ORIGINAL_COMMAND` the way git-shell does: `git foo` is read as `git-foo`,
+/// the argument must be one sq-quoted word not starting with `-`.
+pub fn parse_command(cmd: &str) -> Result<Request, ShellError> {
+    let cmd = cmd.trim_start();
+    let normalized = match cmd.strip_prefix("git") {
+        Some(rest) if rest.starts_with([' ', '\t']) => format!("git-{}", rest.trim_start()),
+        _ => cmd.to_owned(),
+    };
+    let (prog, arg) = match normalized.split_once([' ', '\t']) {
+        Some((p, a)) => (p, Some(a.trim_start())),
+        None => (normalized.as_str(), None),
+    };
+    match prog {
+        "git-upload-pack" => {}
+        "git-receive-pack" | "git-upload-archive" => return Err(ShellError::NotServed(prog.to_owned())),
+        _ => {
+            let shown: String = cmd.chars().take(80).filter(|c| !c.is_control()).collect();
+            return Err(ShellError::Unrecognized(shown));
+        }
+    }
+    let path = arg.and_then(dequote_path).ok_or(ShellError::BadArgument)?;
+    if path.starts_with('-') || path.is_empty() {
+        return Err(ShellError::BadArgument);
+    }
+    Ok(Request { path })
+}
+
+/// The path argument: git's sq quoting (`'a'\''b'`), optionally after an unquoted `~/` or
+/// `~user/` prefix (JGit and others send `~/'repo.git'`).
+fn dequote_path(arg: &str) -> Option<String> {
+    let arg = arg.trim_end();
+    if let Some(q) = arg.find('\'') {
+        let prefix = &arg[..q];
+        if !prefix.is_empty() {
+            let name = prefix.strip_prefix('~')?.strip_suffix('/')?;
+            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+                return None;
+            }
+            return sq_dequote(&arg[q..]).map(|rest| format!("{prefix}{rest}"));
+        }
+    }
+    sq_dequote(arg)
+}
+
+/// git's `sq_dequote`: one word made of single-quoted runs joined by `\'` or `\!`.
+pub fn sq_dequote(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'\'') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 1;
+    loop {
+        match b.get(i) {
+            None => return None,
+            Some(b'\'') => {
+                // Out of the quotes: the end, or an escaped ' or ! and back into quotes.
+                match b.get(i + 1) {
+                    None => return String::from_utf8(out).ok(),
+                    Some(b'\\')
+                        if matches!(b.get(i + 2), Some(b'\'' | b'!')) && b.get(i + 3) == Some(&b'\'') =>
+                    {
+                        out.push(b[i + 2]);
+                        i += 4;
+                    }
+                    Some(_) => return None,
+                }
+            }
+            Some(&c) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Where a client path points below `root`: `/x` and `x` are `root/x` (an absolute path that
+/// already names something under `root` is taken as it is, so `ssh://host/srv/git/a.git`
+/// keeps working with `--root /srv/git`); `~` and `~/x` are `root` and `root/x`; `~user/x` is
+/// `root/user/x`. `..` is refused outright.
+pub fn resolve(root: &Path, path: &str) -> Result<PathBuf, ShellError> {
+    if has_dot_dot(path) {
+        return Err(ShellError::OutsideRoot(path.to_owned()));
+    }
+    let rel = if let Some(rest) = path.strip_prefix('~') {
+        let (user, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        if user.is_empty() {
+            tail.to_owned()
+        } else {
+            format!("{user}/{tail}")
+        }
+    } else if path.starts_with('/') {
+        let root_str = root.to_string_lossy();
+        let root_str = root_str.trim_end_matches('/');
+        match path.strip_prefix(root_str) {
+            Some(tail) if tail.starts_with('/') || tail.is_empty() => tail.to_owned(),
+            _ => path.to_owned(),
+        }
+    } else {
+        path.to_owned()
+    };
+    let rel = rel.trim_start_matches('/');
+    Ok(if rel.is_empty() { root.to_path_buf() } else { root.join(rel) })
+}
+
+/// The git directory for the client's path, checked against the root and the `--allow` globs.
+/// Returns the canonical git dir and the repository's name below the root.
+pub fn locate(args: &ShellArgs, path: &str) -> Result<(PathBuf, String), ShellError> {
+    let candidate = resolve(&args.root, path)?;
+    let candidate_str = candidate.to_string_lossy();
+    let git_dir = repo::enter_repo(&candidate_str, false, None)
+        .ok_or_else(|| ShellError::NotARepository(path.to_owned()))?;
+    let (dir, rel) = confine(&args.root, &git_dir).ok_or_else(|| ShellError::OutsideRoot(path.to_owned()))?;
+    let name = repo_name(&rel);
+    if !args.allow.is_empty() && !args.allow.iter().any(|g| glob_match(g, &name)) {
+        return Err(ShellError::NotAllowed(path.to_owned()));
+    }
+    Ok((dir, name))
+}
+
+const INTERACTIVE: &str = "\
+This account serves git fetches only (packserve shell); interactive logins are not available.
+Clone with: git clone ssh://<this account>@<this host>/<repository>";
+
+/// Runs the forced command: reads `SSH_ORIGINAL_COMMAND`, `GIT_PROTOCOL`, `SSH_CONNECTION`.
+pub fn run(args: &ShellArgs) -> Result<(), Failure> {
+    let sink = args.log.clone().map(Sink::File).unwrap_or(Sink::Off);
+    let mut entry = Entry::new("ssh");
+    entry.user =
+        args.user.clone().or_else(|| std::env::var("USER").ok()).or_else(|| std::env::var("LOGNAME").ok());
+    entry.addr = std::env::var("SSH_CONNECTION")
+        .or_else(|_| std::env::var("SSH_CLIENT"))
+        .ok()
+        .and_then(|c| c.split_whitespace().next().map(str::to_owned));
+    let Some(cmd) = std::env::var_os("SSH_ORIGINAL_COMMAND") else {
+        entry.outcome = crate::log::Outcome::Refused("interactive login".into());
+        entry.write(&sink);
+        return Err(Failure { code: 128, message: Some(INTERACTIVE.to_owned()) });
+    };
+    let cmd = cmd.to_string_lossy();
+    let req = match parse_command(&cmd) {
+        Ok(r) => r,
+        Err(e) => return Err(request::refuse(&mut entry, &sink, e.to_string())),
+    };
+    entry.repo = Some(req.path.clone());
+    let (git_dir, name) = match locate(args, &req.path) {
+        Ok(found) => found,
+        Err(e) => return Err(request::refuse(&mut entry, &sink, e.to_string())),
+    };
+    entry.repo = Some(name.clone());
+    let settings = crate::frontend::upload_pack::env_settings(
+        protocol_version(std::env::var("GIT_PROTOCOL").ok().as_deref()),
+        false,
+        false,
+    );
+    let res = request::open_and_serve(
+        &mut entry,
+        &git_dir,
+        &req.path,
+        std::io::stdin().lock(),
+        std::io::stdout().lock(),
+        settings,
+        args.timeout,
+    );
+    entry.write(&sink);
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_as_git_shell_reads_them() {
+        let ok = |c: &str| parse_command(c).map(|r| r.path);
+        assert_eq!(ok("git-upload-pack '/srv/a.git'"), Ok("/srv/a.git".into()));
+        assert_eq!(ok("git upload-pack 'a.git'"), Ok("a.git".into()));
+        assert_eq!(ok("git-upload-pack '~/a.git'"), Ok("~/a.git".into()));
+        assert_eq!(ok("git-upload-pack ~/'a.git'"), Ok("~/a.git".into()));
+        assert_eq!(ok("git-upload-pack ~bob/'a.git'"), Ok("~bob/a.git".into()));
+        assert_eq!(ok("git-upload-pack 'it'\\''s.git'"), Ok("it's.git".into()));
+        assert_eq!(ok("git-upload-pack 'a'\\!'b'"), Ok("a!b".into()));
+        assert_eq!(ok("git-upload-pack 'a b.git'"), Ok("a b.git".into()));
+        for bad in [
+            "git-upload-pack",
+            "git-upload-pack a.git",
+            "git-upload-pack 'a.git",
+            "git-upload-pack 'a' 'b'",
+            "git-upload-pack '-x'",
+            "git-upload-pack ''",
+            "git-upload-pack 'a'\\x'b'",
+            "git-upload-pack ~b;c/'a'",
+        ] {
+            assert_eq!(parse_command(bad), Err(ShellError::BadArgument), "{bad}");
+        }
+        assert!(matches!(parse_command("git-receive-pack 'a.git'"), Err(ShellError::NotServed(_))));
+        assert!(matches!(parse_command("git receive-pack 'a.git'"), Err(ShellError::NotServed(_))));
+        assert!(matches!(parse_command("git-upload-archive 'a.git'"), Err(ShellError::NotServed(_))));
+        assert!(matches!(parse_command("ls -la"), Err(ShellError::Unrecognized(_))));
+        assert!(matches!(parse_command("git-upload-packx 'a'"), Err(ShellError::Unrecognized(_))));
+        assert!(matches!(parse_command(""), Err(ShellError::Unrecognized(_))));
+    }
+
+    #[test]
+    fn paths_below_the_root() {
+        let root = Path::new("/srv/git");
+        let r = |p: &str| resolve(root, p);
+        assert_eq!(r("/a.git"), Ok("/srv/git/a.git".into()));
+        assert_eq!(r("a.git"), Ok("/srv/git/a.git".into()));
+        assert_eq!(r("/srv/git/a.git"), Ok("/srv/git/a.git".into()));
+        assert_eq!(r("/srv/gitx/a.git"), Ok("/srv/git/srv/gitx/a.git".into()));
+        assert_eq!(r("~/a.git"), Ok("/srv/git/a.git".into()));
+        assert_eq!(r("~"), Ok("/srv/git".into()));
+        assert_eq!(r("~bob/a.git"), Ok("/srv/git/bob/a.git".into()));
+        assert_eq!(r("/etc/passwd"), Ok("/srv/git/etc/passwd".into()));
+        for bad in ["../a.git", "/a/../../etc", "~/../x", "~/.."] {
+            assert!(matches!(r(bad), Err(ShellError::OutsideRoot(_))), "{bad}");
+        }
+    }
+}

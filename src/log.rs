@@ -1,0 +1,234 @@
+//! The operator's log: one line per request, in `key=value` form, appended to a file or
+//! written to stderr.
+//!
+//! Owns the line's format and its destination; knows nothing of where the values come from
+//! (the front-ends fill an [`Entry`] from their envelope and the session's
+//! [`crate::session::Summary`]). Never logs a secret: no environment dump, no credentials,
+//! no request bodies; the remote user is the name the web server or the key's `--user` gave.
+//!
+//! Format (documented in the manual, section LOG):
+//!
+//! ```text
+//! 2026-11-22T10:11:12.345Z packserve frontend=http repo=/srv/git/a.git user=alice addr=10.0.0.7 proto=2 commands=ls-refs,fetch wants=3 haves=12 shallow=no filter=- objects=120 bytes=48213 ms=35 outcome=ok
+//! ```
+//!
+//! Values that are empty or unknown are `-`; values with spaces, quotes, `=` or control
+//! characters are double-quoted with `\"`, `\\` and `\xNN` escapes, so every line splits
+//! on spaces.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::session::{Summary, Version};
+
+/// Where log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    /// Nowhere (e.g. `shell` without `--log`: its stderr is the client's).
+    Off,
+    /// Standard error.
+    Stderr,
+    /// Appended to this file (one `write` per line, so concurrent processes don't interleave).
+    File(PathBuf),
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Served.
+    Ok,
+    /// Refused before serving (bad path, not exported, wrong command...).
+    Refused(String),
+    /// Failed while serving (protocol error, corrupt object...).
+    Error(String),
+    /// The client went away.
+    Hangup,
+}
+
+/// One request, as the operator sees it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// `ssh`, `http`, `git` (inetd) or `upload-pack`.
+    pub frontend: &'static str,
+    /// The repository as the client named it (or as resolved, when known).
+    pub repo: Option<String>,
+    /// The remote user, when the envelope knows one.
+    pub user: Option<String>,
+    /// The remote address, when the envelope knows it.
+    pub addr: Option<String>,
+    /// Protocol version.
+    pub version: Option<Version>,
+    /// What the session did.
+    pub summary: Summary,
+    /// When the request started.
+    pub start: SystemTime,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+impl Entry {
+    /// A new entry for `frontend`, started now.
+    pub fn new(frontend: &'static str) -> Entry {
+        Entry {
+            frontend,
+            repo: None,
+            user: None,
+            addr: None,
+            version: None,
+            summary: Summary::default(),
+            start: SystemTime::now(),
+            outcome: Outcome::Ok,
+        }
+    }
+
+    /// The log line (without the newline), with the duration up to `now`.
+    pub fn line(&self, now: SystemTime) -> String {
+        let ms = now.duration_since(self.start).unwrap_or(Duration::ZERO).as_millis();
+        let s = &self.summary;
+        let (outcome, reason) = match &self.outcome {
+            Outcome::Ok => ("ok", None),
+            Outcome::Refused(r) => ("refused", Some(r.as_str())),
+            Outcome::Error(r) => ("error", Some(r.as_str())),
+            Outcome::Hangup => ("hangup", None),
+        };
+        let proto = match self.version {
+            None => "-",
+            Some(Version::V0) => "0",
+            Some(Version::V1) => "1",
+            Some(Version::V2) => "2",
+        };
+        let mut line = format!(
+            "{} packserve frontend={} repo={} user={} addr={} proto={} commands={} wants={} haves={} shallow={} filter={} objects={} bytes={} ms={} outcome={}",
+            rfc3339(self.start),
+            self.frontend,
+            value(self.repo.as_deref()),
+            value(self.user.as_deref()),
+            value(self.addr.as_deref()),
+            proto,
+            value(Some(&s.commands.join(","))),
+            s.wants,
+            s.haves,
+            if s.shallow { "yes" } else { "no" },
+            value(s.filter.as_deref()),
+            s.objects,
+            s.bytes,
+            ms,
+            outcome,
+        );
+        if let Some(r) = reason {
+            line.push_str(" reason=");
+            line.push_str(&value(Some(r)));
+        }
+        line
+    }
+
+    /// Writes the line to `sink`. Logging never fails a request: errors are dropped.
+    pub fn write(&self, sink: &Sink) {
+        let mut line = self.line(SystemTime::now());
+        line.push('\n');
+        match sink {
+            Sink::Off => {}
+            Sink::Stderr => {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+            Sink::File(path) => {
+                let f = std::fs::OpenOptions::new().create(true).append(true).open(path);
+                if let Ok(mut f) = f {
+                    let _ = f.write_all(line.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// A log value: `-` when empty, quoted when it would not split on spaces.
+fn value(v: Option<&str>) -> String {
+    let v = match v {
+        None | Some("") => return "-".to_owned(),
+        Some(v) => v,
+    };
+    let plain = v.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\' && b != b'=');
+    if plain {
+        return v.to_owned();
+    }
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let secs = d.as_secs();
+    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_millis(1_795_342_272_345)),
+            "2026-11-22T10:11:12.345Z"
+        );
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn values_split_on_spaces() {
+        assert_eq!(value(None), "-");
+        assert_eq!(value(Some("")), "-");
+        assert_eq!(value(Some("/srv/a.git")), "/srv/a.git");
+        assert_eq!(value(Some("a b")), "\"a b\"");
+        assert_eq!(value(Some("x=\"y\"\n")), "\"x=\\\"y\\\"\\x0a\"");
+    }
+
+    #[test]
+    fn a_whole_line() {
+        let mut e = Entry::new("http");
+        e.start = UNIX_EPOCH + Duration::from_secs(1_795_342_272);
+        e.repo = Some("/srv/a.git".into());
+        e.user = Some("alice".into());
+        e.version = Some(Version::V2);
+        e.summary.commands = vec!["ls-refs", "fetch"];
+        e.summary.wants = 3;
+        e.summary.filter = Some("blob:none".into());
+        e.outcome = Outcome::Refused("not exported".into());
+        assert_eq!(
+            e.line(e.start + Duration::from_millis(35)),
+            "2026-11-22T10:11:12.000Z packserve frontend=http repo=/srv/a.git user=alice addr=- proto=2 \
+             commands=ls-refs,fetch wants=3 haves=0 shallow=no filter=blob:none objects=0 bytes=0 ms=35 \
+             outcome=refused reason=\"not exported\""
+        );
+    }
+}

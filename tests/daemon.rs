@@ -1,0 +1,246 @@
+//! git://: `packserve inetd` behind `socat TCP-LISTEN,fork EXEC:...` (what inetd, xinetd and
+//! systemd's Accept=yes sockets do: one process per connection on stdin/stdout). Clients:
+//! git 2.47 and 2.39 (v0 and v2), pygit2 (libgit2), dulwich, JGit; and git-daemon's ERR
+//! refusals.
+
+mod common;
+
+use common::servers::*;
+use common::*;
+
+fn setup(label: &str, extra: &str) -> (Sandbox, Served, GitDaemon) {
+    let sb = Sandbox::new(label);
+    let served = Served::new(&sb);
+    let daemon = GitDaemon::start(&sb, &served, extra);
+    (sb, served, daemon)
+}
+
+mod git {
+    use super::*;
+    fn go(client: Client, protocol: u8) {
+        let (sb, served, d) = setup("git-daemon", "");
+        git_clone_ls_remote_fetch(&sb, &d.remote(), &served, client, protocol);
+        let want = format!("frontend=git repo=/main.git user=- addr=127.0.0.1 proto={protocol}");
+        log_when(&d.log, |log| {
+            log.lines().filter(|l| l.contains(&want) && l.contains("outcome=ok")).count() >= 3
+        });
+    }
+    #[test]
+    fn git247_v0() {
+        go(Client::New, 0)
+    }
+    #[test]
+    fn git247_v2() {
+        go(Client::New, 2)
+    }
+    #[test]
+    fn git239_v0() {
+        go(Client::Old, 0)
+    }
+    #[test]
+    fn git239_v2() {
+        go(Client::Old, 2)
+    }
+}
+
+mod shallow {
+    use super::*;
+    fn go(client: Client, protocol: u8) {
+        let (sb, served, d) = setup("git-shallow", "");
+        git_shallow_clone(&sb, &d.remote(), &served, client, protocol);
+    }
+    #[test]
+    fn git247_v0() {
+        go(Client::New, 0)
+    }
+    #[test]
+    fn git247_v2() {
+        go(Client::New, 2)
+    }
+    #[test]
+    fn git239_v0() {
+        go(Client::Old, 0)
+    }
+    #[test]
+    fn git239_v2() {
+        go(Client::Old, 2)
+    }
+}
+
+mod partial {
+    use super::*;
+    fn go(client: Client, protocol: u8) {
+        let (sb, served, d) = setup("git-partial", "");
+        git_partial_clone(&sb, &d.remote(), &served, client, protocol);
+    }
+    #[test]
+    fn git247_v2() {
+        go(Client::New, 2)
+    }
+    #[test]
+    fn git239_v0() {
+        go(Client::Old, 0)
+    }
+}
+
+#[test]
+fn pygit2() {
+    let (sb, served, d) = setup("git-pygit2", "");
+    python_clone_ls_remote_fetch(&sb, &d.remote(), &served, "pygit2");
+}
+
+#[test]
+fn dulwich() {
+    let (sb, served, d) = setup("git-dulwich", "");
+    python_clone_ls_remote_fetch(&sb, &d.remote(), &served, "dulwich");
+}
+
+#[test]
+fn dulwich_shallow() {
+    let (sb, served, d) = setup("git-dulwich-shallow", "");
+    python_shallow_clone(&sb, &d.remote(), &served, "dulwich");
+}
+
+#[test]
+fn pygit2_shallow() {
+    let (sb, served, d) = setup("git-pygit2-shallow", "");
+    python_shallow_clone(&sb, &d.remote(), &served, "pygit2");
+}
+
+#[test]
+fn jgit() {
+    let (sb, served, d) = setup("git-jgit", "");
+    jgit_clone_ls_remote_fetch(&sb, &d.remote(), &served, None);
+}
+
+#[test]
+fn push_is_refused() {
+    let (sb, served, d) = setup("git-push", "");
+    for client in Client::ALL {
+        git_push_refused(&sb, &d.remote(), &served, client);
+    }
+    python_push_refused(&sb, &d.remote(), &served, "dulwich");
+    jgit_push_refused(&sb, &d.remote(), &served, None);
+}
+
+fn clone_fails(sb: &Sandbox, remote: &Remote, path: &str, text: &str) {
+    let out = remote.git(
+        sb,
+        Client::New,
+        2,
+        sb.path(),
+        "clone",
+        &[&remote.url(path), sb.unique("x").to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "{path}: {out}");
+    assert!(out.stderr_str().contains(text), "{path}: expected '{text}':\n{out}");
+}
+
+#[test]
+fn refusals_are_err_lines() {
+    // Without --informative-errors the reason stays on the server (git-daemon's default).
+    let (sb, _served, d) = setup("git-refusals", "");
+    let remote = d.remote();
+    clone_fails(
+        &sb,
+        &remote,
+        "private.git",
+        "remote error: access denied or repository not exported: /private.git",
+    );
+    clone_fails(
+        &sb,
+        &remote,
+        "nope.git",
+        "remote error: access denied or repository not exported: /nope.git",
+    );
+    clone_fails(&sb, &remote, "../outside.git", "remote error: access denied or repository not exported");
+    log_when(&d.log, |log| {
+        log.contains("reason=\"'/private.git': repository not exported\"") && log.contains("aliased")
+    });
+
+    let (sb, _served, d) = setup("git-refusals-informative", "--informative-errors /nowhere");
+    let remote = d.remote();
+    clone_fails(&sb, &remote, "main.git", "remote error: no such repository: /main.git");
+    let (sb, _served, d) = setup("git-refusals-export-all", "--informative-errors --export-all");
+    let remote = d.remote();
+    let out = remote.git(&sb, Client::New, 0, sb.path(), "ls-remote", &[&remote.url("private.git")]);
+    assert!(out.status.success(), "--export-all serves private.git: {out}");
+    clone_fails(&sb, &remote, "nope.git", "remote error: no such repository: /nope.git");
+}
+
+#[test]
+fn unknown_service_gets_an_err_line() {
+    let (sb, _served, d) = setup("git-unknown", "--informative-errors");
+    for (line, text) in [
+        (
+            "git-upload-archive /main.git\0host=127.0.0.1\0",
+            "ERR service not enabled (packserve serves fetches only): /main.git",
+        ),
+        ("hello world\0", "ERR protocol error"),
+    ] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        use std::io::{Read, Write};
+        s.write_all(format!("{:04x}{line}", line.len() + 4).as_bytes()).unwrap();
+        // No half-close here: socat gives the other direction only 0.5s after one side ends,
+        // and git clients keep their side open until they have read the answer.
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        assert!(resp.contains(text), "{line:?}: {resp:?}");
+    }
+    let _ = sb;
+}
+
+/// The shallow and partial scenarios above, run against git's own `git daemon --inetd`
+/// behind the same socat: they assert what git gives, so they are right to hold packserve
+/// to once it serves shallow and filter requests.
+mod scenarios_hold_for_git_daemon {
+    use super::*;
+    fn setup_git(label: &str) -> (Sandbox, Served, GitDaemon) {
+        let sb = Sandbox::new(label);
+        let served = Served::new(&sb);
+        let d = GitDaemon::start_git(&sb, &served);
+        (sb, served, d)
+    }
+    fn shallow(client: Client, protocol: u8) {
+        let (sb, served, d) = setup_git("git-ref-shallow");
+        git_shallow_clone(&sb, &d.remote(), &served, client, protocol);
+    }
+    fn partial(client: Client, protocol: u8) {
+        let (sb, served, d) = setup_git("git-ref-partial");
+        git_partial_clone(&sb, &d.remote(), &served, client, protocol);
+    }
+    #[test]
+    fn shallow_git247_v0() {
+        shallow(Client::New, 0)
+    }
+    #[test]
+    fn shallow_git247_v2() {
+        shallow(Client::New, 2)
+    }
+    #[test]
+    fn shallow_git239_v0() {
+        shallow(Client::Old, 0)
+    }
+    #[test]
+    fn shallow_git239_v2() {
+        shallow(Client::Old, 2)
+    }
+    #[test]
+    fn partial_git247_v2() {
+        partial(Client::New, 2)
+    }
+    #[test]
+    fn partial_git239_v0() {
+        partial(Client::Old, 0)
+    }
+    #[test]
+    fn dulwich_shallow() {
+        let (sb, served, d) = setup_git("git-ref-dulwich-shallow");
+        python_shallow_clone(&sb, &d.remote(), &served, "dulwich");
+    }
+    #[test]
+    fn pygit2_shallow() {
+        let (sb, served, d) = setup_git("git-ref-pygit2-shallow");
+        python_shallow_clone(&sb, &d.remote(), &served, "pygit2");
+    }
+}
