@@ -73,7 +73,7 @@ impl Plan {
         let mut last_child = vec![NONE; n];
         for (i, e) in stored.iter().enumerate() {
             let Some(loc) = e.loc else { continue };
-            let Ok(info) = packs.pack(loc.pack).entry(loc.offset) else {
+            let Ok(info) = packs.pack(loc.pack).entry_at_index(loc.index, loc.offset) else {
                 continue;
             };
             let base = match info.header {

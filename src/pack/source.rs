@@ -30,6 +30,9 @@ pub struct Pack {
     path: PathBuf,
     /// Index positions ordered by pack offset, from `.rev` or built on first use.
     rev: std::sync::OnceLock<RevIndex>,
+    /// The inverse of `rev`: `.idx` position → pack position, built on first use (4 bytes per
+    /// object) so that entry bounds need no binary search.
+    ranks: std::sync::OnceLock<Vec<u32>>,
     rev_path: PathBuf,
 }
 
@@ -84,7 +87,14 @@ impl Pack {
             return Err(SourceError::Corrupt { path, what: "object count differs from its index".into() });
         }
         let rev_path = idx_path.with_extension("rev");
-        Ok(Pack { idx, data, path, rev: std::sync::OnceLock::new(), rev_path })
+        Ok(Pack {
+            idx,
+            data,
+            path,
+            rev: std::sync::OnceLock::new(),
+            ranks: std::sync::OnceLock::new(),
+            rev_path,
+        })
     }
 
     /// The pack file's path.
@@ -161,13 +171,40 @@ impl Pack {
         }
     }
 
+    fn ranks(&self) -> &[u32] {
+        self.ranks.get_or_init(|| {
+            let n = self.idx.num_objects() as usize;
+            let rev = self.rev();
+            let mut v = vec![0u32; n];
+            for r in 0..n {
+                let i = rev.get(r) as usize;
+                if let Some(slot) = v.get_mut(i) {
+                    *slot = r as u32;
+                }
+            }
+            v
+        })
+    }
+
     /// Parses the entry header at `offset`.
     pub fn entry(&self, offset: u64) -> Result<EntryInfo, SourceError> {
+        let end = self.entry_end(offset);
+        self.entry_with_end(offset, end)
+    }
+
+    /// Parses the header of the entry at `.idx` position `index` (at `offset`), finding its end
+    /// without a search.
+    pub fn entry_at_index(&self, index: u32, offset: u64) -> Result<EntryInfo, SourceError> {
+        let end = self.ranks().get(index as usize).map(|&r| self.offset_at_pack_position(r + 1));
+        self.entry_with_end(offset, end)
+    }
+
+    fn entry_with_end(&self, offset: u64, end: Option<u64>) -> Result<EntryInfo, SourceError> {
         let corrupt = |what: &str| SourceError::Corrupt {
             path: self.path.clone(),
             what: format!("{what} at offset {offset}"),
         };
-        let end = self.entry_end(offset).ok_or_else(|| corrupt("no entry"))?;
+        let end = end.ok_or_else(|| corrupt("no entry"))?;
         if end <= offset || end > self.entries_end() {
             return Err(corrupt("bad entry bounds"));
         }
@@ -203,10 +240,7 @@ impl Pack {
 
     /// The pack position (offset rank) of the entry at `.idx` position `index`.
     pub fn pack_position_of_index(&self, index: u32) -> Option<u32> {
-        if index >= self.idx.num_objects() {
-            return None;
-        }
-        self.rank_of(self.idx.pack_offset_at_index(index)).map(|r| r as u32)
+        self.ranks().get(index as usize).copied()
     }
 
     /// The offset where the entry at pack position `rank` starts (the trailer for `rank == n`).

@@ -160,7 +160,7 @@ pub fn write_pack<W: Write>(
         let mut written = false;
         if let Some(loc) = e.loc {
             let p = packs.pack(loc.pack);
-            let info = p.entry(loc.offset)?;
+            let info = p.entry_at_index(loc.index, loc.offset)?;
             let raw = p.bytes(info.offset, info.end);
             if let Some(crc) = p.index().crc32_at_index(loc.index) {
                 if crc32fast::hash(raw) != crc {

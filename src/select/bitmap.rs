@@ -63,8 +63,9 @@ const BITMAP_OPT_FULL_DAG: u16 = 0x1;
 const BITMAP_OPT_HASH_CACHE: u16 = 0x4;
 const BITMAP_OPT_LOOKUP_TABLE: u16 = 0x10;
 
-/// Decoded commit bitmaps kept per request (XOR chains share their bases).
-const CACHE_ENTRIES: usize = 256;
+/// Decoded commit bitmaps kept per request (XOR chains share their bases); each is one bit
+/// per object, so this bounds the cache at 8 bytes per object.
+const CACHE_ENTRIES: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
