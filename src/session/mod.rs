@@ -438,6 +438,21 @@ pub(crate) fn prepare_shallow(
     })
 }
 
+/// The `shallow`/`unshallow` lines of a response (v0 after the wants, v2 in `shallow-info`).
+/// git writes them without a trailing newline, and some clients (libgit2) insist.
+pub(crate) fn write_shallow_lines<W: Write>(
+    w: &mut PktWriter<W>,
+    info: &crate::select::shallow::ShallowInfo,
+) -> std::io::Result<()> {
+    for s in &info.shallow {
+        w.data(format!("shallow {}", s.to_hex()).as_bytes())?;
+    }
+    for s in &info.unshallow {
+        w.data(format!("unshallow {}", s.to_hex()).as_bytes())?;
+    }
+    Ok(())
+}
+
 /// git's `expand_ref`: the one visible ref a short name means (`x`, `refs/x`, `refs/tags/x`,
 /// `refs/heads/x`, `refs/remotes/x`, `refs/remotes/x/HEAD`); `None` when none or several match.
 fn dwim_ref(refs: &crate::refs::RefSet, name: &str) -> Option<ObjectId> {

@@ -294,12 +294,7 @@ pub fn serve<R: Read, W: Write>(
     let shallow = if needs.deepen.any() {
         let info = super::prepare_shallow(repo, &refs, &needs.wants, &needs.deepen, false)?;
         if info.computed {
-            for s in &info.shallow {
-                w.data(format!("shallow {}", s.to_hex()).as_bytes())?; // git writes these without a newline
-            }
-            for s in &info.unshallow {
-                w.data(format!("unshallow {}", s.to_hex()).as_bytes())?;
-            }
+            super::write_shallow_lines(w, &info)?;
             w.flush_pkt()?;
             w.flush()?;
         }

@@ -472,12 +472,7 @@ fn fetch<W: Write>(
     let shallow = if args.deepen.any() || !odb.shallow().is_empty() {
         let info = super::prepare_shallow(repo, refs, &args.wants, &args.deepen, true)?;
         w.line("shallow-info")?;
-        for s in &info.shallow {
-            w.data(format!("shallow {}", s.to_hex()).as_bytes())?; // no newline, as git
-        }
-        for s in &info.unshallow {
-            w.data(format!("unshallow {}", s.to_hex()).as_bytes())?;
-        }
+        super::write_shallow_lines(w, &info)?;
         w.delim_pkt()?;
         info
     } else {
