@@ -12,6 +12,7 @@ use std::path::Path;
 
 /// ls-remote of `src` through both servers, each run by a wrapper with `env` and `setup`;
 /// same output, `hidden` absent, `visible` present.
+#[allow(clippy::too_many_arguments)]
 fn listing_like_git(
     sb: &Sandbox,
     src: &Path,
