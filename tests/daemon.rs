@@ -25,22 +25,7 @@ mod git {
             log.lines().filter(|l| l.contains(&want) && l.contains("outcome=ok")).count() >= 3
         });
     }
-    #[test]
-    fn git247_v0() {
-        go(Client::New, 0)
-    }
-    #[test]
-    fn git247_v2() {
-        go(Client::New, 2)
-    }
-    #[test]
-    fn git239_v0() {
-        go(Client::Old, 0)
-    }
-    #[test]
-    fn git239_v2() {
-        go(Client::Old, 2)
-    }
+    client_tests!(go; git247_v0(New, 0), git247_v2(New, 2), git239_v0(Old, 0), git239_v2(Old, 2));
 }
 
 mod shallow {
@@ -49,22 +34,7 @@ mod shallow {
         let (sb, served, d) = setup("git-shallow", "");
         git_shallow_clone(&sb, &d.remote(), &served, client, protocol);
     }
-    #[test]
-    fn git247_v0() {
-        go(Client::New, 0)
-    }
-    #[test]
-    fn git247_v2() {
-        go(Client::New, 2)
-    }
-    #[test]
-    fn git239_v0() {
-        go(Client::Old, 0)
-    }
-    #[test]
-    fn git239_v2() {
-        go(Client::Old, 2)
-    }
+    client_tests!(go; git247_v0(New, 0), git247_v2(New, 2), git239_v0(Old, 0), git239_v2(Old, 2));
 }
 
 mod partial {
@@ -73,14 +43,7 @@ mod partial {
         let (sb, served, d) = setup("git-partial", "");
         git_partial_clone(&sb, &d.remote(), &served, client, protocol);
     }
-    #[test]
-    fn git247_v2() {
-        go(Client::New, 2)
-    }
-    #[test]
-    fn git239_v0() {
-        go(Client::Old, 0)
-    }
+    client_tests!(go; git247_v2(New, 2), git239_v0(Old, 0));
 }
 
 #[test]
@@ -209,30 +172,8 @@ mod scenarios_hold_for_git_daemon {
         let (sb, served, d) = setup_git("git-ref-partial");
         git_partial_clone(&sb, &d.remote(), &served, client, protocol);
     }
-    #[test]
-    fn shallow_git247_v0() {
-        shallow(Client::New, 0)
-    }
-    #[test]
-    fn shallow_git247_v2() {
-        shallow(Client::New, 2)
-    }
-    #[test]
-    fn shallow_git239_v0() {
-        shallow(Client::Old, 0)
-    }
-    #[test]
-    fn shallow_git239_v2() {
-        shallow(Client::Old, 2)
-    }
-    #[test]
-    fn partial_git247_v2() {
-        partial(Client::New, 2)
-    }
-    #[test]
-    fn partial_git239_v0() {
-        partial(Client::Old, 0)
-    }
+    client_tests!(shallow; shallow_git247_v0(New, 0), shallow_git247_v2(New, 2), shallow_git239_v0(Old, 0), shallow_git239_v2(Old, 2));
+    client_tests!(partial; partial_git247_v2(New, 2), partial_git239_v0(Old, 0));
     #[test]
     fn dulwich_shallow() {
         let (sb, served, d) = setup_git("git-ref-dulwich-shallow");

@@ -19,6 +19,18 @@ macro_rules! client_variants {
     )*};
 }
 
+/// One `#[test]` per listed client/protocol pair, each calling `$f(client, protocol)`:
+/// `client_tests!(go; git247_v0(New, 0), git239_v2(Old, 2));`
+#[macro_export]
+macro_rules! client_tests {
+    ($f:expr; $($test:ident($client:ident, $proto:expr)),* $(,)?) => {$(
+        #[test]
+        fn $test() {
+            ($f)(Client::$client, $proto)
+        }
+    )*};
+}
+
 /// Both servers, git's first (so that a broken scenario shows up as such).
 pub const BOTH: [Server; 2] = [Server::Reference, Server::UnderTest];
 
