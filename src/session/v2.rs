@@ -68,8 +68,11 @@ pub fn read_request<R: Read>(
                 let line = pkt.line().unwrap_or_default().to_vec();
                 seen_any = true;
                 if let Some(c) = line.strip_prefix(b"command=") {
-                    if command.is_some() {
-                        return Err(SessionError::Protocol("command already requested".into()));
+                    if let Some(first) = &command {
+                        return Err(SessionError::Protocol(format!(
+                            "command '{}' requested after already requesting command '{first}'",
+                            String::from_utf8_lossy(c)
+                        )));
                     }
                     let c = String::from_utf8_lossy(c).into_owned();
                     if c != "ls-refs" && c != "fetch" && !(c == "object-info" && accept.object_info) {

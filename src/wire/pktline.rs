@@ -234,13 +234,13 @@ impl<W: Write> PktWriter<W> {
         encode::delim_to_write(&mut self.inner).map(drop)
     }
 
-    /// An `ERR <message>` line (the message gets a trailing newline as git writes it); under
-    /// `sideband-all` the message goes to band 3 instead.
+    /// An `ERR <message>` line, without a trailing newline as git (2.39, 2.47) writes it; under
+    /// `sideband-all` the message goes to band 3 instead, also without newline.
     pub fn error(&mut self, message: &str) -> io::Result<()> {
         if self.sideband_all {
-            return self.band(3, format!("{message}\n").as_bytes());
+            return self.band(3, message.as_bytes());
         }
-        self.line(format!("ERR {message}"))
+        self.data(format!("ERR {message}").as_bytes())
     }
 
     /// Raw bytes, unframed (a v0 pack without side-band).
@@ -317,7 +317,7 @@ mod tests {
             w.flush_pkt().unwrap();
             w.flush().unwrap();
         }
-        assert_eq!(out, b"0008NAK\n00010026ERR upload-pack: not our ref 1234\n0000");
+        assert_eq!(out, b"0008NAK\n00010025ERR upload-pack: not our ref 12340000");
     }
 
     #[test]
