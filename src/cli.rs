@@ -17,6 +17,8 @@ pub struct UploadPackArgs {
     pub stateless_rpc: bool,
     /// `--advertise-refs` / `--http-backend-info-refs`.
     pub advertise_refs: bool,
+    /// `--max-*`: request limits replacing the configured ones.
+    pub limits: crate::config::LimitOverrides,
     /// The repository.
     pub directory: String,
 }
@@ -76,6 +78,10 @@ pub enum Mode {
     /// The inetd / socket-activated git:// server.
     Inetd(InetdArgs),
 }
+
+/// `packserve inetd`'s `--timeout` when none is given: the one front-end facing the network
+/// with nothing in front of it (sshd and web servers have their own timeouts).
+pub const INETD_DEFAULT_TIMEOUT: u64 = 600;
 
 /// The names that select a front-end when they are the first argument.
 pub const FRONTENDS: [&str; 3] = ["shell", "http-backend", "inetd"];
@@ -163,7 +169,7 @@ pub fn inetd_command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Match the path exactly: no <dir>.git or <dir>/.git guessing, no subdirectories of allowed directories"),
         )
-        .arg(timeout_arg().help("Give up after <n> seconds without traffic; the request line must arrive within <n> seconds too"))
+        .arg(timeout_arg().help("Give up after <n> seconds without traffic; the request line must arrive within <n> seconds too (default 600; 0: never)"))
         .arg(log_arg().help("Append the operator log to <file> (default: stderr; under xinetd stderr is the socket, so give a file)"))
         .arg(
             Arg::new("directory")
@@ -173,13 +179,38 @@ pub fn inetd_command() -> Command {
         )
 }
 
+/// The `--max-*` flags of the plain form (none of git-upload-pack's own flags start so).
+fn limit_args() -> [Arg; 5] {
+    let arg = |name: &'static str, help: &'static str| {
+        Arg::new(name).long(name).value_name("n").value_parser(clap::value_parser!(u64)).help(help)
+    };
+    [
+        arg("max-request-bytes", "Refuse a request (or v0 round of haves) larger than <n> bytes (packserve.maxRequestBytes, default 64 MiB)"),
+        arg("max-wants", "Refuse more than <n> want lines in a request (packserve.maxWants, default 1000000)"),
+        arg("max-haves", "Refuse more than <n> have lines per request, or per connection in stateful v0 (packserve.maxHaves, default 4000000)"),
+        arg("max-depth", "Refuse deepen <n> above this (packserve.maxDepth, default 2147483647, git's maximum)"),
+        arg("max-filter-depth", "Refuse tree:<depth> filters deeper than <n> (packserve.maxFilterDepth, default none)"),
+    ]
+}
+
+fn limit_overrides(m: &clap::ArgMatches) -> crate::config::LimitOverrides {
+    let get = |name: &str| m.get_one::<u64>(name).copied();
+    crate::config::LimitOverrides {
+        max_request_bytes: get("max-request-bytes"),
+        max_wants: get("max-wants"),
+        max_haves: get("max-haves"),
+        max_depth: get("max-depth"),
+        max_filter_depth: get("max-filter-depth"),
+    }
+}
+
 /// The clap command (also used to render the manual).
 pub fn command() -> Command {
     Command::new("packserve")
         .version(env!("CARGO_PKG_VERSION"))
         .about("A drop-in replacement for git-upload-pack: serves git clone and git fetch from mmapped packfiles")
         .override_usage(
-            "packserve [--[no-]strict] [--timeout=<n>] [--stateless-rpc]\n                 [--advertise-refs | --http-backend-info-refs] <directory>",
+            "packserve [--[no-]strict] [--timeout=<n>] [--stateless-rpc]\n                 [--advertise-refs | --http-backend-info-refs] [--max-<limit>=<n>]... <directory>",
         )
         .arg(
             Arg::new("strict")
@@ -209,6 +240,7 @@ pub fn command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Print the ref (or v2 capability) advertisement and exit"),
         )
+        .args(limit_args())
         .arg(Arg::new("directory").required(true).value_name("directory").help("The repository to serve"))
         .after_help(
             "Front-ends for servers that cannot be told which upload-pack to run (see `packserve <front-end> --help`):\n  \
@@ -252,7 +284,10 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
                 export_all: m.get_flag("export-all"),
                 informative_errors: m.get_flag("informative-errors"),
                 strict_paths: m.get_flag("strict-paths"),
-                timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
+                timeout: match m.get_one::<u64>("timeout").copied() {
+                    None => Some(INETD_DEFAULT_TIMEOUT),
+                    Some(t) => Some(t).filter(|&t| t > 0),
+                },
                 log: m.get_one::<PathBuf>("log").cloned(),
                 directories: m
                     .get_many::<String>("directory")
@@ -268,6 +303,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
         timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
         stateless_rpc: m.get_flag("stateless-rpc"),
         advertise_refs: m.get_flag("advertise-refs"),
+        limits: limit_overrides(&m),
         directory: m.get_one::<String>("directory").cloned().unwrap_or_default(),
     }))
 }
@@ -294,9 +330,16 @@ mod tests {
                 timeout: Some(5),
                 stateless_rpc: true,
                 advertise_refs: true,
+                limits: Default::default(),
                 directory: "/r".into()
             }
         );
+        let Ok(Mode::UploadPack(a)) = p(&["--max-wants=3", "--max-depth", "9", "r"]) else {
+            panic!("not the plain form")
+        };
+        assert_eq!(a.limits.max_wants, Some(3));
+        assert_eq!(a.limits.max_depth, Some(9));
+        assert_eq!(a.limits.max_haves, None);
         let Ok(Mode::UploadPack(a)) = p(&["--strict", "--no-strict", "--http-backend-info-refs", "r"]) else {
             panic!("not the plain form")
         };
@@ -321,6 +364,9 @@ mod tests {
             panic!("not inetd")
         };
         assert!(a.export_all && !a.informative_errors && a.directories == ["/srv/a", "/srv/b"]);
+        assert_eq!(a.timeout, Some(INETD_DEFAULT_TIMEOUT));
+        let Ok(Mode::Inetd(a)) = p(&["inetd", "--timeout=0"]) else { panic!("not inetd") };
+        assert_eq!(a.timeout, None);
         // Only the first argument selects a front-end: a repository named like one still works.
         let Ok(Mode::UploadPack(a)) = p(&["--strict", "shell"]) else { panic!("not the plain form") };
         assert_eq!(a.directory, "shell");

@@ -39,6 +39,83 @@ impl FilterConfig {
     }
 }
 
+/// Bounds on what one client may ask, so that a hostile request ends in a clear error rather
+/// than in unbounded memory or time. The defaults are far above what real clients send (see
+/// README "Limits"); `packserve.*` keys and the plain form's `--max-*` flags change them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `packserve.maxRequestBytes`: bytes of pkt-lines in one request (a v2 command request,
+    /// the v0 want section, one v0 round of haves).
+    pub max_request_bytes: u64,
+    /// `packserve.maxWants`: `want` and `want-ref` lines in one request.
+    pub max_wants: u64,
+    /// `packserve.maxHaves`: `have` lines in one v2 or stateless request, or in one stateful
+    /// v0/v1 connection.
+    pub max_haves: u64,
+    /// `packserve.maxDepth`: the largest `deepen <n>`.
+    pub max_depth: u64,
+    /// `packserve.maxFilterDepth`: the largest `tree:<depth>` filter (git's
+    /// `uploadpackfilter.tree.maxDepth` applies too; the smaller wins).
+    pub max_filter_depth: Option<u64>,
+}
+
+impl Limits {
+    /// 64 MiB: a million sha1 `want` lines (50 bytes each) fit.
+    pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 64 << 20;
+    /// A million: ten times the wants of a mirror clone of a repository with 100k refs.
+    pub const DEFAULT_MAX_WANTS: u64 = 1_000_000;
+    /// Four million: a client whose history shares nothing with ours sends all of it; the
+    /// largest public histories have under two million commits.
+    pub const DEFAULT_MAX_HAVES: u64 = 4_000_000;
+    /// git's own maximum (`INFINITE_DEPTH`), which `git fetch --unshallow` sends.
+    pub const DEFAULT_MAX_DEPTH: u64 = i32::MAX as u64;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: Self::DEFAULT_MAX_REQUEST_BYTES,
+            max_wants: Self::DEFAULT_MAX_WANTS,
+            max_haves: Self::DEFAULT_MAX_HAVES,
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+            max_filter_depth: None,
+        }
+    }
+}
+
+/// Limits given on the command line; each one set replaces the configured value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitOverrides {
+    /// `--max-request-bytes`.
+    pub max_request_bytes: Option<u64>,
+    /// `--max-wants`.
+    pub max_wants: Option<u64>,
+    /// `--max-haves`.
+    pub max_haves: Option<u64>,
+    /// `--max-depth`.
+    pub max_depth: Option<u64>,
+    /// `--max-filter-depth`.
+    pub max_filter_depth: Option<u64>,
+}
+
+impl LimitOverrides {
+    /// Applies the overrides to `limits`.
+    pub fn apply(&self, limits: &mut Limits) {
+        let set = |v: Option<u64>, out: &mut u64| {
+            if let Some(v) = v {
+                *out = v;
+            }
+        };
+        set(self.max_request_bytes, &mut limits.max_request_bytes);
+        set(self.max_wants, &mut limits.max_wants);
+        set(self.max_haves, &mut limits.max_haves);
+        set(self.max_depth, &mut limits.max_depth);
+        if self.max_filter_depth.is_some() {
+            limits.max_filter_depth = self.max_filter_depth;
+        }
+    }
+}
+
 /// Everything a session reads from configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeConfig {
@@ -60,6 +137,8 @@ pub struct ServeConfig {
     pub advertise_sid: bool,
     /// `uploadpack.keepAlive` (default 5 seconds; 0 disables).
     pub keepalive: Option<Duration>,
+    /// `packserve.max*`.
+    pub limits: Limits,
 }
 
 impl Default for ServeConfig {
@@ -74,6 +153,7 @@ impl Default for ServeConfig {
             advertise_object_info: false,
             advertise_sid: false,
             keepalive: Some(Duration::from_secs(5)),
+            limits: Limits::default(),
         }
     }
 }
@@ -120,6 +200,22 @@ impl ServeConfig {
                         set_bool(&body, "advertiseSID", &mut c.advertise_sid);
                     }
                 }
+                ("packserve", None) => {
+                    let l = &mut c.limits;
+                    for (key, out) in [
+                        ("maxRequestBytes", &mut l.max_request_bytes),
+                        ("maxWants", &mut l.max_wants),
+                        ("maxHaves", &mut l.max_haves),
+                        ("maxDepth", &mut l.max_depth),
+                    ] {
+                        if let Some(v) = last_value(&body, key).and_then(|v| parse_count(&v)) {
+                            *out = v;
+                        }
+                    }
+                    if let Some(v) = last_value(&body, "maxFilterDepth").and_then(|v| parse_count(&v)) {
+                        l.max_filter_depth = Some(v);
+                    }
+                }
                 ("uploadpackfilter", None) => {
                     set_bool(&body, "allow", &mut c.filter.allow_fallback);
                 }
@@ -164,6 +260,18 @@ fn set_bool(body: &gix::config::file::section::BodyRef<'_>, key: &str, out: &mut
         *out = b;
     }
     parsed.is_some()
+}
+
+/// A count as git writes integers in config: decimal with an optional `k`, `m` or `g` suffix.
+pub fn parse_count(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, factor) = match v.chars().last()?.to_ascii_lowercase() {
+        'k' => (&v[..v.len() - 1], 1u64 << 10),
+        'm' => (&v[..v.len() - 1], 1 << 20),
+        'g' => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(factor)
 }
 
 /// git's boolean spellings.
@@ -238,6 +346,25 @@ mod tests {
         assert!(parse_config_parameters("'unterminated").is_err());
         assert!(parse_config_parameters("bare").is_err());
         assert_eq!(parse_config_parameters("").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count("64m"), Some(64 << 20));
+        assert_eq!(parse_count(" 12 "), Some(12));
+        assert_eq!(parse_count("1K"), Some(1024));
+        assert_eq!(parse_count("-1"), None);
+        assert_eq!(parse_count("lots"), None);
+        assert_eq!(parse_count(""), None);
+    }
+
+    #[test]
+    fn limit_overrides() {
+        let mut l = Limits::default();
+        LimitOverrides { max_wants: Some(3), max_filter_depth: Some(2), ..Default::default() }.apply(&mut l);
+        assert_eq!(l.max_wants, 3);
+        assert_eq!(l.max_filter_depth, Some(2));
+        assert_eq!(l.max_haves, Limits::DEFAULT_MAX_HAVES);
     }
 
     #[test]

@@ -52,8 +52,9 @@ pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
             message: Some(format!("fatal: '{}' does not appear to be a git repository", args.directory)),
         });
     };
-    let repo = open_repo(&git_dir, &args.directory)
+    let mut repo = open_repo(&git_dir, &args.directory)
         .map_err(|e| Failure { code: 128, message: Some(format!("fatal: {e}")) })?;
+    args.limits.apply(&mut repo.config.limits);
     let settings = env_settings(
         protocol_version(std::env::var("GIT_PROTOCOL").ok().as_deref()),
         args.stateless_rpc,

@@ -103,6 +103,7 @@ pub fn serve<R: Read, W: Write>(
     summary: &mut Summary,
 ) -> Result<(), SessionError> {
     let mut reader = PktReader::new(input);
+    reader.set_max_request_bytes(repo.config.limits.max_request_bytes);
     let mut writer = PktWriter::new(output);
     if let Some(crate::trace::Trace(sink)) = &settings.trace {
         let mut rt = crate::trace::Tracer::new(sink.clone(), '<');
@@ -119,6 +120,12 @@ pub fn serve<R: Read, W: Write>(
         Version::V2 => v2::serve(repo, &mut reader, &mut writer, &settings, summary),
         Version::V0 | Version::V1 => v0::serve(repo, &mut reader, &mut writer, &settings, summary),
     };
+    let res = res.map_err(|e| match e {
+        SessionError::Read(ReadError::TooLarge(n)) => {
+            SessionError::Refused(format!("upload-pack: request larger than {n} bytes (packserve.maxRequestBytes)"))
+        }
+        other => other,
+    });
     // Refusals git reports in the protocol get their ERR line.
     if let Err(SessionError::Refused(msg)) = &res {
         let _ = writer.error(msg);
@@ -181,6 +188,35 @@ pub(crate) fn want_rules(repo: &Repo, refs: &crate::refs::RefSet, v2: bool, stat
         reach_from,
         any: allow.any,
     }
+}
+
+/// Checks a parsed request against the configured [`Limits`](crate::config::Limits); a request
+/// over one is refused with an `ERR` line naming the key that sets it.
+pub(crate) fn check_limits(
+    limits: &crate::config::Limits,
+    wants: usize,
+    haves: usize,
+    deepen: &DeepenArgs,
+) -> Result<(), SessionError> {
+    if wants as u64 > limits.max_wants {
+        return Err(SessionError::Refused(format!(
+            "upload-pack: more than {} wants (packserve.maxWants)",
+            limits.max_wants
+        )));
+    }
+    if haves as u64 > limits.max_haves {
+        return Err(SessionError::Refused(format!(
+            "upload-pack: more than {} haves (packserve.maxHaves)",
+            limits.max_haves
+        )));
+    }
+    if u64::from(deepen.depth) > limits.max_depth {
+        return Err(SessionError::Refused(format!(
+            "upload-pack: deepen {} is deeper than {} (packserve.maxDepth)",
+            deepen.depth, limits.max_depth
+        )));
+    }
+    Ok(())
 }
 
 /// Checks the wants; a refused one is answered `ERR upload-pack: not our ref <oid>`.
@@ -487,7 +523,12 @@ pub(crate) fn parse_filter(
     let Some(spec) = spec else { return Ok(None) };
     let filter = Filter::parse(spec).map_err(|e| SessionError::Protocol(e.to_string()))?;
     let fc = &repo.config.filter;
-    filter.check(&|name| fc.allows(name), fc.tree_max_depth).map_err(|e| match e {
+    // packserve.maxFilterDepth bounds tree:<depth> along with git's uploadpackfilter.tree.maxDepth.
+    let max_depth = match (fc.tree_max_depth, repo.config.limits.max_filter_depth) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    filter.check(&|name| fc.allows(name), max_depth).map_err(|e| match e {
         // git tells these to the client too.
         FilterError::NotAllowed(_) | FilterError::TooDeep { .. } => SessionError::Refused(e.to_string()),
         other => SessionError::Protocol(other.to_string()),

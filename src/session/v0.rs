@@ -84,13 +84,15 @@ pub fn receive_needs<R: Read>(
 ) -> Result<Option<Needs>, SessionError> {
     let mut needs = Needs::default();
     let mut seen = gix::hashtable::HashSet::default();
+    r.start_request();
     loop {
         let line = match r.read_required()? {
             Packet::Flush => break,
             Packet::Data(d) => Packet::Data(d).line().unwrap_or_default().to_vec(),
             other => {
                 return Err(SessionError::Protocol(format!(
-                    "git upload-pack: protocol error, expected to get object ID, not '{other:?}'"
+                    "git upload-pack: protocol error, expected to get object ID, not '{}'",
+                    special_name(&other)
                 )))
             }
         };
@@ -133,6 +135,16 @@ pub fn receive_needs<R: Read>(
         }
     }
     Ok((!needs.wants.is_empty()).then_some(needs))
+}
+
+/// How a special packet is named in messages: as it is written on the wire.
+fn special_name(p: &Packet<'_>) -> &'static str {
+    match p {
+        Packet::Flush => "0000",
+        Packet::Delim => "0001",
+        Packet::ResponseEnd => "0002",
+        Packet::Data(_) => "data",
+    }
 }
 
 /// Outcome of the have/ACK exchange.
@@ -182,6 +194,8 @@ pub fn get_common_commits<R: Read, W: Write>(
                 if stateless {
                     return Ok(Negotiated::RoundDone);
                 }
+                // Each round of haves is a request of its own for maxRequestBytes.
+                r.start_request();
                 got_common = false;
                 got_other = false;
                 continue;
@@ -189,11 +203,13 @@ pub fn get_common_commits<R: Read, W: Write>(
             Packet::Data(d) => Packet::Data(d).line().unwrap_or_default().to_vec(),
             other => {
                 return Err(SessionError::Protocol(format!(
-                    "git upload-pack: expected SHA1 list, got '{other:?}'"
+                    "git upload-pack: expected SHA1 list, got '{}'",
+                    special_name(&other)
                 )))
             }
         };
         if let Some(hex) = line.strip_prefix(b"have ") {
+            super::check_limits(&repo.config.limits, 0, neg.haves_seen() + 1, &Default::default())?;
             let id = parse_oid(hex, hash).ok_or_else(|| {
                 SessionError::Protocol(format!(
                     "git upload-pack: expected SHA1 object, got '{}'",
@@ -282,6 +298,11 @@ pub fn serve<R: Read, W: Write>(
     };
     summary.wants = needs.wants.len();
     summary.shallow = needs.deepen.any();
+    super::check_limits(&repo.config.limits, needs.wants.len(), 0, &needs.deepen)?;
+    // A `filter` capability counts only when advertised (uploadpack.allowFilter), as in git.
+    if needs.filter.is_some() && !repo.config.allow_filter {
+        return Err(SessionError::Protocol("git upload-pack: filtering capability not negotiated".into()));
+    }
 
     // Wants must be advertised tips; a stateless request may name anything reachable from them,
     // since the refs may have moved since the advertisement.

@@ -46,6 +46,7 @@ pub fn read_request<R: Read>(
 ) -> Result<Option<Request>, SessionError> {
     let mut req = Request::default();
     let mut seen_any = false;
+    r.start_request();
     let mut command: Option<String> = None;
     loop {
         let pkt = match r.read()? {
@@ -401,6 +402,7 @@ fn fetch<W: Write>(
     summary.wants += args.wants.len() + args.want_refs.len();
     summary.haves += args.haves.len();
     summary.shallow |= args.deepen.any();
+    super::check_limits(&c.limits, args.wants.len() + args.want_refs.len(), args.haves.len(), &args.deepen)?;
     if args.filter.is_some() {
         summary.filter = args.filter.clone();
     }

@@ -44,6 +44,9 @@ pub enum ReadError {
     BadLengthValue(usize),
     #[error("the remote end hung up unexpectedly")]
     UnexpectedEof,
+    /// The current request passed the reader's byte budget.
+    #[error("request larger than {0} bytes")]
+    TooLarge(u64),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -58,12 +61,26 @@ pub struct PktReader<R> {
     inner: R,
     buf: Vec<u8>,
     trace: Option<ReadTrace>,
+    /// Bytes of the current request so far, and the most it may have.
+    request_bytes: u64,
+    max_request_bytes: u64,
 }
 
 impl<R: Read> PktReader<R> {
     /// Wraps `inner`; reads are done in exact sizes, so no bytes beyond a packet are consumed.
     pub fn new(inner: R) -> Self {
-        PktReader { inner, buf: Vec::with_capacity(1024), trace: None }
+        PktReader { inner, buf: Vec::with_capacity(1024), trace: None, request_bytes: 0, max_request_bytes: u64::MAX }
+    }
+
+    /// Bounds the bytes of one request (see [`start_request`](Self::start_request)); a packet
+    /// that would pass the bound is refused with [`ReadError::TooLarge`] before it is read.
+    pub fn set_max_request_bytes(&mut self, max: u64) {
+        self.max_request_bytes = max;
+    }
+
+    /// A new request starts: its byte count starts from zero.
+    pub fn start_request(&mut self) {
+        self.request_bytes = 0;
     }
 
     /// Calls `f` for every packet read (used for `GIT_TRACE_PACKET`).
@@ -85,6 +102,10 @@ impl<R: Read> PktReader<R> {
             }
         }
         let len = parse_len(&hdr)?;
+        self.request_bytes += len.max(4) as u64;
+        if self.request_bytes > self.max_request_bytes {
+            return Err(ReadError::TooLarge(self.max_request_bytes));
+        }
         let pkt = match len {
             0 => Packet::Flush,
             1 => Packet::Delim,
@@ -304,6 +325,22 @@ mod tests {
         assert_eq!(Packet::Data(b"want x\n").line(), Some(&b"want x"[..]));
         assert_eq!(Packet::Data(b"want x").line(), Some(&b"want x"[..]));
         assert_eq!(Packet::Flush.line(), None);
+    }
+
+    #[test]
+    fn request_budget() {
+        let input = b"0009want\n00000009have\n0000";
+        let mut r = PktReader::new(&input[..]);
+        r.set_max_request_bytes(13);
+        assert!(matches!(r.read(), Ok(Some(Packet::Data(_)))));
+        assert!(matches!(r.read(), Ok(Some(Packet::Flush))));
+        assert!(matches!(r.read(), Err(ReadError::TooLarge(13))));
+        let mut r = PktReader::new(&input[..]);
+        r.set_max_request_bytes(13);
+        r.read().unwrap();
+        r.read().unwrap();
+        r.start_request();
+        assert!(matches!(r.read(), Ok(Some(Packet::Data(_)))));
     }
 
     #[test]
