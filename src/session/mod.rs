@@ -121,9 +121,9 @@ pub fn serve<R: Read, W: Write>(
         Version::V0 | Version::V1 => v0::serve(repo, &mut reader, &mut writer, &settings, summary),
     };
     let res = res.map_err(|e| match e {
-        SessionError::Read(ReadError::TooLarge(n)) => {
-            SessionError::Refused(format!("upload-pack: request larger than {n} bytes (packserve.maxRequestBytes)"))
-        }
+        SessionError::Read(ReadError::TooLarge(n)) => SessionError::Refused(format!(
+            "upload-pack: request larger than {n} bytes (packserve.maxRequestBytes)"
+        )),
         other => other,
     });
     // Refusals git reports in the protocol get their ERR line.

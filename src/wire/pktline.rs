@@ -69,7 +69,13 @@ pub struct PktReader<R> {
 impl<R: Read> PktReader<R> {
     /// Wraps `inner`; reads are done in exact sizes, so no bytes beyond a packet are consumed.
     pub fn new(inner: R) -> Self {
-        PktReader { inner, buf: Vec::with_capacity(1024), trace: None, request_bytes: 0, max_request_bytes: u64::MAX }
+        PktReader {
+            inner,
+            buf: Vec::with_capacity(1024),
+            trace: None,
+            request_bytes: 0,
+            max_request_bytes: u64::MAX,
+        }
     }
 
     /// Bounds the bytes of one request (see [`start_request`](Self::start_request)); a packet
