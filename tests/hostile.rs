@@ -5,8 +5,8 @@
 //! upload-pack (2.47, and 2.39 where it is installed) answers clearly, the case also says
 //! whether git answers the same, or how and why it differs (see `Git::Differs`).
 //!
-//! The limits (`packserve.max*`) are in `tests/hostile_limits.rs`; signals, broken pipes and
-//! stalled clients in `tests/hostile_signals.rs`.
+//! The limits (`packserve.max*`, `--max-*`) are at the end; signals, broken pipes, stalled
+//! clients and the front-ends' envelopes are in `tests/hostile_signals.rs`.
 
 mod common;
 
@@ -38,6 +38,8 @@ pub enum Git {
     Same,
     /// Deliberately different; git's stderr and exit status, and why we differ.
     Differs { stderr: &'static str, code: i32, why: &'static str },
+    /// Not compared: packserve's own flags or keys (git has no such limits).
+    Ours,
 }
 
 /// The answer expected from the server under test.
@@ -177,9 +179,13 @@ pub fn run_cases(sb: &Sandbox, repo: &Path, extra: &[&str], cases: Vec<Case>) {
             failures.push(format!("[{}] {f}", case.name));
         }
         for git in git_servers() {
+            if matches!(case.git, Git::Ours) {
+                continue;
+            }
             let theirs = serve(sb, &git, case.mode, extra, repo, &case.input);
             let who = format!("{}", git.display());
             let found = match &case.git {
+                Git::Ours => unreachable!(),
                 Git::Same => judge(&who, case.mode, &theirs, &e.out, &e.stderr, e.code),
                 Git::Differs { stderr, code, why: _ } => {
                     let err = String::from_utf8_lossy(&theirs.stderr).into_owned();
@@ -772,4 +778,194 @@ fn filter_requests() {
         ),
     ];
     run_cases(&sb, &repo, &[], cases);
+}
+
+// ---------------------------------------------------------------------------
+// Limits
+
+/// Each limit, by flag, just over its bound: an ERR line naming the key, `fatal:`, 128.
+#[test]
+fn limits_by_flag() {
+    use Mode::*;
+    let sb = Sandbox::new("hostile-limits");
+    let repo = hostile_repo(&sb);
+    let i = ids(&sb, &repo);
+    let feature = sb.rev_parse(&repo, "feature");
+    let want = format!("want {} side-band-64k ofs-delta", i.main);
+    let want2 = format!("want {feature}");
+    let have = |id: &str| format!("have {id}");
+    let err = |msg: &str| (format!("ERR upload-pack: {msg}"), fatal(&format!("upload-pack: {msg}")));
+    let fetch = |args: &[&str]| {
+        let mut l = vec!["command=fetch", "0001"];
+        l.extend_from_slice(args);
+        l.push("0000");
+        req(&l)
+    };
+    let groups: Vec<(&str, Vec<(&'static str, Mode, Vec<u8>, String)>)> = vec![
+        (
+            "--max-wants=1",
+            vec![
+                (
+                    "v0-wants",
+                    V0,
+                    req(&[&want, &want2, "0000", "done"]),
+                    "more than 1 wants (packserve.maxWants)".into(),
+                ),
+                (
+                    "v2-wants",
+                    V2,
+                    fetch(&[&format!("want {}", i.main), &want2, "done"]),
+                    "more than 1 wants (packserve.maxWants)".into(),
+                ),
+            ],
+        ),
+        (
+            "--max-haves=1",
+            vec![
+                (
+                    "v0-haves",
+                    V0,
+                    req(&[&want, "0000", &have(UNKNOWN), &have(&feature), "done"]),
+                    "more than 1 haves (packserve.maxHaves)".into(),
+                ),
+                (
+                    "stateless-v0-haves",
+                    StatelessV0,
+                    req(&[&want, "0000", &have(UNKNOWN), &have(&feature), "done"]),
+                    "more than 1 haves (packserve.maxHaves)".into(),
+                ),
+                (
+                    "v2-haves",
+                    V2,
+                    fetch(&[&format!("want {}", i.main), &have(UNKNOWN), &have(&feature)]),
+                    "more than 1 haves (packserve.maxHaves)".into(),
+                ),
+            ],
+        ),
+        (
+            "--max-request-bytes=100",
+            vec![
+                (
+                    "v0-request-bytes",
+                    V0,
+                    req(&[&want, &want2, "0000", "done"]),
+                    "request larger than 100 bytes (packserve.maxRequestBytes)".into(),
+                ),
+                (
+                    "v2-request-bytes",
+                    V2,
+                    fetch(&[&format!("want {}", i.main), &want2, "done"]),
+                    "request larger than 100 bytes (packserve.maxRequestBytes)".into(),
+                ),
+            ],
+        ),
+        (
+            "--max-depth=3",
+            vec![
+                (
+                    "v0-depth",
+                    V0,
+                    req(&[&want, "deepen 4", "0000", "done"]),
+                    "deepen 4 is deeper than 3 (packserve.maxDepth)".into(),
+                ),
+                (
+                    "v2-depth",
+                    StatelessV2,
+                    fetch(&[&format!("want {}", i.main), "deepen 4", "done"]),
+                    "deepen 4 is deeper than 3 (packserve.maxDepth)".into(),
+                ),
+            ],
+        ),
+    ];
+    let mut total = 0;
+    for (flag, group) in groups {
+        let cases = group
+            .into_iter()
+            .map(|(name, mode, input, msg)| {
+                let (line, stderr) = err(&msg);
+                case(name, mode, input, &[&line], &stderr, 128, Git::Ours)
+            })
+            .collect::<Vec<_>>();
+        total += cases.len();
+        run_cases(&sb, &repo, &[flag], cases);
+    }
+    // Within the bounds, the same requests are served.
+    let ok = serve(
+        &sb,
+        &server_under_test(),
+        V0,
+        &["--max-wants=2", "--max-depth=4"],
+        &repo,
+        &req(&[&want, &want2, "deepen 4", "0000", "done"]),
+    );
+    assert!(ok.status.success(), "within the limits: {}", String::from_utf8_lossy(&ok.stderr));
+    // The tree filter: packserve.maxFilterDepth, the smaller of it and git's key wins.
+    sb.config(&repo, "uploadpack.allowFilter", "true");
+    let filter =
+        |depth: u32| req(&[&format!("{want} filter"), &format!("filter tree:{depth}"), "0000", "done"]);
+    let too_deep = "tree filter allows max depth 2, but got 3";
+    run_cases(
+        &sb,
+        &repo,
+        &["--max-filter-depth=2"],
+        vec![case(
+            "filter-depth",
+            V0,
+            filter(3),
+            &[&format!("ERR {too_deep}")],
+            &fatal(too_deep),
+            128,
+            Git::Ours,
+        )],
+    );
+    let ok = serve(&sb, &server_under_test(), V0, &["--max-filter-depth=2"], &repo, &filter(2));
+    assert!(
+        ok.status.success(),
+        "tree:2 under --max-filter-depth=2: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(total + 1, 10);
+}
+
+/// The same limits from configuration (`packserve.*`), and what a git client shows.
+#[test]
+fn limits_by_config_reach_the_client() {
+    let sb = Sandbox::new("hostile-limits-config");
+    let repo = hostile_repo(&sb);
+    sb.config(&repo, "packserve.maxWants", "2");
+    for (client, protocol) in [(Client::New, 2), (Client::New, 0), (Client::Old, 2)] {
+        let dest = sb.unique("clone");
+        let t = sb.try_clone(client, protocol, Server::UnderTest, &repo, &dest, &["--mirror"]);
+        let err = t.output.stderr_str();
+        assert!(!t.output.status.success(), "{}: clone with maxWants=2 succeeded", label(client, protocol));
+        assert!(
+            err.contains("remote error: upload-pack: more than 2 wants (packserve.maxWants)"),
+            "{}: {err}",
+            label(client, protocol)
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // A suffixed value (git's integer syntax) raises it again.
+    sb.config(&repo, "packserve.maxWants", "1k");
+    let dest = sb.unique("clone");
+    sb.clone(Client::New, 2, Server::UnderTest, &repo, &dest, &["--mirror"]);
+}
+
+/// More than the default 64 MiB in one request: refused with an ERR line after reading 64 MiB,
+/// not buffered until memory runs out.
+#[test]
+fn default_request_bound() {
+    let sb = Sandbox::new("hostile-limits-default");
+    let repo = hostile_repo(&sb);
+    let i = ids(&sb, &repo);
+    let mut input = req(&["command=fetch", "0001", &format!("want {}", i.main)]);
+    let have = pkt(&format!("have {UNKNOWN}"));
+    while input.len() <= (64 << 20) + 100 {
+        input.extend_from_slice(&have);
+    }
+    input.extend_from_slice(b"0000");
+    let run = serve(&sb, &server_under_test(), Mode::V2, &[], &repo, &input);
+    let msg = "upload-pack: request larger than 67108864 bytes (packserve.maxRequestBytes)";
+    let bad = judge("packserve", Mode::V2, &run, &[format!("ERR {msg}")], &fatal(msg), 128);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
