@@ -783,6 +783,9 @@ fn filter_requests() {
 // ---------------------------------------------------------------------------
 // Limits
 
+/// A limit case: name, mode, input, the message after `upload-pack: `.
+type LimitCase = (&'static str, Mode, Vec<u8>, String);
+
 /// Each limit, by flag, just over its bound: an ERR line naming the key, `fatal:`, 128.
 #[test]
 fn limits_by_flag() {
@@ -801,7 +804,7 @@ fn limits_by_flag() {
         l.push("0000");
         req(&l)
     };
-    let groups: Vec<(&str, Vec<(&'static str, Mode, Vec<u8>, String)>)> = vec![
+    let groups: Vec<(&str, Vec<LimitCase>)> = vec![
         (
             "--max-wants=1",
             vec![

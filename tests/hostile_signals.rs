@@ -351,6 +351,9 @@ fn front_end(sb: &Sandbox, cmd: Command, input: &[u8]) -> (ExitStatus, Vec<u8>, 
 
 const CGI_HEAD: &str = "Expires: Fri, 01 Jan 1980 00:00:00 GMT\r\nPragma: no-cache\r\nCache-Control: no-cache, max-age=0, must-revalidate\r\nContent-Type: application/x-git-upload-pack-result\r\n\r\n";
 
+/// A CGI case: name, extra variables, body, the message on stderr.
+type CgiCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, &'a str);
+
 /// The CGI body lies or is broken: after the 200 header nothing is sent, the error is on
 /// stderr (the web server's log) and the status is 128. git http-backend says the same for
 /// a short body (exit 1) and "request ended in the middle of the gzip stream" (exit 0) for
@@ -362,7 +365,7 @@ fn http_backend_bodies() {
     let body = pktline::request(&["command=ls-refs", "0001", "0000"]);
     let gz_bad = b"\x1f\x8b\x08\x00garbage!".to_vec();
     let short = (body.len() - 5).to_string();
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, &str)> = vec![
+    let cases: Vec<CgiCase> = vec![
         (
             "content-length-too-short",
             vec![("CONTENT_LENGTH", &short)],
