@@ -57,6 +57,35 @@ pub struct Odb {
     shallow: gix::hashtable::HashSet<ObjectId>,
 }
 
+/// The commit-graph of the first alternate object directory that has one, as git uses it
+/// when the repository has none of its own (forks sharing a network's objects).
+fn alternate_graph(repo: &gix::Repository) -> Option<gix::commitgraph::Graph> {
+    use std::os::unix::ffi::OsStrExt;
+    let store = repo.objects.store_ref();
+    if repo.config_snapshot().boolean("core.commitGraph") == Some(false)
+        || store.replacements().next().is_some()
+    {
+        return None;
+    }
+    // Breadth-first over the alternates chain, as git lists object directories; bounded as
+    // git bounds alternate nesting.
+    let mut dirs = vec![store.path().to_owned()];
+    let mut next = 0;
+    while next < dirs.len() && dirs.len() <= 16 {
+        let dir = dirs[next].clone();
+        next += 1;
+        let Ok(list) = std::fs::read(dir.join("info/alternates")) else { continue };
+        for line in list.split(|&b| b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#') {
+            let alt = dir.join(std::ffi::OsStr::from_bytes(line));
+            if let Ok(g) = gix::commitgraph::Graph::at(&alt.join("info"), repo.object_hash(), None) {
+                return Some(g);
+            }
+            dirs.push(alt);
+        }
+    }
+    None
+}
+
 impl Odb {
     /// Wraps a repository's objects and (if enabled) its commit-graph.
     pub fn new(repo: &gix::Repository) -> Self {
@@ -64,7 +93,7 @@ impl Odb {
         objects.set_pack_cache(|| {
             Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(PACK_CACHE_BYTES))
         });
-        let graph = repo.commit_graph_if_enabled().ok().flatten();
+        let graph = repo.commit_graph_if_enabled().ok().flatten().or_else(|| alternate_graph(repo));
         let hash = repo.object_hash();
         let shallow = std::fs::read(repo.common_dir().join("shallow"))
             .map(|text| text.split(|&b| b == b'\n').filter_map(|l| hex_oid(l, hash)).collect())

@@ -121,7 +121,12 @@ pub enum RefsError {
     Read(String),
 }
 
-fn peeled(odb: &Odb, id: &ObjectId) -> Option<ObjectId> {
+/// What an annotated tag peels to; `None` for other objects. `stored` is the value
+/// `packed-refs` recorded for the ref (only tags have one), which saves the lookup.
+fn peeled(odb: &Odb, id: &ObjectId, stored: Option<ObjectId>) -> Option<ObjectId> {
+    if stored.is_some() {
+        return stored;
+    }
     match odb.kind(id) {
         Ok(Some(Kind::Tag)) => odb.peel(id).ok().map(|(p, _)| p),
         _ => None,
@@ -167,12 +172,13 @@ pub fn load(repo: &gix::Repository, odb: &Odb, view: &RefView) -> Result<RefSet,
         let Ok(r) = r else { continue };
         let full = r.name().as_bstr().to_owned();
         let Some(name) = strip(&full) else { continue };
+        let stored_peel = r.inner.peeled;
         let Ok((id, symref_target)) = resolve(repo, r) else { continue };
         if !odb.exists(&id) {
             continue;
         }
-        let peeled = peeled(odb, &id);
-        if view.is_hidden(&name.to_string(), &full.to_string()) {
+        let peeled = peeled(odb, &id, stored_peel);
+        if !view.hide.is_empty() && view.is_hidden(&name.to_string(), &full.to_string()) {
             set.hidden_tips.push(id);
             set.hidden_tips.extend(peeled);
             continue;
@@ -191,7 +197,7 @@ pub fn load(repo: &gix::Repository, odb: &Odb, view: &RefView) -> Result<RefSet,
             Ok((id, target)) if odb.exists(&id) => {
                 let symref_target = if symbolic { target.map(|t| strip(&t).unwrap_or(t)) } else { None };
                 set.head_symref.clone_from(&symref_target);
-                let head = Ref { name: "HEAD".into(), peeled: peeled(odb, &id), id, symref_target };
+                let head = Ref { name: "HEAD".into(), peeled: peeled(odb, &id, None), id, symref_target };
                 if hidden {
                     set.hidden_tips.push(head.id);
                     set.hidden_tips.extend(head.peeled);

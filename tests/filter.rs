@@ -95,6 +95,11 @@ filter_cases! {
     new blob_none_with_a_bitmap: "bitmap", ["--filter=blob:none"], true;
     new tree_0_with_a_bitmap: "bitmap", ["--filter=tree:0"], true;
     new blob_limit_with_a_midx_bitmap: "midx", ["--filter=blob:limit=30"], false;
+    new blob_limit_0_with_a_bitmap: "bitmap", ["--filter=blob:limit=0"], true;
+    new object_type_commit_with_a_bitmap: "bitmap", ["--filter=object:type=commit"], true;
+    new object_type_tree_with_a_bitmap: "bitmap", ["--filter=object:type=tree"], true;
+    new combine_blob_none_tree_0_with_a_bitmap: "bitmap", ["--filter=combine:blob:none+tree:0"], true;
+    new tree_2_with_a_bitmap: "bitmap", ["--filter=tree:2"], true;
     new blob_none_depth_2: "history", ["--filter=blob:none", "--depth=2"], true;
 }
 
@@ -111,9 +116,19 @@ fn sparse_oid_by_blob_id() {
 
 /// A fetch into a partial clone sends the clone's filter again; new blobs stay behind.
 fn fetch_into_a_partial_clone(client: Client, protocol: u8) {
+    fetch_into_a_partial_clone_of("history", client, protocol);
+}
+
+/// The same with a reachability bitmap on the server: the filter is applied to the counted
+/// bitmap, minus what the client has.
+fn fetch_into_a_partial_clone_with_a_bitmap(client: Client, protocol: u8) {
+    fetch_into_a_partial_clone_of("bitmap", client, protocol);
+}
+
+fn fetch_into_a_partial_clone_of(fixture_name: &str, client: Client, protocol: u8) {
     let (sb, src, ours, theirs) = filtered_clone_matches_git(
-        "fetch-partial",
-        "history",
+        &format!("fetch-partial-{fixture_name}"),
+        fixture_name,
         &["--filter=blob:none"],
         true,
         client,
@@ -140,6 +155,7 @@ fn fetch_into_a_partial_clone(client: Client, protocol: u8) {
 
 client_variants! {
     fetch_into_a_blob_none_clone => fetch_into_a_partial_clone;
+    fetch_into_a_blob_none_clone_with_a_bitmap => fetch_into_a_partial_clone_with_a_bitmap;
 }
 
 // ---------------------------------------------------------------------------

@@ -46,6 +46,31 @@ fn alternates(client: Client, protocol: u8) {
     clone_like_git(&sb, &src, client, protocol, &["--depth=2", "--no-single-branch"], "shallow");
 }
 
+/// A fork sharing its network's objects: the commit-graph lives only in the alternate (which
+/// packserve then uses, as git does) and covers only part of the fork's history.
+fn fork_with_the_graph_in_its_alternate(client: Client, protocol: u8) {
+    let sb = Sandbox::new(&format!("wild-alt-graph-{}", label(client, protocol)));
+    let history = fixture("history");
+    let root = sb.join("network");
+    std::fs::create_dir_all(&root).unwrap();
+    sb.sh(
+        &root,
+        &format!(
+            r#"
+            git clone -q --bare '{}' base
+            git -C base commit-graph write --reachable --no-progress
+            git clone -q --bare --shared base fork
+            test ! -e fork/objects/info/commit-graph
+            (cd fork && many_commits refs/heads/main 5 && many_commits refs/heads/fork-only 3 main~7)
+            "#,
+            history.display()
+        ),
+    );
+    let fork = root.join("fork");
+    clone_like_git(&sb, &fork, client, protocol, &["--mirror"], "mirror");
+    clone_like_git(&sb, &fork, client, protocol, &["--depth=3", "--no-single-branch"], "shallow");
+}
+
 fn kept_packs(client: Client, protocol: u8) {
     let sb = Sandbox::new(&format!("wild-kept-{}", label(client, protocol)));
     let src = fixture("kept");
@@ -100,6 +125,7 @@ fn bitmaps_with_shallow_clones_git239_v2() {
 
 client_variants! {
     alternates_chain => alternates;
+    alternate_commit_graph => fork_with_the_graph_in_its_alternate;
     kept_and_promisor_packs_and_loose_objects => kept_packs;
     packed_loose_and_symbolic_refs => refs_in_the_wild;
 }

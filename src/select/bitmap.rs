@@ -8,8 +8,10 @@
 //! [`Selection`] the walk produces, plus the longest run of the bitmapped pack that is sent
 //! whole from its start (for verbatim reuse).
 //!
-//! Bitmaps must not be used for shallow or filtered requests, nor when hidden refs could make
-//! the answer differ: the session asks [`eligible`] first.
+//! Bitmaps must not be used for shallow requests, for filters that depend on paths or tree
+//! depth, nor when hidden refs could make the answer differ: the session asks [`eligible`]
+//! first. Filters that decide by type and size (`blob:none`, `blob:limit`, `tree:0`,
+//! `object:type`) are applied to the counted bitmap, as git does.
 //!
 //! Knows the file formats and the pack layer's positions; nothing of the protocol.
 
@@ -22,6 +24,7 @@ use gix::objs::Kind;
 use memmap2::Mmap;
 
 use super::ewah::{self, Bits, EwahError};
+use super::filter::Filter;
 use super::walk::{name_hash, Membership, Obj, Request, Selection, ThinBases, THIN_CANDIDATES};
 use crate::odb::{EntryKind, Odb, OdbError};
 use crate::pack::midx::{Midx, MidxError};
@@ -33,7 +36,8 @@ use crate::pack::source::{PackId, PackSet};
 pub struct Conditions {
     /// `shallow`/`deepen*` lines: the history is cut, bitmaps would count past the cut.
     pub shallow: bool,
-    /// A `filter` spec: objects are left out by rule, not by reachability.
+    /// A `filter` spec that depends on paths or tree depth (see
+    /// [`Filter::decides_by_type`](super::filter::Filter::decides_by_type)): it needs the walk.
     pub filter: bool,
     /// Hidden refs (`uploadpack.hideRefs`, namespaces) are configured.
     pub hidden_refs: bool,
@@ -421,6 +425,42 @@ impl Count<'_, '_> {
         }
     }
 
+    /// Clears from `sent` what `filter` leaves out, keeping the objects the client named
+    /// (`wants`), as git's bitmap filters do. Blob sizes come from the object headers.
+    fn filter(&self, sent: &mut Bits, filter: &Filter, wants: &[ObjectId]) -> Result<(), BitmapError> {
+        let named: Vec<u32> = wants.iter().filter_map(|w| self.position(w)).collect();
+        let mut left_out = Bits::new();
+        for pos in sent.iter() {
+            let p = pos as u32;
+            if named.contains(&p) {
+                continue;
+            }
+            let (kind, id) = if p < self.index.num_objects {
+                (self.index.kind_at(p), None)
+            } else {
+                let o = self.ext.objs.get((p - self.ext.base) as usize);
+                (o.map(|o| o.kind), o.map(|o| o.id))
+            };
+            let kind = kind.ok_or_else(|| self.index.bad("object without a type"))?;
+            let size = if kind == Kind::Blob && filter.needs_blob_size() {
+                let id = match id {
+                    Some(id) => id,
+                    None => {
+                        self.index.oid_at(p).ok_or_else(|| self.index.bad("position without an object"))?
+                    }
+                };
+                self.odb.size(&id)?.unwrap_or(0)
+            } else {
+                0
+            };
+            if !filter.keeps(kind, 0, size, &|| true) {
+                left_out.set(pos);
+            }
+        }
+        sent.and_not(&left_out);
+        Ok(())
+    }
+
     /// Everything reachable from `roots`, skipping what is in `seen` (closed under reachability).
     /// Missing roots are skipped when `lenient` (haves), an error otherwise.
     fn reach(&mut self, roots: &[ObjectId], seen: Option<&Bits>, lenient: bool) -> Result<Bits, BitmapError> {
@@ -547,6 +587,12 @@ pub fn select<'i>(
     let haves = count.reach(&req.common, None, true)?;
     let mut sent = count.reach(&req.wants, Some(&haves), false)?;
     sent.and_not(&haves);
+    if let Some(f) = &req.filter {
+        if !f.filter.decides_by_type() {
+            return Err(index.bad("filter needs the walk"));
+        }
+        count.filter(&mut sent, &f.filter, &req.wants)?;
+    }
 
     // include-tag: annotated tags whose (peeled) target is sent.
     for &tag in &req.include_tags {
@@ -594,7 +640,8 @@ pub fn select<'i>(
     // trees of the boundary commits (the client's parents of sent commits) with the trees of
     // the wanted tips, descending only where they differ.
     let mut thin_bases = ThinBases::new();
-    if !req.common.is_empty() {
+    // (A filtered client may lack the boundary's objects: never thin, so no bases to find.)
+    if !req.common.is_empty() && req.filter.is_none() {
         let mut boundary: Vec<ObjectId> = Vec::new();
         let mut tips: Vec<ObjectId> = Vec::new();
         let sent_commits = sent.iter().filter(|&p| match p < n as usize {

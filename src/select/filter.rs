@@ -187,6 +187,18 @@ impl Filter {
         }
     }
 
+    /// Whether the filter decides by object type and blob size alone (no tree depth but 0, no
+    /// paths), so that a reachability bitmap's answer can be filtered object by object, as git's
+    /// bitmap filters do (`blob:none`, `blob:limit`, `tree:0`, `object:type`, and `combine:` of
+    /// those).
+    pub fn decides_by_type(&self) -> bool {
+        match self {
+            Filter::BlobNone | Filter::BlobLimit(_) | Filter::ObjectType(_) | Filter::TreeDepth(0) => true,
+            Filter::Combine(s) => s.iter().all(Filter::decides_by_type),
+            Filter::TreeDepth(_) | Filter::SparseOid(_) => false,
+        }
+    }
+
     /// The sparse spec (`sparse:oid=` value) if any sub-filter has one.
     pub fn sparse_spec(&self) -> Option<&str> {
         match self {

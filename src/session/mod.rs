@@ -280,7 +280,7 @@ pub(crate) fn send_pack<W: Write>(
         // Reachability bitmaps when the request allows them, else the walk.
         let conditions = bitmap::Conditions {
             shallow: !req.shallow.is_empty() || !repo.odb.shallow().is_empty(),
-            filter: req.filter.is_some(),
+            filter: req.filter.as_ref().is_some_and(|f| !f.filter.decides_by_type()),
             ..bitmap_conditions(repo)
         };
         let index =

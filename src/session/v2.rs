@@ -264,22 +264,30 @@ pub fn ls_refs<W: Write>(w: &mut PktWriter<W>, refs: &RefSet, args: &[BString]) 
     // Inside a namespace git lists the namespace's HEAD a second time, as the ref
     // `refs/namespaces/<ns>/HEAD` stripped to `HEAD`; clients expect nothing else, so copy it.
     let ns_head = refs.head.iter().filter(|_| refs.namespaced);
+    let mut line = Vec::new();
+    let mut hex = [0u8; gix::hash::Kind::longest().len_in_hex()];
     for r in refs.head.iter().chain(ns_head).chain(refs.refs.iter()) {
         if !matches(&r.name) {
             continue;
         }
-        let mut line = format!("{} {}", r.id.to_hex(), r.name);
+        line.clear();
+        line.extend_from_slice(r.id.hex_to_buf(&mut hex).as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(&r.name);
         if a.symrefs {
             if let Some(t) = &r.symref_target {
-                line.push_str(&format!(" symref-target:{t}"));
+                line.extend_from_slice(b" symref-target:");
+                line.extend_from_slice(t);
             }
         }
         if a.peel {
             if let Some(p) = r.peeled {
-                line.push_str(&format!(" peeled:{}", p.to_hex()));
+                line.extend_from_slice(b" peeled:");
+                line.extend_from_slice(p.hex_to_buf(&mut hex).as_bytes());
             }
         }
-        w.line(line)?;
+        line.push(b'\n');
+        w.data(&line)?;
     }
     w.flush_pkt()?;
     Ok(())
