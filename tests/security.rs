@@ -427,3 +427,126 @@ mod visibility_matrix {
     use super::*;
     matrix_tests!(default, tip, reachable, any, negation, namespace);
 }
+
+// ---------------------------------------------------------------------------
+// 1b. Hidden names in other parts of a request
+
+/// A raw request to the server (stateless unless `mode` says otherwise) in a copy of
+/// `hidden` with the `default` policy.
+fn raw(sb: &Sandbox, server: Server, src: &Path, mode: Mode, req: &[&str]) -> Output {
+    let mut cmd = sb.command(server.program());
+    cmd.args(mode.args()).arg(src);
+    if let Some(p) = mode.git_protocol() {
+        cmd.env("GIT_PROTOCOL", p);
+    }
+    run(cmd, Some(&pktline::request(req)))
+}
+
+/// `deepen-not` naming a hidden ref: git resolves it among all refs (and so answers
+/// differently for a hidden ref than for a missing one); packserve resolves it among the
+/// visible refs only, so a hidden ref is as unknown as a missing one.
+#[test]
+fn deepen_not_cannot_name_a_hidden_ref() {
+    let sb = Sandbox::new("security-deepen-not");
+    let w = world(&sb, &policy("default"));
+    let main = sb.rev_parse(&w.src, "main");
+    for mode in [Mode::V2Stateless, Mode::V0Stateless] {
+        let answers: Vec<(bool, String)> = ["refs/hidden/secret", "refs/hidden/nope"]
+            .iter()
+            .map(|name| {
+                let deepen = format!("deepen-not {name}");
+                let want = format!("want {main}");
+                let want0 = format!("want {main} side-band-64k ofs-delta no-progress deepen-not");
+                let req: Vec<&str> = if mode.v2() {
+                    vec![
+                        "command=fetch",
+                        "object-format=sha1",
+                        "0001",
+                        "no-progress",
+                        &want,
+                        &deepen,
+                        "done",
+                        "0000",
+                    ]
+                } else {
+                    vec![&want0, &deepen, "0000", "done"]
+                };
+                let out = raw(&sb, Server::UnderTest, &w.src, mode, &req);
+                let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), out.stderr_str());
+                (out.status.success(), text.replace(name, "<name>"))
+            })
+            .collect();
+        assert!(!answers[0].0, "{mode:?}: deepen-not of a hidden ref was accepted:\n{}", answers[0].1);
+        assert!(answers[0].1.contains("ambiguous deepen-not"), "{mode:?}: {}", answers[0].1);
+        assert_eq!(answers[0], answers[1], "{mode:?}: a hidden ref answers differently from a missing one");
+    }
+}
+
+/// `filter sparse:oid=<rev>:<path>` and `sparse:oid=<blob id>`: the sparse blob is found only
+/// through visible refs and must be fetchable; otherwise the answer is the one for a
+/// missing blob (git would read any blob and resolve hidden refs here).
+#[test]
+fn sparse_filter_cannot_read_hidden_blobs() {
+    let sb = Sandbox::new("security-sparse");
+    let w = world(&sb, &policy("default"));
+    sb.sh(&w.src, "git config uploadpackfilter.allow true");
+    let main = sb.rev_parse(&w.src, "main");
+    let hidden_blob = sb.rev_parse(&w.src, "refs/hidden/secret:secret.txt");
+    let hidden_commit = sb.rev_parse(&w.src, "refs/hidden/secret");
+    let answer = |spec: &str| {
+        let want = format!("want {main}");
+        let filter = format!("filter sparse:oid={spec}");
+        let out = raw(
+            &sb,
+            Server::UnderTest,
+            &w.src,
+            Mode::V2Stateless,
+            &["command=fetch", "object-format=sha1", "0001", "no-progress", &want, &filter, "done", "0000"],
+        );
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), out.stderr_str()).replace(spec, "<spec>"),
+        )
+    };
+    // Control: a visible blob works.
+    let visible = answer("main:f1.txt");
+    assert!(visible.0, "sparse filter with a visible blob failed:\n{}", visible.1);
+    let missing = answer("refs/hidden/nope:secret.txt");
+    assert!(!missing.0 && missing.1.contains("unable to access sparse blob"), "{}", missing.1);
+    for spec in [
+        "refs/hidden/secret:secret.txt".to_owned(),
+        "hidden/secret:secret.txt".to_owned(),
+        format!("{hidden_commit}:secret.txt"),
+        hidden_blob.clone(),
+    ] {
+        let got = answer(&spec);
+        assert_eq!(got, missing, "sparse:oid={spec} answers differently from a missing blob");
+    }
+    let nope = answer("0123456789012345678901234567890123456789");
+    assert_eq!(answer(&hidden_blob).1, nope.1, "a hidden blob id answers like a missing id");
+}
+
+/// `object-info` gives sizes only for objects a fetch could get: a hidden or dangling blob is
+/// reported like a missing one.
+#[test]
+fn object_info_does_not_size_hidden_objects() {
+    let sb = Sandbox::new("security-object-info");
+    let w = world(&sb, &policy("default"));
+    let visible = sb.rev_parse(&w.src, "main:f1.txt");
+    let hidden = sb.rev_parse(&w.src, "refs/hidden/secret:secret.txt");
+    let dangling = w.targets.iter().find(|(r, _)| r == "dangling blob").unwrap().1.clone();
+    let req: Vec<String> =
+        vec!["command=object-info".into(), "object-format=sha1".into(), "0001".into(), "size".into()]
+            .into_iter()
+            .chain([&visible, &hidden, &dangling].iter().map(|o| format!("oid {o}")))
+            .chain(["0000".into()])
+            .collect();
+    let req: Vec<&str> = req.iter().map(String::as_str).collect();
+    let out = raw(&sb, Server::UnderTest, &w.src, Mode::V2Stateless, &req).assert_success();
+    let lines: Vec<String> = pktline::parse_all(&out.stdout).iter().filter_map(pktline::Pkt::text).collect();
+    let size = sb.git(&w.src, &["cat-file", "-s", &visible]).trim().to_owned();
+    assert_eq!(
+        lines,
+        vec!["size".to_owned(), format!("{visible} {size}"), format!("{hidden} "), format!("{dangling} ")]
+    );
+}
