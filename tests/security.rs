@@ -550,3 +550,247 @@ fn object_info_does_not_size_hidden_objects() {
         vec!["size".to_owned(), format!("{visible} {size}"), format!("{hidden} "), format!("{dangling} ")]
     );
 }
+
+// ---------------------------------------------------------------------------
+// 2. Ownership: git's safe.directory rules
+//
+// git 2.47 (and Debian's 2.39.5) check in `enter_repo` (setup.c `ensure_valid_ownership`)
+// that the repository found belongs to the effective user (root: also `SUDO_UID`), unless
+// `safe.directory` in the system, global or command-line configuration lists it. This holds
+// for git-upload-pack, git-daemon and git-http-backend alike. The tests run as root and give
+// the repositories to `nobody`.
+
+const NOBODY: &str = "65534";
+
+/// A bare clone of the `linear` fixture at `srv/<name>`, owned by another user.
+fn foreign_bare(sb: &Sandbox, name: &str) -> PathBuf {
+    let dir = sb.join("srv").join(name);
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    sb.git(sb.path(), &["clone", "-q", "--bare", fixture("linear").to_str().unwrap(), dir.to_str().unwrap()]);
+    chown(sb, &dir, NOBODY);
+    dir
+}
+
+fn chown(sb: &Sandbox, path: &Path, uid: &str) {
+    let mut cmd = sb.command("chown");
+    cmd.arg("-R").arg("-h").arg(format!("{uid}:{uid}")).arg(path);
+    run(cmd, None).assert_success();
+}
+
+/// `--advertise-refs <path>` through `server` with `env` (and `unset` removed): success?
+fn advertises(sb: &Sandbox, server: Server, path: &Path, env: &[(&str, String)], unset: &[&str]) -> Output {
+    let mut cmd = sb.command(server.program());
+    cmd.arg("--advertise-refs").arg(path);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    for k in unset {
+        cmd.env_remove(k);
+    }
+    run(cmd, None)
+}
+
+fn safe_env(value: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("GIT_CONFIG_COUNT", "1".into()),
+        ("GIT_CONFIG_KEY_0", "safe.directory".into()),
+        ("GIT_CONFIG_VALUE_0", value.into()),
+    ]
+}
+
+/// Both servers agree on every case, and the case's expectation holds.
+#[track_caller]
+fn ownership_like_git(
+    sb: &Sandbox,
+    what: &str,
+    path: &Path,
+    env: &[(&str, String)],
+    unset: &[&str],
+    served: bool,
+) {
+    let git = advertises(sb, Server::Reference, path, env, unset);
+    assert_eq!(git.status.success(), served, "{what}: scenario is off, git-upload-pack:\n{git}");
+    let ours = advertises(sb, Server::UnderTest, path, env, unset);
+    assert_eq!(ours.status.success(), served, "{what}: packserve (git: served={served}):\n{ours}");
+    if !served {
+        assert_eq!(ours.code(), Some(128), "{what}: {ours}");
+        assert!(ours.stdout.is_empty(), "{what}: said something on stdout:\n{ours}");
+        assert!(
+            ours.stderr_str().contains("fatal: detected dubious ownership in repository at"),
+            "{what}: {ours}"
+        );
+    }
+}
+
+#[test]
+fn ownership_escape_hatches_match_git() {
+    let sb = Sandbox::new("security-owner");
+    let repo = foreign_bare(&sb, "r.git");
+    let r = repo.to_str().unwrap().to_owned();
+    let srv = repo.parent().unwrap().to_str().unwrap().to_owned();
+    let none: &[&str] = &[];
+    ownership_like_git(&sb, "no exception", &repo, &[], none, false);
+    ownership_like_git(&sb, "short name, no exception", &repo.with_extension(""), &[], none, false);
+    ownership_like_git(&sb, "safe.directory=*", &repo, &safe_env("*"), none, true);
+    let params = vec![("GIT_CONFIG_PARAMETERS", "'safe.directory'='*'".to_owned())];
+    ownership_like_git(&sb, "git -c safe.directory=*", &repo, &params, none, true);
+    ownership_like_git(&sb, "exact path", &repo, &safe_env(&r), none, true);
+    ownership_like_git(&sb, "exact path with a slash", &repo, &safe_env(&format!("{r}/")), none, true);
+    ownership_like_git(&sb, "parent/*", &repo, &safe_env(&format!("{srv}/*")), none, true);
+    ownership_like_git(&sb, "parent without /*", &repo, &safe_env(&srv), none, false);
+    ownership_like_git(&sb, "relative path", &repo, &safe_env("r.git"), none, false);
+    ownership_like_git(&sb, "another directory", &repo, &safe_env(sb.home().to_str().unwrap()), none, false);
+    let reset = vec![
+        ("GIT_CONFIG_COUNT", "2".to_owned()),
+        ("GIT_CONFIG_KEY_0", "safe.directory".into()),
+        ("GIT_CONFIG_VALUE_0", "*".into()),
+        ("GIT_CONFIG_KEY_1", "safe.directory".into()),
+        ("GIT_CONFIG_VALUE_1", String::new()),
+    ];
+    ownership_like_git(&sb, "* then an empty value", &repo, &reset, none, false);
+    // ~/ in a value is the home directory.
+    let home_env = vec![
+        ("HOME", srv.clone()),
+        ("GIT_CONFIG_COUNT", "1".to_owned()),
+        ("GIT_CONFIG_KEY_0", "safe.directory".into()),
+        ("GIT_CONFIG_VALUE_0", "~/r.git".into()),
+    ];
+    ownership_like_git(&sb, "~/ path", &repo, &home_env, none, true);
+    // Global and system configuration files count...
+    let global = sb.join("global.gitconfig");
+    std::fs::write(&global, format!("[safe]\n\tdirectory = {r}\n")).unwrap();
+    let g = vec![("GIT_CONFIG_GLOBAL", global.to_str().unwrap().to_owned())];
+    ownership_like_git(&sb, "GIT_CONFIG_GLOBAL file", &repo, &g, none, true);
+    let home = sb.join("otherhome");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".gitconfig"), "[safe]\n\tdirectory = *\n").unwrap();
+    let h = vec![("HOME", home.to_str().unwrap().to_owned())];
+    ownership_like_git(&sb, "~/.gitconfig", &repo, &h, none, true);
+    let inc = sb.join("included.gitconfig");
+    std::fs::write(&inc, "[safe]\n\tdirectory = *\n").unwrap();
+    std::fs::write(&global, format!("[include]\n\tpath = {}\n", inc.display())).unwrap();
+    ownership_like_git(&sb, "global file including another", &repo, &g, none, true);
+    let system = sb.join("system.gitconfig");
+    std::fs::write(&system, "[safe]\n\tdirectory = *\n").unwrap();
+    let s = vec![("GIT_CONFIG_SYSTEM", system.to_str().unwrap().to_owned())];
+    ownership_like_git(&sb, "GIT_CONFIG_SYSTEM file", &repo, &s, &["GIT_CONFIG_NOSYSTEM"], true);
+    ownership_like_git(&sb, "system file with GIT_CONFIG_NOSYSTEM", &repo, &s, none, false);
+    // ...the repository's own configuration never does.
+    let mut cmd = sb.command("sh");
+    cmd.arg("-c").arg(format!("printf '[safe]\\n\\tdirectory = *\\n' >> {r}/config"));
+    run(cmd, None).assert_success();
+    ownership_like_git(&sb, "safe.directory in the repository's config", &repo, &[], none, false);
+    // sudo: root also trusts SUDO_UID's repositories.
+    ownership_like_git(&sb, "SUDO_UID of the owner", &repo, &[("SUDO_UID", NOBODY.into())], none, true);
+    ownership_like_git(&sb, "SUDO_UID of someone else", &repo, &[("SUDO_UID", "4242".into())], none, false);
+    // git's test knob makes even our own repository foreign.
+    let own = sb.join("own.git");
+    sb.git(sb.path(), &["clone", "-q", "--bare", fixture("linear").to_str().unwrap(), own.to_str().unwrap()]);
+    let assume = vec![("GIT_TEST_ASSUME_DIFFERENT_OWNER", "1".to_owned())];
+    ownership_like_git(&sb, "own repository", &own, &[], none, true);
+    ownership_like_git(&sb, "GIT_TEST_ASSUME_DIFFERENT_OWNER", &own, &assume, none, false);
+    let mut both = assume.clone();
+    both.extend(safe_env("*"));
+    ownership_like_git(&sb, "GIT_TEST_ASSUME_DIFFERENT_OWNER and *", &own, &both, none, true);
+}
+
+/// Where git looks: the `.git` directory of a non-bare repository, a `.git` file and its
+/// target, a symlink (`lstat`: the link's owner), `--strict`.
+#[test]
+fn ownership_of_what_git_finds() {
+    let sb = Sandbox::new("security-owner-forms");
+    let none: &[&str] = &[];
+    // Non-bare, owned by nobody: the path git compares is <worktree>/.git.
+    let work = sb.join("work");
+    sb.git(sb.path(), &["clone", "-q", fixture("linear").to_str().unwrap(), work.to_str().unwrap()]);
+    chown(&sb, &work, NOBODY);
+    let w = work.to_str().unwrap();
+    ownership_like_git(&sb, "non-bare", &work, &[], none, false);
+    ownership_like_git(&sb, "non-bare, worktree listed", &work, &safe_env(w), none, false);
+    ownership_like_git(&sb, "non-bare, .git listed", &work, &safe_env(&format!("{w}/.git")), none, true);
+    // A root-owned symlink to a foreign repository: git checks the link itself.
+    let repo = foreign_bare(&sb, "r.git");
+    let link = sb.join("link.git");
+    std::os::unix::fs::symlink(&repo, &link).unwrap();
+    ownership_like_git(&sb, "root-owned symlink to a foreign repository", &link, &[], none, true);
+    // A .git file (root's) pointing at a foreign git directory: both are checked.
+    let gf = sb.join("gitfile");
+    std::fs::create_dir_all(&gf).unwrap();
+    std::fs::write(gf.join(".git"), format!("gitdir: {}\n", repo.display())).unwrap();
+    ownership_like_git(&sb, ".git file to a foreign directory", &gf, &[], none, false);
+    ownership_like_git(
+        &sb,
+        ".git file, target listed",
+        &gf,
+        &safe_env(&format!("{}/.git", gf.display())),
+        none,
+        true,
+    );
+    // --strict checks the path as given.
+    let mut cmd = sb.command(Server::UnderTest.program());
+    cmd.args(["--strict", "--advertise-refs"]).arg(&repo);
+    let out = run(cmd, None);
+    assert!(!out.status.success() && out.stderr_str().contains("dubious ownership"), "{out}");
+    let mut cmd = sb.command(Server::UnderTest.program());
+    cmd.args(["--strict", "--advertise-refs"]).arg(&repo).envs(safe_env("*"));
+    run(cmd, None).assert_success();
+}
+
+/// The front-ends apply the same rules: a foreign repository is refused (shell: git's
+/// message; inetd: git-daemon's ERR line; http-backend: 500 as git-http-backend answers)
+/// and served with `safe.directory`.
+#[test]
+fn ownership_through_the_front_ends() {
+    let sb = Sandbox::new("security-owner-frontends");
+    let repo = foreign_bare(&sb, "r.git");
+    std::fs::write(repo.join("git-daemon-export-ok"), "").unwrap();
+    let root = repo.parent().unwrap().to_path_buf();
+    for hatch in [false, true] {
+        let env: Vec<(&str, String)> =
+            if hatch { safe_env(&format!("{}/*", root.display())) } else { vec![] };
+        // shell
+        let mut cmd = sb.command(server_under_test());
+        cmd.args(["shell", "--root"]).arg(&root).env("SSH_ORIGINAL_COMMAND", "git-upload-pack '/r.git'");
+        cmd.env("GIT_PROTOCOL", "version=2").envs(env.iter().map(|(k, v)| (k, v)));
+        let out = run(cmd, Some(b"0000"));
+        assert_eq!(out.status.success(), hatch, "shell, safe.directory={hatch}:\n{out}");
+        if !hatch {
+            assert!(
+                out.stderr_str().contains("detected dubious ownership in repository at '/r.git'"),
+                "{out}"
+            );
+        }
+        // inetd
+        let mut cmd = sb.command(server_under_test());
+        cmd.args(["inetd", "--informative-errors", "--base-path"]).arg(&root);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let line = pktline::data("git-upload-pack /r.git\0host=localhost\0");
+        let out = run(cmd, Some(&[&line[..], b"0000"].concat()));
+        let text = out.stdout_str();
+        if hatch {
+            assert!(out.status.success() && text.contains("refs/heads/main"), "inetd:\n{out}");
+        } else {
+            assert!(
+                !out.status.success() && text.contains("ERR no such repository: /r.git"),
+                "inetd:\n{out}"
+            );
+        }
+        // http-backend
+        let mut cmd = sb.command(server_under_test());
+        cmd.arg("http-backend")
+            .env("REQUEST_METHOD", "GET")
+            .env("GIT_PROJECT_ROOT", &root)
+            .env("PATH_INFO", "/r.git/info/refs")
+            .env("QUERY_STRING", "service=git-upload-pack")
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let out = run(cmd, None);
+        let text = out.stdout_str();
+        if hatch {
+            assert!(text.contains("refs/heads/main") && !text.starts_with("Status:"), "http:\n{out}");
+        } else {
+            assert!(text.starts_with("Status: 500"), "http:\n{out}");
+            assert!(!text.contains("refs/heads"), "http:\n{out}");
+        }
+    }
+}
