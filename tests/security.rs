@@ -794,3 +794,205 @@ fn ownership_through_the_front_ends() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// 3. No commands
+
+/// Every configuration key and environment variable that makes some git program run a
+/// command, each naming its own script that leaves a marker when run.
+const COMMAND_KEYS: &[&str] = &[
+    "core.fsmonitor",
+    "core.sshCommand",
+    "core.pager",
+    "core.editor",
+    "core.askPass",
+    "core.gitProxy",
+    "sequence.editor",
+    "gpg.program",
+    "credential.helper",
+    "uploadpack.packObjectsHook",
+    "uploadarchive.allowUnreachable",
+    "pager.upload-pack",
+    "alias.upload-pack",
+    "alias.pack-objects",
+    "filter.evil.process",
+    "filter.evil.clean",
+    "filter.evil.smudge",
+    "diff.evil.textconv",
+    "diff.evil.command",
+    "merge.evil.driver",
+    "remote.origin.uploadpack",
+    "remote.origin.receivepack",
+    "remote.origin.proxy",
+];
+
+const COMMAND_ENV: &[&str] = &[
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_PAGER",
+    "GIT_EDITOR",
+    "GIT_ASKPASS",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_PROXY_COMMAND",
+    "SSH_ASKPASS",
+];
+
+const HOOKS: &[&str] = &[
+    "pre-upload-pack",
+    "post-upload-pack",
+    "pre-receive",
+    "post-receive",
+    "update",
+    "post-update",
+    "reference-transaction",
+    "post-checkout",
+    "pre-auto-gc",
+    "fsmonitor-watchman",
+    "push-to-checkout",
+];
+
+/// A script that records being run in `markers/<name>`.
+fn marker_script(sb: &Sandbox, name: &str) -> PathBuf {
+    let bin = sb.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = bin.join(name.replace('/', "_"));
+    let markers = sb.join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let body =
+        format!("#!/bin/sh\necho \"$0 $*\" >> '{}/{}'\ncat >/dev/null\nexit 1\n", markers.display(), name);
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "cat >\"$1\" && chmod 755 \"$1\"", "sh"]).arg(&path);
+    run(cmd, Some(body.as_bytes())).assert_success();
+    path
+}
+
+fn markers(sb: &Sandbox) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(sb.join("markers"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A non-bare repository whose configuration, hooks and attributes name marker scripts, and
+/// the environment (with a protected `uploadpack.packObjectsHook`) to serve it with.
+fn booby_trapped(sb: &Sandbox) -> (PathBuf, Vec<(String, String)>) {
+    let repo = sb.join("srv/trap");
+    std::fs::create_dir_all(repo.parent().unwrap()).unwrap();
+    sb.git(sb.path(), &["clone", "-q", fixture("linear").to_str().unwrap(), repo.to_str().unwrap()]);
+    for key in COMMAND_KEYS {
+        let script = marker_script(sb, key);
+        let value = match *key {
+            "credential.helper" | "alias.upload-pack" | "alias.pack-objects" => {
+                format!("!{}", script.display())
+            }
+            "uploadarchive.allowUnreachable" => "true".into(),
+            _ => script.display().to_string(),
+        };
+        sb.config(&repo, key, &value);
+    }
+    sb.config(&repo, "remote.origin.url", &format!("ext::{} %S", marker_script(sb, "ext-url").display()));
+    sb.config(&repo, "remote.origin.promisor", "true");
+    sb.config(&repo, "protocol.ext.allow", "always");
+    sb.config(&repo, "core.hooksPath", sb.join("hooks").to_str().unwrap());
+    std::fs::create_dir_all(sb.join("hooks")).unwrap();
+    for hook in HOOKS {
+        let script = marker_script(sb, &format!("hook-{hook}"));
+        std::fs::copy(&script, sb.join("hooks").join(hook)).unwrap();
+        std::fs::copy(&script, repo.join(".git/hooks").join(hook)).unwrap();
+    }
+    std::fs::write(repo.join(".gitattributes"), "* filter=evil diff=evil merge=evil\n").unwrap();
+    std::fs::write(repo.join(".git/info/attributes"), "* filter=evil diff=evil merge=evil\n").unwrap();
+    let mut env: Vec<(String, String)> =
+        COMMAND_ENV.iter().map(|k| (k.to_string(), marker_script(sb, k).display().to_string())).collect();
+    let hook = marker_script(sb, "protected-packObjectsHook");
+    env.push(("GIT_CONFIG_PARAMETERS".into(), format!("'uploadpack.packObjectsHook'='{}'", hook.display())));
+    env.push(("GIT_TRACE_PACKET".into(), "0".into()));
+    (repo, env)
+}
+
+/// Clones through every front-end of a repository whose configuration, hooks and environment
+/// name commands: none runs. The control at the end shows that git's own upload-pack runs
+/// the protected `uploadpack.packObjectsHook`, so the markers do work.
+#[test]
+fn no_command_from_configuration_hooks_or_environment_runs() {
+    let sb = Sandbox::new("security-no-commands");
+    let (repo, env) = booby_trapped(&sb);
+    let root = repo.parent().unwrap().to_path_buf();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // git clients through the plain form and the ssh forced command.
+    let plain = sb.wrapper(Server::UnderTest, &env_refs, "");
+    let shell = sb.wrapper(
+        Server::UnderTest,
+        &env_refs,
+        &format!("SSH_ORIGINAL_COMMAND=\"git-upload-pack '$1'\"; export SSH_ORIGINAL_COMMAND; set -- shell --root {}", root.display()),
+    );
+    let mut clones = 0;
+    for (what, up) in [("plain", &plain), ("shell", &shell)] {
+        for (client, protocol) in [(Client::New, 0), (Client::New, 2), (Client::Old, 2)] {
+            for extra in [&[][..], &["--depth=1"][..], &["--filter=blob:none"][..], &["--mirror"][..]] {
+                let dest = sb.unique("clone");
+                let t = sb.try_clone_via(client, protocol, up, &repo, &dest, extra);
+                let ok = t.output.status.success();
+                // Filters are not enabled on this repository: git's client then clones fully.
+                assert!(ok, "{what} {} {extra:?}:\n{}", label(client, protocol), t.output);
+                clones += 1;
+                assert_eq!(
+                    markers(&sb),
+                    Vec::<String>::new(),
+                    "{what} {} {extra:?}: commands ran",
+                    label(client, protocol)
+                );
+            }
+        }
+    }
+    assert_eq!(clones, 24);
+    // inetd and http-backend, raw v0 and v2 requests.
+    let main = sb.rev_parse(&repo, "main");
+    let v2 = pktline::request(&[
+        "command=ls-refs",
+        "object-format=sha1",
+        "0000",
+        "command=fetch",
+        "object-format=sha1",
+        "0001",
+        &format!("want {main}"),
+        "done",
+        "0000",
+    ]);
+    let v0 = pktline::request(&[&format!("want {main} side-band-64k ofs-delta"), "0000", "done"]);
+    // Stateless HTTP carries one command per request.
+    let fetch_only = pktline::request(&[
+        "command=fetch",
+        "object-format=sha1",
+        "0001",
+        &format!("want {main}"),
+        "done",
+        "0000",
+    ]);
+    for (proto, body, http_body) in [("version=2", &v2, &fetch_only), ("", &v0, &v0)] {
+        let mut cmd = sb.command(server_under_test());
+        cmd.args(["inetd", "--export-all", "--base-path"]).arg(&root).envs(env.iter().map(|(k, v)| (k, v)));
+        let line = pktline::data(format!("git-upload-pack /trap\0host=localhost\0\0{proto}\0"));
+        let out = run(cmd, Some(&[&line[..], body].concat()));
+        assert!(out.status.success() && out.stdout.windows(4).any(|w| w == b"PACK"), "inetd {proto}:\n{out}");
+        let mut cmd = sb.command(server_under_test());
+        cmd.arg("http-backend")
+            .env("REQUEST_METHOD", "POST")
+            .env("GIT_PROJECT_ROOT", &root)
+            .env("PATH_INFO", "/trap/git-upload-pack")
+            .env("CONTENT_TYPE", "application/x-git-upload-pack-request")
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("GIT_PROTOCOL", proto)
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let out = run(cmd, Some(http_body));
+        assert!(out.status.success() && out.stdout.windows(4).any(|w| w == b"PACK"), "http {proto}:\n{out}");
+    }
+    assert_eq!(markers(&sb), Vec::<String>::new(), "inetd/http-backend: commands ran");
+
+    // Control: git's upload-pack runs the protected packObjectsHook (and fails with it).
+    let git = sb.wrapper(Server::Reference, &env_refs, "");
+    let t = sb.try_clone_via(Client::New, 2, &git, &repo, &sb.unique("control"), &[]);
+    assert!(!t.output.status.success(), "control: git's clone should fail with the failing hook");
+    assert!(markers(&sb).contains(&"protected-packObjectsHook".to_owned()), "control: {:?}", markers(&sb));
+}
