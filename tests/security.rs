@@ -996,3 +996,80 @@ fn no_command_from_configuration_hooks_or_environment_runs() {
     assert!(!t.output.status.success(), "control: git's clone should fail with the failing hook");
     assert!(markers(&sb).contains(&"protected-packObjectsHook".to_owned()), "control: {:?}", markers(&sb));
 }
+
+// ---------------------------------------------------------------------------
+// 4. A partial repository never fetches from its promisor
+
+/// Serving from a `--filter=blob:none` clone whose promisor remote is reached through an
+/// upload-pack that records being called: a full clone fails, a missing blob asked by id is an
+/// error, a blob-less clone works, and the promisor is never called. The control shows that
+/// git's own upload-pack, told `GIT_NO_LAZY_FETCH=0`, does call it.
+#[test]
+fn partial_repository_never_fetches_from_its_promisor() {
+    let sb = Sandbox::new("security-promisor");
+    let src = sb.join("src.git");
+    sb.git(sb.path(), &["clone", "-q", "--bare", fixture("linear").to_str().unwrap(), src.to_str().unwrap()]);
+    sb.config(&src, "uploadpack.allowFilter", "true");
+    sb.config(&src, "uploadpack.allowAnySHA1InWant", "true");
+    let called = sb.join("promisor-called");
+    let spy = sb.wrapper(Server::Reference, &[], &format!("echo called >> '{}'", called.display()));
+    let partial = sb.join("partial.git");
+    let t = sb.try_clone_via(Client::New, 2, &spy, &src, &partial, &["--bare", "--filter=blob:none"]);
+    assert!(t.output.status.success(), "{}", t.output);
+    sb.config(&partial, "remote.origin.uploadpack", spy.to_str().unwrap());
+    sb.config(&partial, "uploadpack.allowFilter", "true");
+    sb.config(&partial, "uploadpack.allowAnySHA1InWant", "true");
+    std::fs::remove_file(&called).unwrap();
+    let listing = sb.reachable_listing(&partial);
+    let missing_blob = listing
+        .iter()
+        .find_map(|l| l.strip_prefix('?'))
+        .expect("scenario: the partial clone misses no blob")
+        .to_owned();
+
+    for (client, protocol) in [(Client::New, 0), (Client::New, 2), (Client::Old, 2)] {
+        let ctx = label(client, protocol);
+        let t = sb.try_clone_via(
+            client,
+            protocol,
+            &Server::UnderTest.program(),
+            &partial,
+            &sb.unique("full"),
+            &[],
+        );
+        assert!(
+            !t.output.status.success(),
+            "{ctx}: a full clone of a partial repository succeeded:\n{}",
+            t.output
+        );
+        assert!(!called.exists(), "{ctx}: full clone: the promisor was called");
+        let dest = sb.unique("blobless");
+        let t = sb.try_clone_via(
+            client,
+            protocol,
+            &Server::UnderTest.program(),
+            &partial,
+            &dest,
+            &["--bare", "--filter=blob:none"],
+        );
+        assert!(t.output.status.success(), "{ctx}: a blob-less clone failed:\n{}", t.output);
+        assert!(!called.exists(), "{ctx}: blob-less clone: the promisor was called");
+    }
+    for mode in [Mode::V2Stateless, Mode::V0Stateless] {
+        let req = fetch_request(mode, &missing_blob, Kind::Plain, "");
+        let mut cmd = sb.command(Server::UnderTest.program());
+        cmd.args(mode.args()).arg(&partial);
+        if let Some(p) = mode.git_protocol() {
+            cmd.env("GIT_PROTOCOL", p);
+        }
+        let out = run(cmd, Some(&req));
+        assert!(!out.status.success(), "{mode:?}: want of a missing blob succeeded:\n{out}");
+        assert!(!out.stdout.windows(4).any(|w| w == b"PACK"), "{mode:?}: a pack was sent:\n{out}");
+        assert!(!called.exists(), "{mode:?}: the promisor was called");
+    }
+
+    // Control: git's upload-pack with lazy fetches allowed calls the promisor.
+    let lazy = sb.wrapper(Server::Reference, &[("GIT_NO_LAZY_FETCH", "0")], "");
+    let _ = sb.try_clone_via(Client::New, 2, &lazy, &partial, &sb.unique("control"), &[]);
+    assert!(called.exists(), "control: git's upload-pack did not call the promisor");
+}
