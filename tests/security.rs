@@ -1073,3 +1073,199 @@ fn partial_repository_never_fetches_from_its_promisor() {
     let _ = sb.try_clone_via(Client::New, 2, &lazy, &partial, &sb.unique("control"), &[]);
     assert!(called.exists(), "control: git's upload-pack did not call the promisor");
 }
+
+// ---------------------------------------------------------------------------
+// 5. The front-ends stay in their root
+
+/// `srv/` with `main.git` (exported); `outside.git` next to it; `srv/escape.git` a symlink
+/// to it; `srv/linkdir` a symlink to a directory outside holding `r.git`; `srv/gitfile/.git`
+/// a `.git` file pointing outside.
+fn confinement_tree(sb: &Sandbox) -> PathBuf {
+    sb.sh(
+        sb.path(),
+        r#"
+        mk() { git init -q --bare "$1"; ( cd "$1" && many_commits refs/heads/main 2 ); touch "$1/git-daemon-export-ok"; }
+        mkdir -p srv elsewhere
+        mk srv/main.git
+        mk outside.git
+        mk elsewhere/r.git
+        ln -s ../outside.git srv/escape.git
+        ln -s ../elsewhere srv/linkdir
+        mkdir -p srv/gitfile
+        echo "gitdir: $PWD/outside.git" > srv/gitfile/.git
+        mkdir -p 'srv/%2e%2e'
+        "#,
+    );
+    sb.join("srv")
+}
+
+fn long_path() -> String {
+    format!("/{}/main.git", "a".repeat(5000))
+}
+
+#[test]
+fn shell_stays_in_its_root() {
+    let sb = Sandbox::new("security-root-shell");
+    let root = confinement_tree(&sb);
+    let outside = sb.join("outside.git");
+    let shell = |path: &str| {
+        let quoted = format!("'{}'", path.replace('\'', r"'\''"));
+        let mut cmd = sb.command(server_under_test());
+        cmd.args(["shell", "--root"])
+            .arg(&root)
+            .env("SSH_ORIGINAL_COMMAND", format!("git-upload-pack {quoted}"));
+        run(cmd, Some(b"0000"))
+    };
+    for ok in ["/main.git", "main", "~/main.git", &format!("{}/main.git", root.display())] {
+        let out = shell(ok);
+        assert!(out.status.success() && out.stdout_str().contains("refs/heads/main"), "{ok}:\n{out}");
+    }
+    let long = long_path();
+    let outside_abs = outside.to_str().unwrap().to_owned();
+    for bad in [
+        "../outside.git",
+        "/main.git/../../outside.git",
+        "~/../outside.git",
+        "~root/../../outside.git",
+        "/escape.git",
+        "escape",
+        "linkdir/r.git",
+        "gitfile",
+        "/%2e%2e/outside.git",
+        "%2e%2e/outside.git",
+        "%252e%252e/outside.git",
+        "..\\outside.git",
+        "main.git\\..\\..\\outside.git",
+        "//outside.git",
+        &outside_abs,
+        "~root",
+        &long,
+        "-/../outside.git",
+        " ../outside.git",
+    ] {
+        let out = shell(bad);
+        assert_eq!(out.code(), Some(128), "{bad:?}:\n{out}");
+        assert!(out.stdout.is_empty(), "{bad:?}: answered on stdout:\n{out}");
+        assert_eq!(out.stderr_str().trim().lines().count(), 1, "{bad:?}: one line on stderr:\n{out}");
+        assert!(!out.stderr_str().contains("panicked"), "{bad:?}:\n{out}");
+    }
+}
+
+/// inetd against `git daemon --inetd` with the same options: served or refused alike (git
+/// follows symlinks and `.git` files below the base path too).
+#[test]
+fn inetd_stays_in_its_base_path_like_git_daemon() {
+    let sb = Sandbox::new("security-root-inetd");
+    let root = confinement_tree(&sb);
+    let ask = |ours: bool, line: &[u8]| {
+        let mut cmd = if ours {
+            let mut c = sb.command(server_under_test());
+            c.arg("inetd");
+            c
+        } else {
+            let mut c = sb.command(Client::New.program());
+            c.args(["daemon", "--inetd"]);
+            c
+        };
+        cmd.arg("--export-all").arg("--informative-errors").arg(format!("--base-path={}", root.display()));
+        let out = run(cmd, Some(&[&pktline::data(line)[..], b"0000"].concat()));
+        let served = out.stdout_str().contains("refs/heads/main");
+        (served, out)
+    };
+    let long = long_path();
+    for path in [
+        "/main.git",
+        "/main",
+        "/escape.git",
+        "/gitfile",
+        "/linkdir/r.git",
+        "/../outside.git",
+        "/main.git/../../outside.git",
+        "//outside.git",
+        "/./main.git",
+        "main.git",
+        "~root/main.git",
+        "/%2e%2e/outside.git",
+        "/%2e%2e",
+        "/..\\outside.git",
+        &long,
+    ] {
+        let line = format!("git-upload-pack {path}\0host=localhost\0");
+        let (ours, o) = ask(true, line.as_bytes());
+        let (git, g) = ask(false, line.as_bytes());
+        assert_eq!(ours, git, "{path:?}: served? packserve {ours}, git daemon {git}\n{o}\n{g}");
+        assert!(!o.stderr_str().contains("panicked"), "{o}");
+    }
+    // A NUL ends the path: what follows is not part of it.
+    let (ours, o) = ask(true, b"git-upload-pack /main.git\0/../../outside.git\0");
+    assert!(!ours && o.stdout_str().contains("ERR"), "{o}");
+    let (ours, _) = ask(true, b"git-upload-pack /escape.git\0host=x\0");
+    assert!(ours, "symlinks below the base path are followed, as git-daemon does");
+}
+
+/// http-backend against `git http-backend` (with `safe.directory=*`): the same status for
+/// every `PATH_INFO` trick. PATH_INFO arrives decoded from the web server; neither decodes it
+/// again.
+#[test]
+fn http_backend_stays_in_its_project_root_like_git() {
+    let sb = Sandbox::new("security-root-http");
+    let root = confinement_tree(&sb);
+    let status = |ours: bool, path_info: &str, translated: bool| {
+        let mut cmd = sb.command(if ours {
+            server_under_test()
+        } else {
+            reference_upload_pack().with_file_name("git-http-backend")
+        });
+        if ours {
+            cmd.arg("http-backend");
+        }
+        cmd.env("REQUEST_METHOD", "GET")
+            .env("PATH_INFO", path_info)
+            .env("QUERY_STRING", "service=git-upload-pack")
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .envs(safe_env("*"));
+        if translated {
+            cmd.env("PATH_TRANSLATED", format!("{}{path_info}", root.display()));
+        } else {
+            cmd.env("GIT_PROJECT_ROOT", &root);
+        }
+        let out = run(cmd, None);
+        let text = out.stdout_str();
+        let code = text.strip_prefix("Status: ").map(|s| s[..3].to_owned()).unwrap_or_else(|| "200".into());
+        (code, out)
+    };
+    let long = format!("{}/info/refs", long_path());
+    let cases = [
+        "/main.git/info/refs",
+        "/escape.git/info/refs",
+        "/gitfile/info/refs",
+        "/../outside.git/info/refs",
+        "/main.git/../../outside.git/info/refs",
+        "//outside.git/info/refs",
+        "/./main.git/info/refs",
+        "/%2e%2e/outside.git/info/refs",
+        "/%252e%252e/outside.git/info/refs",
+        "/..%2foutside.git/info/refs",
+        "/..\\outside.git/info/refs",
+        "/main.git%00/info/refs",
+        "/~root/main.git/info/refs",
+        long.as_str(),
+    ];
+    for translated in [false, true] {
+        for path in cases {
+            let (ours, o) = status(true, path, translated);
+            let (git, g) = status(false, path, translated);
+            let ctx =
+                format!("{path:?} (PATH_TRANSLATED: {translated}): packserve {ours}, git {git}\n{o}\n{g}");
+            assert!(!(ours == "200" && git != "200"), "packserve serves what git refuses: {ctx}");
+            if ours != "200" && git == "200" {
+                // DELIBERATE DIFFERENCE: with PATH_TRANSLATED (no GIT_PROJECT_ROOT) git takes
+                // the web server's translation as it is; packserve still refuses `..`.
+                assert!(translated && path.contains("/../"), "packserve refuses what git serves: {ctx}");
+            }
+            if ours != "200" {
+                assert!(!o.stdout_str().contains("refs/heads/main"), "{path:?}: {o}");
+            }
+        }
+    }
+}
