@@ -342,6 +342,43 @@ mod tests {
     }
 
     #[test]
+    fn safe_directory_values() {
+        let dir = std::env::temp_dir().join(format!("packserve-owner-unit-{}", std::process::id()));
+        let repo = dir.join("r.git");
+        std::fs::create_dir_all(&repo).unwrap();
+        let uid = std::fs::metadata(&repo).unwrap().uid();
+        let foreign = |safe: &[&str]| Ownership {
+            euid: Some(uid.wrapping_add(1)),
+            sudo_uid: None,
+            assume_different_owner: false,
+            safe_directories: safe.iter().map(|s| s.to_string()).collect(),
+            home: Some(dir.clone()),
+        };
+        let d = dir.display();
+        assert!(!foreign(&[]).allows(None, &repo));
+        assert!(foreign(&["*"]).allows(None, &repo));
+        assert!(!foreign(&["*", ""]).allows(None, &repo));
+        assert!(foreign(&["", "*"]).allows(None, &repo));
+        assert!(foreign(&[&format!("{d}/r.git")]).allows(None, &repo));
+        assert!(foreign(&[&format!("{d}/r.git/")]).allows(None, &repo));
+        assert!(foreign(&[&format!("{d}/*")]).allows(None, &repo));
+        assert!(!foreign(&[&format!("{d}")]).allows(None, &repo));
+        assert!(!foreign(&[&format!("{d}/r")]).allows(None, &repo));
+        assert!(!foreign(&["r.git"]).allows(None, &repo));
+        assert!(foreign(&["~/r.git"]).allows(None, &repo));
+        assert!(!foreign(&["*"]).allows(None, &dir.join("missing")));
+        let own = Ownership { euid: Some(uid), ..foreign(&[]) };
+        assert!(own.allows(None, &repo));
+        assert!(!Ownership { assume_different_owner: true, ..own.clone() }.allows(None, &repo));
+        assert!(!Ownership { euid: None, ..own.clone() }.allows(None, &repo));
+        if uid != 0 {
+            let sudo = Ownership { euid: Some(0), sudo_uid: Some(uid), ..foreign(&[]) };
+            assert!(sudo.allows(None, &repo));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn rejects_nul_and_empty() {
         let any = Ownership::any_owner();
         assert_eq!(enter_repo("", false, None, &any), Err(EnterError::NotFound));
