@@ -308,12 +308,17 @@ fn object_dirs(objects: &Path) -> Vec<PathBuf> {
 }
 
 impl Repo {
-    /// Opens the repository at `git_dir` (already found by [`enter_repo`]); `overrides` are
+    /// Opens the repository at `git_dir` (already found, and its ownership checked, by
+    /// [`enter_repo`]); `overrides` are
     /// `key=value` configuration values that win over the files (`GIT_CONFIG_PARAMETERS`).
     pub fn open(git_dir: &Path, display: &str, overrides: &[String]) -> Result<Repo, RepoError> {
         let open_err =
             |e: &dyn std::fmt::Display| RepoError::Open { path: display.to_owned(), message: e.to_string() };
+        // Full trust: the ownership check is git's, done by `enter_repo` (with safe.directory
+        // from the protected configuration, which gix would not see in full). gix's reduced
+        // trust for a repository owned by someone else would cap object reads at 16 MiB.
         let opts = gix::open::Options::default()
+            .with(gix::sec::Trust::Full)
             .strict_config(false)
             .config_overrides(overrides.iter().map(|o| gix::bstr::BString::from(o.as_str())));
         let mut repo = gix::open_opts(git_dir, opts).map_err(|e| open_err(&e))?;

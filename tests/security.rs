@@ -1269,3 +1269,27 @@ fn http_backend_stays_in_its_project_root_like_git() {
         }
     }
 }
+
+/// A repository owned by someone else and allowed by `safe.directory` is served in full: a
+/// loose object larger than 16 MiB (gix's allocation cap for repositories it only half
+/// trusts) still comes through.
+#[test]
+fn a_trusted_foreign_repository_serves_big_objects() {
+    let sb = Sandbox::new("security-owner-big");
+    let work = sb.join("work");
+    sb.git(sb.path(), &["init", "-q", work.to_str().unwrap()]);
+    sb.sh(&work, "(yes abcdefghijklmnopqrstuvwxyz || true) | head -c 17000000 > big.txt && git add big.txt && tick && git commit -q -m big");
+    let repo = sb.join("srv/big.git");
+    sb.git(sb.path(), &["clone", "-q", "--bare", work.to_str().unwrap(), repo.to_str().unwrap()]);
+    sb.sh(&repo, "test \"$(git cat-file -s HEAD:big.txt)\" -gt 16777216 && test -z \"$(find objects/pack -name '*.pack')\"");
+    chown(&sb, &repo, NOBODY);
+    let env = safe_env("*");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let up = sb.wrapper(Server::UnderTest, &env, "");
+    for protocol in [0, 2] {
+        let dest = sb.unique("clone");
+        let t = sb.try_clone_via(Client::New, protocol, &up, &repo, &dest, &[]);
+        assert!(t.output.status.success(), "v{protocol}:\n{}", t.output);
+        sb.fsck(&dest);
+    }
+}
