@@ -1293,3 +1293,39 @@ fn a_trusted_foreign_repository_serves_big_objects() {
         sb.fsck(&dest);
     }
 }
+
+/// The repository's own refusals hold for a foreign repository allowed by `safe.directory`:
+/// `daemon.uploadpack=false` (inetd), `http.uploadpack=false` (http-backend) and its
+/// `uploadpack.hideRefs`.
+#[test]
+fn a_trusted_foreign_repository_keeps_its_own_refusals() {
+    let sb = Sandbox::new("security-owner-config");
+    let repo = foreign_bare(&sb, "r.git");
+    let root = repo.parent().unwrap().to_path_buf();
+    let mut cmd = sb.command("sh");
+    cmd.arg("-c").arg(format!(
+        "printf '[daemon]\\n\\tuploadpack = false\\n[http]\\n\\tuploadpack = false\\n[uploadpack]\\n\\thideRefs = refs/tags\\n' >> {}/config",
+        repo.display()
+    ));
+    run(cmd, None).assert_success();
+    let env = safe_env("*");
+    let mut cmd = sb.command(server_under_test());
+    cmd.args(["inetd", "--export-all", "--informative-errors", "--base-path"])
+        .arg(&root)
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let out = run(cmd, Some(&pktline::data("git-upload-pack /r.git\0host=x\0")));
+    assert!(out.stdout_str().contains("ERR service not enabled"), "inetd:\n{out}");
+    let mut cmd = sb.command(server_under_test());
+    cmd.arg("http-backend")
+        .env("REQUEST_METHOD", "GET")
+        .env("GIT_PROJECT_ROOT", &root)
+        .env("PATH_INFO", "/r.git/info/refs")
+        .env("QUERY_STRING", "service=git-upload-pack")
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let out = run(cmd, None);
+    assert!(out.stdout_str().starts_with("Status: 403"), "http:\n{out}");
+    let out = advertises(&sb, Server::UnderTest, &repo, &env, &[]).assert_success();
+    assert!(!out.stdout_str().contains("refs/tags"), "hideRefs ignored:\n{out}");
+    assert!(out.stdout_str().contains("refs/heads/main"), "{out}");
+}
