@@ -1,7 +1,9 @@
 //! Finding and opening the repository the way git's `enter_repo` does: `<dir>`, `<dir>.git`,
-//! `<dir>/.git` (not with `--strict`), `~/` and `~user/` paths, `.git` files; then the object
-//! database, the packs and the refs' home.
+//! `<dir>/.git` (not with `--strict`), `~/` and `~user/` paths, `.git` files, and git's
+//! repository ownership check (`safe.directory`); then the object database, the packs and the
+//! refs' home.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::ServeConfig;
@@ -29,17 +31,182 @@ pub enum RepoError {
     Open { path: String, message: String },
 }
 
-/// Finds the git directory for `path` as git's `enter_repo` does. `home` is `$HOME` for `~/`.
-pub fn enter_repo(path: &str, strict: bool, home: Option<&Path>) -> Option<PathBuf> {
-    if path.is_empty() || path.contains('\0') {
-        return None;
+/// Why [`enter_repo`] found no repository to serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnterError {
+    /// Nothing that looks like a git directory there.
+    #[error("does not appear to be a git repository")]
+    NotFound,
+    /// A repository owned by someone else and not listed in `safe.directory` (git's message).
+    #[error(
+        "detected dubious ownership in repository at '{0}'\nTo add an exception for this directory, call:\n\n\tgit config --global --add safe.directory {0}"
+    )]
+    DubiousOwnership(String),
+}
+
+/// What git's ownership check (setup.c `ensure_valid_ownership`, run by `enter_repo` in
+/// git-upload-pack, git-daemon and git-http-backend since 2.45.1 / 2.39.4) needs to know, as
+/// plain values gathered by the front-end.
+///
+/// A repository is served when its git directory (and its `.git` file, if that is how it was
+/// found) belongs to the effective user — for root also to `SUDO_UID` — or when
+/// `safe.directory` in *protected* configuration (system, global, command line; never the
+/// repository's own) lists it: `*`, its path, or a `<dir>/*` prefix; an empty value clears
+/// the list so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ownership {
+    /// The effective user id; `None` when it cannot be known (then nothing counts as owned).
+    pub euid: Option<u32>,
+    /// `SUDO_UID`, consulted only when running as root.
+    pub sudo_uid: Option<u32>,
+    /// `GIT_TEST_ASSUME_DIFFERENT_OWNER` (git's test knob): every repository counts as foreign.
+    pub assume_different_owner: bool,
+    /// `safe.directory` values from protected configuration, in the order git reads them.
+    pub safe_directories: Vec<String>,
+    /// `$HOME`, for `~/` in values.
+    pub home: Option<PathBuf>,
+}
+
+impl Ownership {
+    /// Trusts every repository: for callers that have already decided (and for tests).
+    pub fn any_owner() -> Ownership {
+        Ownership {
+            euid: None,
+            sudo_uid: None,
+            assume_different_owner: false,
+            safe_directories: vec!["*".into()],
+            home: None,
+        }
     }
+
+    /// Collects `safe.directory` from the protected configuration: the `files` (system, then
+    /// global, as the front-end found them; missing ones are skipped; includes are followed),
+    /// then the command-line `overrides` (`key=value`).
+    pub fn read_safe_directories(
+        files: &[PathBuf],
+        overrides: &[String],
+        home: Option<&Path>,
+    ) -> Vec<String> {
+        use gix::config::{file, path::interpolate, File, Source};
+        let metas: Vec<file::Metadata> = files
+            .iter()
+            .filter(|p| p.is_file())
+            .filter_map(|p| file::Metadata::try_from_path(p, Source::User).ok())
+            .collect();
+        let options = file::init::Options {
+            includes: file::includes::Options::follow(
+                interpolate::Context { home_dir: home, ..Default::default() },
+                Default::default(),
+            ),
+            lossy: true,
+            ignore_io_errors: true,
+        };
+        let mut out: Vec<String> = File::from_paths_metadata(metas, options)
+            .ok()
+            .flatten()
+            .and_then(|f| f.strings("safe.directory"))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.to_string())
+            .collect();
+        for o in overrides {
+            let (k, v) = o.split_once('=').unwrap_or((o.as_str(), ""));
+            if k.eq_ignore_ascii_case("safe.directory") {
+                out.push(v.to_owned());
+            }
+        }
+        out
+    }
+
+    /// git's `is_path_owned_by_current_uid`: `lstat`'s owner is the effective user; for root
+    /// also `SUDO_UID`.
+    fn owns(&self, path: &Path) -> bool {
+        let (Ok(meta), Some(euid)) = (std::fs::symlink_metadata(path), self.euid) else {
+            return false;
+        };
+        match (euid, meta.uid()) {
+            (e, o) if e == o => true,
+            (0, o) => self.sudo_uid == Some(o),
+            _ => false,
+        }
+    }
+
+    /// git's `ensure_valid_ownership(gitfile, NULL, gitdir)`.
+    pub fn allows(&self, gitfile: Option<&Path>, gitdir: &Path) -> bool {
+        if !self.assume_different_owner && gitfile.is_none_or(|f| self.owns(f)) && self.owns(gitdir) {
+            return true;
+        }
+        let Ok(path) = gitdir.canonicalize() else {
+            return false;
+        };
+        let mut safe = false;
+        for value in &self.safe_directories {
+            if value.is_empty() {
+                safe = false;
+            } else if value == "*" {
+                safe = true;
+            } else if let Some(allowed) = self.normalize(value) {
+                let allowed = allowed.to_string_lossy();
+                let hit = match allowed.strip_suffix('*') {
+                    Some(prefix) if prefix.ends_with('/') => path.to_string_lossy().starts_with(prefix),
+                    _ => path.as_os_str() == std::ffi::OsStr::new(allowed.as_ref()),
+                };
+                safe |= hit;
+            }
+        }
+        safe
+    }
+
+    /// A `safe.directory` value as git compares it: `~` expanded, absolute (or `.`), resolved
+    /// through symlinks (its last component may be missing, so `<dir>/*` keeps its `*`).
+    fn normalize(&self, value: &str) -> Option<PathBuf> {
+        let p = if value.starts_with('~') {
+            expand_user_path(value, self.home.as_deref())?
+        } else {
+            value.into()
+        };
+        if !p.is_absolute() && p != Path::new(".") {
+            return None;
+        }
+        if let Ok(real) = p.canonicalize() {
+            return Some(real);
+        }
+        let name = p.file_name()?;
+        Some(p.parent()?.canonicalize().ok()?.join(name))
+    }
+}
+
+/// Finds the git directory for `path` as git's `enter_repo` does, including its ownership
+/// check. `home` is `$HOME` for `~/`.
+pub fn enter_repo(
+    path: &str,
+    strict: bool,
+    home: Option<&Path>,
+    owner: &Ownership,
+) -> Result<PathBuf, EnterError> {
+    if path.is_empty() || path.contains('\0') {
+        return Err(EnterError::NotFound);
+    }
+    // git checks the ownership of what it found before it looks inside (a `.git` file's
+    // target, or the directory) and names the gitfile's target in its message if there is one.
+    let checked = |gitfile: Option<&Path>, found: &Path| {
+        if owner.allows(gitfile, found) {
+            Ok(())
+        } else {
+            Err(EnterError::DubiousOwnership(gitfile.unwrap_or(found).display().to_string()))
+        }
+    };
     if strict {
         let p = PathBuf::from(path);
-        let p = if p.is_file() { read_gitfile(&p)? } else { p };
-        return is_git_directory(&p).then_some(p);
+        if std::fs::symlink_metadata(&p).is_err() {
+            return Err(EnterError::NotFound);
+        }
+        let gitfile = if p.is_file() { Some(read_gitfile(&p).ok_or(EnterError::NotFound)?) } else { None };
+        checked(gitfile.as_deref(), &p)?;
+        let p = gitfile.unwrap_or(p);
+        return if is_git_directory(&p) { Ok(p) } else { Err(EnterError::NotFound) };
     }
-    let base = expand_user_path(path, home)?;
+    let base = expand_user_path(path, home).ok_or(EnterError::NotFound)?;
     // git tries these suffixes in this order.
     for suffix in ["/.git", "", ".git/.git", ".git"] {
         let mut candidate = base.clone().into_os_string();
@@ -49,14 +216,16 @@ pub fn enter_repo(path: &str, strict: bool, home: Option<&Path>) -> Option<PathB
             continue;
         };
         if meta.is_file() {
-            let dir = read_gitfile(&candidate)?;
-            return is_git_directory(&dir).then_some(dir);
+            let dir = read_gitfile(&candidate).ok_or(EnterError::NotFound)?;
+            checked(Some(&dir), &candidate)?;
+            return if is_git_directory(&dir) { Ok(dir) } else { Err(EnterError::NotFound) };
         }
         if meta.is_dir() && is_git_directory(&candidate) {
-            return Some(candidate);
+            checked(None, &candidate)?;
+            return Ok(candidate);
         }
     }
-    None
+    Err(EnterError::NotFound)
 }
 
 fn expand_user_path(path: &str, home: Option<&Path>) -> Option<PathBuf> {
@@ -139,12 +308,17 @@ fn object_dirs(objects: &Path) -> Vec<PathBuf> {
 }
 
 impl Repo {
-    /// Opens the repository at `git_dir` (already found by [`enter_repo`]); `overrides` are
+    /// Opens the repository at `git_dir` (already found, and its ownership checked, by
+    /// [`enter_repo`]); `overrides` are
     /// `key=value` configuration values that win over the files (`GIT_CONFIG_PARAMETERS`).
     pub fn open(git_dir: &Path, display: &str, overrides: &[String]) -> Result<Repo, RepoError> {
         let open_err =
             |e: &dyn std::fmt::Display| RepoError::Open { path: display.to_owned(), message: e.to_string() };
+        // Full trust: the ownership check is git's, done by `enter_repo` (with safe.directory
+        // from the protected configuration, which gix would not see in full). gix's reduced
+        // trust for a repository owned by someone else would cap object reads at 16 MiB.
         let opts = gix::open::Options::default()
+            .with(gix::sec::Trust::Full)
             .strict_config(false)
             .config_overrides(overrides.iter().map(|o| gix::bstr::BString::from(o.as_str())));
         let mut repo = gix::open_opts(git_dir, opts).map_err(|e| open_err(&e))?;
@@ -173,8 +347,46 @@ mod tests {
     }
 
     #[test]
+    fn safe_directory_values() {
+        let dir = std::env::temp_dir().join(format!("packserve-owner-unit-{}", std::process::id()));
+        let repo = dir.join("r.git");
+        std::fs::create_dir_all(&repo).unwrap();
+        let uid = std::fs::metadata(&repo).unwrap().uid();
+        let foreign = |safe: &[&str]| Ownership {
+            euid: Some(uid.wrapping_add(1)),
+            sudo_uid: None,
+            assume_different_owner: false,
+            safe_directories: safe.iter().map(|s| s.to_string()).collect(),
+            home: Some(dir.clone()),
+        };
+        let d = dir.display();
+        assert!(!foreign(&[]).allows(None, &repo));
+        assert!(foreign(&["*"]).allows(None, &repo));
+        assert!(!foreign(&["*", ""]).allows(None, &repo));
+        assert!(foreign(&["", "*"]).allows(None, &repo));
+        assert!(foreign(&[&format!("{d}/r.git")]).allows(None, &repo));
+        assert!(foreign(&[&format!("{d}/r.git/")]).allows(None, &repo));
+        assert!(foreign(&[&format!("{d}/*")]).allows(None, &repo));
+        assert!(!foreign(&[&format!("{d}")]).allows(None, &repo));
+        assert!(!foreign(&[&format!("{d}/r")]).allows(None, &repo));
+        assert!(!foreign(&["r.git"]).allows(None, &repo));
+        assert!(foreign(&["~/r.git"]).allows(None, &repo));
+        assert!(!foreign(&["*"]).allows(None, &dir.join("missing")));
+        let own = Ownership { euid: Some(uid), ..foreign(&[]) };
+        assert!(own.allows(None, &repo));
+        assert!(!Ownership { assume_different_owner: true, ..own.clone() }.allows(None, &repo));
+        assert!(!Ownership { euid: None, ..own.clone() }.allows(None, &repo));
+        if uid != 0 {
+            let sudo = Ownership { euid: Some(0), sudo_uid: Some(uid), ..foreign(&[]) };
+            assert!(sudo.allows(None, &repo));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn rejects_nul_and_empty() {
-        assert_eq!(enter_repo("", false, None), None);
-        assert_eq!(enter_repo("a\0b", false, None), None);
+        let any = Ownership::any_owner();
+        assert_eq!(enter_repo("", false, None, &any), Err(EnterError::NotFound));
+        assert_eq!(enter_repo("a\0b", false, None, &any), Err(EnterError::NotFound));
     }
 }

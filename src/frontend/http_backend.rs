@@ -305,12 +305,28 @@ pub fn run(args: &HttpBackendArgs) -> Result<(), Failure> {
         Err(r) => return refuse(&mut entry, &mut stdout, r),
     };
     entry.repo = Some(route.name.clone());
-    let Some(git_dir) = repo::enter_repo(&route.dir.to_string_lossy(), false, None) else {
-        return refuse(
-            &mut entry,
-            &mut stdout,
-            Refusal::new(404, format!("Not a git repository: '{}'", route.name)),
-        );
+    let owner = crate::frontend::upload_pack::env_ownership();
+    let git_dir = match repo::enter_repo(&route.dir.to_string_lossy(), false, None, &owner) {
+        Ok(d) => d,
+        Err(repo::EnterError::NotFound) => {
+            return refuse(
+                &mut entry,
+                &mut stdout,
+                Refusal::new(404, format!("Not a git repository: '{}'", route.name)),
+            )
+        }
+        // git http-backend dies here too (500); the web server's user does not own the
+        // repository and safe.directory does not list it.
+        Err(repo::EnterError::DubiousOwnership(_)) => {
+            return refuse(
+                &mut entry,
+                &mut stdout,
+                Refusal::new(
+                    500,
+                    format!("detected dubious ownership in repository '{}' (see safe.directory)", route.name),
+                ),
+            )
+        }
     };
     if !cgi.export_all && !git_dir.join("git-daemon-export-ok").exists() {
         return refuse(

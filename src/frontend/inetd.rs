@@ -111,7 +111,7 @@ pub fn parse_request(data: &[u8]) -> Result<DaemonRequest, Refused> {
 }
 
 /// git-daemon's `path_ok` plus the export check: the git directory to serve.
-pub fn path_ok(args: &InetdArgs, path: &str) -> Result<PathBuf, Refused> {
+pub fn path_ok(args: &InetdArgs, path: &str, owner: &repo::Ownership) -> Result<PathBuf, Refused> {
     let no = |why: &str| Refused::NoSuchRepository { path: path.to_owned(), why: why.to_owned() };
     if is_aliased(path) {
         return Err(no("aliased"));
@@ -127,8 +127,12 @@ pub fn path_ok(args: &InetdArgs, path: &str) -> Result<PathBuf, Refused> {
         }
         None => path.to_owned(),
     };
-    let git_dir = repo::enter_repo(&dir, args.strict_paths, None)
-        .ok_or_else(|| no("does not appear to be a git repository"))?;
+    let git_dir = repo::enter_repo(&dir, args.strict_paths, None, owner).map_err(|e| match e {
+        repo::EnterError::NotFound => no("does not appear to be a git repository"),
+        repo::EnterError::DubiousOwnership(_) => {
+            no("detected dubious ownership in repository (see safe.directory)")
+        }
+    })?;
     if !args.directories.is_empty() {
         let found = git_dir.to_string_lossy();
         let ok = args.directories.iter().any(|d| {
@@ -206,7 +210,7 @@ pub fn run(args: &InetdArgs) -> Result<(), Failure> {
         let e = Refused::ServiceNotEnabled(format!("git-{}", req.service));
         return refuse(&mut entry, &mut stdout, e, &req.path);
     }
-    let git_dir = match path_ok(args, &req.path) {
+    let git_dir = match path_ok(args, &req.path, &crate::frontend::upload_pack::env_ownership()) {
         Ok(d) => d,
         Err(e) => return refuse(&mut entry, &mut stdout, e, &req.path),
     };

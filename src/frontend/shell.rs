@@ -39,6 +39,9 @@ pub enum ShellError {
     /// No repository there.
     #[error("'{0}' does not appear to be a git repository")]
     NotARepository(String),
+    /// Owned by another user and not allowed by `safe.directory` (git's ownership check).
+    #[error("detected dubious ownership in repository at '{0}' (see safe.directory)")]
+    DubiousOwnership(String),
     /// Not matched by any `--allow` glob.
     #[error("'{0}': access denied")]
     NotAllowed(String),
@@ -151,11 +154,17 @@ pub fn resolve(root: &Path, path: &str) -> Result<PathBuf, ShellError> {
 
 /// The git directory for the client's path, checked against the root and the `--allow` globs.
 /// Returns the canonical git dir and the repository's name below the root.
-pub fn locate(args: &ShellArgs, path: &str) -> Result<(PathBuf, String), ShellError> {
+pub fn locate(
+    args: &ShellArgs,
+    path: &str,
+    owner: &repo::Ownership,
+) -> Result<(PathBuf, String), ShellError> {
     let candidate = resolve(&args.root, path)?;
     let candidate_str = candidate.to_string_lossy();
-    let git_dir = repo::enter_repo(&candidate_str, false, None)
-        .ok_or_else(|| ShellError::NotARepository(path.to_owned()))?;
+    let git_dir = repo::enter_repo(&candidate_str, false, None, owner).map_err(|e| match e {
+        repo::EnterError::NotFound => ShellError::NotARepository(path.to_owned()),
+        repo::EnterError::DubiousOwnership(_) => ShellError::DubiousOwnership(path.to_owned()),
+    })?;
     let (dir, rel) = confine(&args.root, &git_dir).ok_or_else(|| ShellError::OutsideRoot(path.to_owned()))?;
     let name = repo_name(&rel);
     if !args.allow.is_empty() && !args.allow.iter().any(|g| glob_match(g, &name)) {
@@ -189,7 +198,8 @@ pub fn run(args: &ShellArgs) -> Result<(), Failure> {
         Err(e) => return Err(request::refuse(&mut entry, &sink, e.to_string())),
     };
     entry.repo = Some(req.path.clone());
-    let (git_dir, name) = match locate(args, &req.path) {
+    let owner = crate::frontend::upload_pack::env_ownership();
+    let (git_dir, name) = match locate(args, &req.path, &owner) {
         Ok(found) => found,
         Err(e) => return Err(request::refuse(&mut entry, &sink, e.to_string())),
     };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::UploadPackArgs;
-use crate::repo::{self, Repo};
+use crate::repo::{self, EnterError, Ownership, Repo};
 use crate::session::{self, SessionError, Settings, Summary, Version};
 
 /// Picks the protocol version from a `GIT_PROTOCOL` value (colon-separated `key=value` list);
@@ -46,11 +46,15 @@ impl From<SessionError> for Failure {
 /// Runs upload-pack on stdin/stdout.
 pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    let Some(git_dir) = repo::enter_repo(&args.directory, args.strict, home.as_deref()) else {
-        return Err(Failure {
-            code: 128,
-            message: Some(format!("fatal: '{}' does not appear to be a git repository", args.directory)),
-        });
+    let git_dir = match repo::enter_repo(&args.directory, args.strict, home.as_deref(), &env_ownership()) {
+        Ok(d) => d,
+        Err(EnterError::NotFound) => {
+            return Err(Failure {
+                code: 128,
+                message: Some(format!("fatal: '{}' does not appear to be a git repository", args.directory)),
+            })
+        }
+        Err(e) => return Err(Failure { code: 128, message: Some(format!("fatal: {e}")) }),
     };
     let mut repo = open_repo(&git_dir, &args.directory)
         .map_err(|e| Failure { code: 128, message: Some(format!("fatal: {e}")) })?;
@@ -73,6 +77,66 @@ pub(crate) fn open_repo(git_dir: &std::path::Path, display: &str) -> Result<Repo
         Err(_) => Vec::new(),
     };
     Repo::open(git_dir, display, &overrides).map_err(|e| e.to_string())
+}
+
+/// `key=value` items of the command-line configuration, as git reads them: the
+/// `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_<n>`/`GIT_CONFIG_VALUE_<n>` pairs, then
+/// `GIT_CONFIG_PARAMETERS` (what `git -c` exports). Malformed parts are skipped.
+fn command_line_config() -> Vec<String> {
+    let mut out = Vec::new();
+    let count = std::env::var("GIT_CONFIG_COUNT").ok().and_then(|c| c.trim().parse::<usize>().ok());
+    for i in 0..count.unwrap_or(0).min(4096) {
+        if let (Ok(k), Ok(v)) =
+            (std::env::var(format!("GIT_CONFIG_KEY_{i}")), std::env::var(format!("GIT_CONFIG_VALUE_{i}")))
+        {
+            out.push(format!("{k}={v}"));
+        }
+    }
+    if let Ok(p) = std::env::var("GIT_CONFIG_PARAMETERS") {
+        out.extend(crate::config::parse_config_parameters(&p).unwrap_or_default());
+    }
+    out
+}
+
+/// The effective user id, from `/proc/self/status` (the second `Uid:` field).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// git's repository ownership rules with what the environment says: the effective user,
+/// `SUDO_UID`, `GIT_TEST_ASSUME_DIFFERENT_OWNER`, and `safe.directory` from the protected
+/// configuration — the system file (`GIT_CONFIG_SYSTEM` or `/etc/gitconfig`, unless
+/// `GIT_CONFIG_NOSYSTEM`), the global ones (`GIT_CONFIG_GLOBAL`, or
+/// `$XDG_CONFIG_HOME/git/config` and `~/.gitconfig`) and the command line. Shared by every
+/// front-end.
+pub(crate) fn env_ownership() -> Ownership {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    let flag = |k: &str| std::env::var(k).ok().and_then(|v| crate::config::parse_bool(&v)).unwrap_or(false);
+    let home = var("HOME");
+    let mut files = Vec::new();
+    if !flag("GIT_CONFIG_NOSYSTEM") {
+        files.push(var("GIT_CONFIG_SYSTEM").unwrap_or_else(|| "/etc/gitconfig".into()));
+    }
+    match std::env::var_os("GIT_CONFIG_GLOBAL") {
+        Some(global) => files.push(global.into()),
+        None => {
+            files.extend(
+                var("XDG_CONFIG_HOME")
+                    .map(|x| x.join("git/config"))
+                    .or_else(|| home.as_ref().map(|h| h.join(".config/git/config"))),
+            );
+            files.extend(home.as_ref().map(|h| h.join(".gitconfig")));
+        }
+    }
+    Ownership {
+        euid: effective_uid(),
+        sudo_uid: std::env::var("SUDO_UID").ok().and_then(|s| s.trim().parse().ok()),
+        assume_different_owner: flag("GIT_TEST_ASSUME_DIFFERENT_OWNER"),
+        safe_directories: Ownership::read_safe_directories(&files, &command_line_config(), home.as_deref()),
+        home,
+    }
 }
 
 /// Session settings with what the environment adds: `GIT_NAMESPACE` and `GIT_TRACE_PACKET`.

@@ -514,9 +514,12 @@ fn dwim_ref(refs: &crate::refs::RefSet, name: &str) -> Option<ObjectId> {
 }
 
 /// Parses and checks a filter spec against `uploadpackfilter.*` (git's messages), resolving a
-/// `sparse:oid=` blob.
+/// `sparse:oid=` blob among the visible `refs`. The blob must be one a v2 fetch could get
+/// (git reads any object and resolves hidden refs here; packserve does not let a filter
+/// probe what is hidden): otherwise it is as unknown as a missing one.
 pub(crate) fn parse_filter(
     repo: &Repo,
+    refs: &crate::refs::RefSet,
     spec: Option<&str>,
 ) -> Result<Option<crate::select::filter::ObjectFilter>, SessionError> {
     use crate::select::filter::{Filter, FilterError, ObjectFilter, SparsePatterns};
@@ -537,7 +540,14 @@ pub(crate) fn parse_filter(
         None => None,
         Some(expr) => {
             let bad = || SessionError::Protocol(format!("unable to access sparse blob in '{expr}'"));
-            let id = resolve_blob_expr(repo, expr).ok_or_else(bad)?;
+            let id = resolve_blob_expr(repo, refs, expr).ok_or_else(bad)?;
+            let rules = want_rules(repo, refs, true, true);
+            if crate::select::policy::first_disallowed(&repo.odb, &[id], &rules)
+                .map_err(SessionError::internal)?
+                .is_some()
+            {
+                return Err(bad());
+            }
             let mut buf = Vec::new();
             match repo.odb.read(&id, &mut buf) {
                 Ok(gix::objs::Kind::Blob) => Some(SparsePatterns::parse(&buf)),
@@ -548,18 +558,18 @@ pub(crate) fn parse_filter(
     Ok(Some(ObjectFilter { filter, sparse }))
 }
 
-/// A blob named by a hex id or `<rev>:<path>` (the forms a sparse filter uses).
-fn resolve_blob_expr(repo: &Repo, expr: &str) -> Option<ObjectId> {
+/// A blob named by a hex id or `<rev>:<path>` (the forms a sparse filter uses), `<rev>`
+/// resolved among the visible `refs` only.
+fn resolve_blob_expr(repo: &Repo, refs: &crate::refs::RefSet, expr: &str) -> Option<ObjectId> {
     let hash = repo.odb.hash_kind();
     if let Some(id) = parse_oid(expr.as_bytes(), hash) {
         return Some(id);
     }
     let (rev, path) = expr.split_once(':')?;
-    let refs = crate::refs::load(&repo.repo, &repo.odb, &Default::default()).ok()?;
     let start = if rev.is_empty() {
         refs.head.as_ref()?.id
     } else {
-        dwim_ref(&refs, rev).or_else(|| parse_oid(rev.as_bytes(), hash))?
+        dwim_ref(refs, rev).or_else(|| parse_oid(rev.as_bytes(), hash))?
     };
     let (commit, _) = repo.odb.peel(&start).ok()?;
     let mut cur = repo.odb.commit(&commit).ok()?.tree;

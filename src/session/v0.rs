@@ -308,7 +308,7 @@ pub fn serve<R: Read, W: Write>(
     // since the refs may have moved since the advertisement.
     let rules = super::want_rules(repo, &refs, false, settings.stateless_rpc);
     super::check_wants(repo, w, &needs.wants, &rules)?;
-    let filter = super::parse_filter(repo, needs.filter.as_deref())?;
+    let filter = super::parse_filter(repo, &refs, needs.filter.as_deref())?;
     summary.filter = needs.filter.clone();
 
     // Shallow lines go out right after the wants, before any have.

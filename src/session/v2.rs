@@ -439,7 +439,7 @@ fn fetch<W: Write>(
         return Ok(());
     }
     super::check_wants(repo, w, &args.wants, &super::want_rules(repo, refs, true, true))?;
-    let filter = super::parse_filter(repo, args.filter.as_deref())?;
+    let filter = super::parse_filter(repo, refs, args.filter.as_deref())?;
     let mut neg = Negotiator::new();
     if !args.haves.is_empty() {
         // process_haves_and_send_acks

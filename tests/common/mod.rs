@@ -21,7 +21,9 @@
 //! `strict_refuses_suffixed_forms` and `lookup_expands_home` (git 2.47 answers "detected
 //! dubious ownership" for a missing path under --strict), and protocol
 //! `v2_refuses_an_unreachable_commit` (git serves any object it has in v2). For the same
-//! reason the tests named `packserve_policy_*` (want_policy, namespaces) fail against git.
+//! reason the tests named `packserve_policy_*` (want_policy, namespaces) fail against git, and
+//! so do tests/security.rs's visibility matrix (its v2 cells) and its tests of `deepen-not`,
+//! `sparse:oid=` and `object-info` naming hidden things, which pin packserve's stricter rules.
 #![allow(dead_code)]
 
 pub mod extra;

@@ -416,6 +416,15 @@ pub enum Backend {
     Git,
 }
 
+/// The README's Apache lines that let `packserve http-backend`, run as www-data, serve the
+/// root-owned repositories below `root` (git's `safe.directory`, as git-http-backend needs too).
+pub fn apache_safe_directory(root: &Path) -> String {
+    format!(
+        "SetEnv GIT_CONFIG_COUNT 1\nSetEnv GIT_CONFIG_KEY_0 safe.directory\nSetEnv GIT_CONFIG_VALUE_0 {}/*\n",
+        root.display()
+    )
+}
+
 impl HttpServer {
     pub fn start(sb: &Sandbox, served: &Served) -> HttpServer {
         Self::start_with(sb, served, Backend::Packserve)
@@ -475,12 +484,16 @@ impl HttpServer {
              LogFormat \"%r %>s te=%{{Transfer-Encoding}}i ce=%{{Content-Encoding}}i gp=%{{Git-Protocol}}i\" git\n\
              CustomLog {d}/access.log git\nUser www-data\nGroup www-data\n\
              StartServers 2\nMinSpareServers 1\nMaxSpareServers 4\n\
-             SetEnv GIT_PROJECT_ROOT {root}\nScriptAlias /git/ {cgi}/\nScriptAlias /auth/ {cgi}/\n\
+             SetEnv GIT_PROJECT_ROOT {root}\n{safe}ScriptAlias /git/ {cgi}/\nScriptAlias /auth/ {cgi}/\n\
              <Location /auth/>\n  AuthType Basic\n  AuthName git\n  AuthUserFile {d}/htpasswd\n  Require valid-user\n</Location>\n\
              <Directory {d}>\n  Require all granted\n</Directory>\n",
             d = dir.display(),
             root = served.root.display(),
             cgi = cgi.display(),
+            safe = match backend {
+                Backend::Packserve => apache_safe_directory(&served.root),
+                Backend::Git => String::new(),
+            },
         );
         std::fs::write(dir.join("httpd.conf"), config).unwrap();
         let mut cmd = Command::new(&apache);
@@ -951,7 +964,8 @@ impl WebServer {
              server.modules += ( \"mod_alias\", \"mod_cgi\", \"mod_setenv\" )\n\
              alias.url += ( \"/git\" => \"{cgi}\" )\n\
              $HTTP[\"url\"] =~ \"^/git\" {{\n    cgi.assign = ( \"\" => \"\" )\n    \
-             setenv.add-environment = ( \"GIT_PROJECT_ROOT\" => \"{root}\" )\n}}\n",
+             setenv.add-environment = ( \"GIT_PROJECT_ROOT\" => \"{root}\", \"GIT_CONFIG_COUNT\" => \"1\", \
+             \"GIT_CONFIG_KEY_0\" => \"safe.directory\", \"GIT_CONFIG_VALUE_0\" => \"{root}/*\" )\n}}\n",
             d = dir.display(),
             cgi = cgi.display(),
             root = served.root.display(),
@@ -984,7 +998,9 @@ impl WebServer {
              client_body_temp_path {d}/body;\n  fastcgi_temp_path {d}/fastcgi;\n  server {{\n    listen 127.0.0.1:{port};\n    \
              location ~ ^/git(/.*)$ {{\n        client_max_body_size 0;\n        fastcgi_pass 127.0.0.1:{fcgi_port};\n        \
              include /etc/nginx/fastcgi_params;\n        fastcgi_param SCRIPT_FILENAME {cgi};\n        \
-             fastcgi_param GIT_PROJECT_ROOT {root};\n        fastcgi_param PATH_INFO $1;\n        \
+             fastcgi_param GIT_PROJECT_ROOT {root};\n        fastcgi_param GIT_CONFIG_COUNT 1;\n        \
+             fastcgi_param GIT_CONFIG_KEY_0 safe.directory;\n        fastcgi_param GIT_CONFIG_VALUE_0 {root}/*;\n        \
+             fastcgi_param PATH_INFO $1;\n        \
              fastcgi_param REMOTE_USER $remote_user;\n    }}\n  }}\n}}\n",
             d = dir.display(),
             cgi = cgi.display(),
