@@ -49,8 +49,8 @@ fn record_refs(sb: &Sandbox, repo: &Path, history: &History) {
 }
 
 /// What the repository-changing thread does, in turn.
-const OPS: [&str; 7] =
-    ["repack -ad", "push", "repack -adb", "gc --prune=now", "push", "commit-graph", "no-graph"];
+const OPS: [&str; 8] =
+    ["repack -ad", "push", "repack -adb", "gc --prune=now", "push", "commit-graph", "pack-refs", "no-graph"];
 
 /// Changes `repo` until `stop`: the operations of [`OPS`] in turn. Returns how often each ran.
 fn mutate(
@@ -69,6 +69,7 @@ fn mutate(
             "repack -adb" => drop(sb.git(repo, &["repack", "-adbq"])),
             "gc --prune=now" => drop(sb.git(repo, &["gc", "-q", "--prune=now"])),
             "commit-graph" => drop(sb.git(repo, &["commit-graph", "write", "--reachable", "--no-progress"])),
+            "pack-refs" => drop(sb.git(repo, &["pack-refs", "--all", "--prune"])),
             "no-graph" => {
                 let _ = std::fs::remove_file(repo.join("objects/info/commit-graph"));
                 let _ = std::fs::remove_dir_all(repo.join("objects/info/commit-graphs"));
@@ -108,7 +109,15 @@ struct Outcomes {
 }
 
 /// Judges a finished clone or fetch of `dest`.
-fn judge(sb: &Sandbox, what: &str, out: &Output, dest: &Path, history: &History, o: &mut Outcomes) {
+/// `stable`: refs the server has all along (its tags, main); a clone must have them.
+fn judge(
+    sb: &Sandbox,
+    what: &str,
+    out: &Output,
+    dest: &Path,
+    (history, stable): (&History, &[String]),
+    o: &mut Outcomes,
+) {
     let stderr = out.stderr_str();
     if stderr.contains("panicked") || stderr.contains("RUST_BACKTRACE") {
         o.panics.push(format!("{what}: {stderr}"));
@@ -128,8 +137,13 @@ fn judge(sb: &Sandbox, what: &str, out: &Output, dest: &Path, history: &History,
         o.corrupt.push(format!("{what}: fsck failed:\n{fsck}"));
         return;
     }
+    let got = sb.refs(dest);
+    if let Some(missing) = stable.iter().find(|r| !got.contains_key(*r)) {
+        o.corrupt.push(format!("{what}: ref {missing} missing (it never moved nor went away)"));
+        return;
+    }
     let h = history.lock().unwrap();
-    for (name, v) in sb.refs(dest) {
+    for (name, v) in got {
         let oid = v.split(' ').next().unwrap_or("").to_owned();
         let name = name.replace("refs/remotes/origin/", "refs/heads/");
         if name != "refs/remotes/origin/HEAD"
@@ -152,6 +166,11 @@ fn fault_run(label: &str, objects: u32, state: &str) {
     sb.git(sb.path(), &["clone", "-q", &file_url(&repo), work.to_str().unwrap()]);
     let history: History = Arc::default();
     record_refs(&sb, &repo, &history);
+    let stable: Vec<String> = sb
+        .refs(&repo)
+        .into_keys()
+        .filter(|r| r.starts_with("refs/tags/") || r == "refs/heads/main")
+        .collect();
     let stop = AtomicBool::new(false);
     let n = transfers();
     let started = std::time::Instant::now();
@@ -160,7 +179,7 @@ fn fault_run(label: &str, objects: u32, state: &str) {
         // Two clients at once, each cloning and then fetching into its last clone.
         let clients: Vec<_> = (0..2)
             .map(|c| {
-                let (sb, repo, history) = (&sb, &repo, &history);
+                let (sb, repo, history, stable) = (&sb, &repo, &history, &stable[..]);
                 s.spawn(move || {
                     let mut o = Outcomes::default();
                     let mut last: Option<PathBuf> = None;
@@ -189,7 +208,7 @@ fn fault_run(label: &str, objects: u32, state: &str) {
                             );
                             (format!("clone v{protocol} #{i}"), t.output, dest)
                         };
-                        judge(sb, &what, &out, &dest, history, &mut o);
+                        judge(sb, &what, &out, &dest, (history, stable), &mut o);
                         last = dest.exists().then_some(dest);
                     }
                     o
