@@ -453,6 +453,19 @@ fn clone_fails(sb: &Sandbox, repo: &Path, protocol: u8, needles: &[&str]) -> Str
     err
 }
 
+/// The pack bytes a failed response carried (if any) do not index as a complete pack.
+#[track_caller]
+fn assert_incomplete(sb: &Sandbox, pack: &[u8]) {
+    if pack.is_empty() {
+        return;
+    }
+    let dest = sb.unique("partial");
+    sb.git(sb.path(), &["init", "-q", "--bare", dest.to_str().unwrap()]);
+    let mut cmd = sb.command(Client::New.program());
+    cmd.current_dir(&dest).args(["index-pack", "--stdin"]);
+    assert!(!run(cmd, Some(pack)).status.success(), "the truncated pack indexes as complete");
+}
+
 /// The raw v0 exchange against a broken repository: packserve exits non-zero, says `fatal:`
 /// with `needle` on band 3 and stderr, and the pack it started (if any) does not index.
 #[track_caller]
@@ -465,13 +478,7 @@ fn raw_fetch_fails(sb: &Sandbox, repo: &Path, needle: &str) {
     let r = pktline::parse_fetch_response(&out);
     let band3 = String::from_utf8_lossy(&r.band3);
     assert!(band3.starts_with("fatal:") && band3.contains(needle), "band 3: {band3:?}");
-    if !r.pack.is_empty() {
-        let mut cmd = sb.command(Client::New.program());
-        let dest = sb.unique("partial");
-        sb.git(sb.path(), &["init", "-q", "--bare", dest.to_str().unwrap()]);
-        cmd.current_dir(&dest).args(["index-pack", "--stdin"]);
-        assert!(!run(cmd, Some(&r.pack)).status.success(), "the truncated pack indexes as complete");
-    }
+    assert_incomplete(sb, &r.pack);
 }
 
 /// One byte of an entry changed (inside a blob's compressed data): its CRC no longer matches
@@ -553,4 +560,35 @@ fn missing_object_is_an_error_naming_it() {
         }
         raw_fetch_fails(&sb, &repo, &oid);
     }
+}
+
+/// A branch advertised, then deleted and its commits pruned before the client's wants arrive:
+/// the fetch fails naming the missing object (git's upload-pack fails the same way), and no
+/// pack is presented as complete.
+#[test]
+fn want_pruned_after_the_advertisement_is_an_error_naming_it() {
+    let sb = Sandbox::new("faults-pruned-want");
+    let repo = generated_repo(&sb, 800, "graph");
+    push_loose_commits(&sb, &repo, "doomed");
+    let doomed = sb.rev_parse(&repo, "refs/heads/doomed");
+    let mut s = Stalled::start(&sb, &repo, None);
+    let adv = s.read_until_flush();
+    assert!(advertised_oids(&adv).contains(&doomed));
+    sb.git(&repo, &["update-ref", "-d", "refs/heads/doomed"]);
+    sb.git(&repo, &["gc", "-q", "--prune=now"]);
+    let gone = sb.git_with(Client::New, &repo, &["cat-file", "-e", &doomed]);
+    assert!(!gone.status.success(), "gc kept {doomed}");
+    let (status, out, err) = s.finish(&v0_request(std::slice::from_ref(&doomed)));
+    assert!(!status.success(), "packserve exited 0: {err}");
+    assert!(err.contains(&doomed), "stderr does not name {doomed}: {err}");
+    // An error where a pack would start: ERR in v0 before the pack, or band 3 during it; no
+    // complete pack.
+    let text = String::from_utf8_lossy(&out);
+    let r = pktline::parse_fetch_response(&out);
+    let band3 = String::from_utf8_lossy(&r.band3);
+    assert!(
+        (text.contains("ERR ") || band3.starts_with("fatal:")) && text.contains(&doomed[..]),
+        "no error naming {doomed} in the response: {text}"
+    );
+    assert_incomplete(&sb, &r.pack);
 }
