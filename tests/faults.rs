@@ -592,3 +592,93 @@ fn want_pruned_after_the_advertisement_is_an_error_naming_it() {
     );
     assert_incomplete(&sb, &r.pack);
 }
+
+/// Advertisements (`--advertise-refs`, which opens every pack) in a tight loop while another
+/// thread makes refs loose and packs them again (`git pack-refs`) and replaces many packs by
+/// one (`git repack -ad`) and back: every advertisement must list every ref, and none may fail.
+/// Before packserve read loose refs first and listed the pack directory again, 827 of 3000
+/// advertisements here were wrong: 802 missed refs, 25 failed on a vanished `.idx`.
+#[test]
+fn advertisements_during_pack_refs_and_repack_are_complete() {
+    let sb = Sandbox::new("faults-advertise");
+    let repo = generated_repo(&sb, 1500, "none");
+    let main = sb.rev_parse(&repo, "main");
+    let older = sb.rev_parse(&repo, "main~1");
+    let stable: String = (0..200).map(|i| format!("create refs/tags/stable{i} {main}\n")).collect();
+    let mut cmd = sb.command(Client::New.program());
+    cmd.current_dir(&repo).args(["update-ref", "--stdin"]);
+    run(cmd, Some(stable.as_bytes())).assert_success();
+    // Twenty packs of the same objects, kept aside to be put back after each repack -ad.
+    let saved = sb.join("saved-packs");
+    std::fs::create_dir(&saved).unwrap();
+    let all = sb.git(&repo, &["rev-list", "--objects", "--all"]);
+    let ids: Vec<&str> = all.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    for chunk in ids.chunks(ids.len().div_ceil(20)) {
+        let mut cmd = sb.command(Client::New.program());
+        cmd.current_dir(&repo).args(["pack-objects", "-q", saved.join("pack").to_str().unwrap()]);
+        run(cmd, Some(format!("{}\n", chunk.join("\n")).as_bytes())).assert_success();
+    }
+    let restore = || {
+        // As git installs a pack: each file written aside, then renamed, the .idx last.
+        for e in std::fs::read_dir(&saved).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".pack") else { continue };
+            for ext in ["pack", "idx"] {
+                let tmp = repo.join(format!("objects/pack/.tmp-{stem}.{ext}"));
+                std::fs::copy(saved.join(format!("{stem}.{ext}")), &tmp).unwrap();
+                std::fs::rename(&tmp, repo.join(format!("objects/pack/{stem}.{ext}"))).unwrap();
+            }
+        }
+    };
+    let stop = AtomicBool::new(false);
+    let limit = std::time::Duration::from_secs(20);
+    let (rounds, failures) = std::thread::scope(|s| {
+        let mutator = s.spawn(|| {
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let value = if i.is_multiple_of(2) { &older } else { &main };
+                let batch: String = (0..40)
+                    .map(|k| format!("update refs/tags/stable{} {value}\n", (i * 40 + k) % 200))
+                    .collect();
+                let mut cmd = sb.command(Client::New.program());
+                cmd.current_dir(&repo).args(["update-ref", "--stdin"]);
+                run(cmd, Some(batch.as_bytes())).assert_success();
+                sb.git(&repo, &["pack-refs", "--all", "--prune"]);
+                if i.is_multiple_of(3) {
+                    restore();
+                    sb.git(&repo, &["-c", "repack.writeBitmaps=false", "repack", "-adq"]);
+                }
+                i += 1;
+            }
+            i
+        });
+        let start = std::time::Instant::now();
+        let mut failures = Vec::new();
+        let mut rounds = 0;
+        while start.elapsed() < limit && rounds < 3000 {
+            rounds += 1;
+            let out = sb.serve(Server::UnderTest, &["--advertise-refs", repo.to_str().unwrap()], None, None);
+            let tags = out.stdout_str().matches(" refs/tags/stable").count();
+            if !out.status.success() || tags != 200 {
+                failures.push(format!(
+                    "exit {:?}, {tags} of 200 refs: {}",
+                    out.code(),
+                    out.stderr_str().trim()
+                ));
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let changes = mutator.join().unwrap();
+        eprintln!(
+            "{rounds} advertisements during {changes} rounds of pack-refs (and repack -ad every third)"
+        );
+        (rounds, failures)
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {rounds} advertisements wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(rounds >= 100, "only {rounds} advertisements");
+}
