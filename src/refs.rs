@@ -156,20 +156,38 @@ fn resolve(
     Err(None)
 }
 
+/// Every ref under `refs/`, sorted by name, read in git's order: the loose refs first, then
+/// `packed-refs` (a fresh read), a loose ref winning over its packed copy. A concurrent
+/// `git pack-refs` writes `packed-refs` before it deletes the loose files, so a ref it moves
+/// is seen in one or the other; reading `packed-refs` first could miss it.
+fn all_refs(repo: &gix::Repository) -> Result<Vec<gix::refs::Reference>, RefsError> {
+    let read_err = |e: &dyn std::fmt::Display| RefsError::Read(e.to_string());
+    let mut by_name = std::collections::BTreeMap::new();
+    // A loose ref that vanishes between listing and reading is an error item: packed now.
+    for r in repo.refs.loose_iter().map_err(|e| read_err(&e))?.flatten() {
+        by_name.insert(r.name.as_bstr().to_owned(), r);
+    }
+    if let Some(packed) = repo.refs.open_packed_buffer().map_err(|e| read_err(&e))? {
+        for r in packed.iter().map_err(|e| read_err(&e))?.flatten() {
+            by_name.entry(r.name.as_bstr().to_owned()).or_insert_with(|| r.into());
+        }
+    }
+    Ok(by_name.into_values().collect())
+}
+
 /// Loads the visible refs of `repo`.
 pub fn load(repo: &gix::Repository, odb: &Odb, view: &RefView) -> Result<RefSet, RefsError> {
     let mut set = RefSet::default();
     let prefix = view.prefix();
     set.namespaced = !prefix.is_empty();
-    let platform = repo.references().map_err(|e| RefsError::Read(e.to_string()))?;
-    let iter = platform.all().map_err(|e| RefsError::Read(e.to_string()))?;
+    let iter = all_refs(repo)?;
     let strip = |full: &[u8]| -> Option<BString> {
         full.strip_prefix(prefix.as_bytes())
             .filter(|n| n.starts_with(b"refs/"))
             .map(|n| n.as_bstr().to_owned())
     };
     for r in iter {
-        let Ok(r) = r else { continue };
+        let r = gix::prelude::ReferenceExt::attach(r, repo);
         let full = r.name().as_bstr().to_owned();
         let Some(name) = strip(&full) else { continue };
         let stored_peel = r.inner.peeled;

@@ -71,7 +71,7 @@ pub fn write_whole_pack<W: Write>(
         let index = p.index_at_pack_position(r).ok_or_else(|| corrupt(p, format!("no entry {r}")))?;
         let off = p.index().pack_offset_at_index(index);
         let next = p.offset_at_pack_position(r + 1);
-        if next <= off {
+        if next <= off || next > p.entries_end() {
             return Err(corrupt(p, format!("bad entry bounds at offset {off}")));
         }
         let raw = p.bytes(off, next);
@@ -148,7 +148,7 @@ pub(super) fn write_run<W: Write>(
         let index = p.index_at_pack_position(r).ok_or_else(|| corrupt(p, format!("no entry {r}")))?;
         let off = p.index().pack_offset_at_index(index);
         let next = p.offset_at_pack_position(r + 1);
-        if next <= off || next > v.end {
+        if next <= off || next > v.end || next > p.entries_end() {
             return Err(corrupt(p, format!("bad entry bounds at offset {off}")));
         }
         let raw = p.bytes(off, next);

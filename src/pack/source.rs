@@ -20,6 +20,18 @@ pub enum SourceError {
     Corrupt { path: PathBuf, what: String },
 }
 
+/// How many times the pack directory is listed again when a listed pack vanished before it
+/// could be opened (a repack deleting it): each time means another repack finished meanwhile.
+const RESCANS: u32 = 8;
+
+/// Why listing and opening the packs failed.
+enum Listed {
+    /// A listed pack was deleted before it was opened: list again.
+    Vanished(SourceError),
+    /// A pack that is there cannot be used.
+    Failed(SourceError),
+}
+
 /// Which pack, as an index into [`PackSet::packs`].
 pub type PackId = u32;
 
@@ -82,9 +94,19 @@ impl Pack {
         if data.len() < 12 + trailer || &data[..4] != b"PACK" {
             return Err(SourceError::Corrupt { path, what: "bad header".into() });
         }
+        let version = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+        if version != 2 && version != 3 {
+            return Err(SourceError::Corrupt { path, what: format!("unsupported version {version}") });
+        }
         let count = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
         if count != idx.num_objects() {
             return Err(SourceError::Corrupt { path, what: "object count differs from its index".into() });
+        }
+        // The trailer must be the checksum the index was made for: a truncated pack, a damaged
+        // trailer or a pack replaced under its index fails here, not in the client's index-pack.
+        // (Entry bytes are checked against the index's CRCs as they are copied.)
+        if data[data.len() - trailer..] != *idx.pack_checksum().as_bytes() {
+            return Err(SourceError::Corrupt { path, what: "trailer does not match its index".into() });
         }
         let rev_path = idx_path.with_extension("rev");
         Ok(Pack {
@@ -136,7 +158,10 @@ impl Pack {
         let ok = m.len() == 12 + 4 * n + 2 * hash_len
             && &m[..4] == b"RIDX"
             && u32::from_be_bytes([m[4], m[5], m[6], m[7]]) == 1
-            && u32::from_be_bytes([m[8], m[9], m[10], m[11]]) == want_id;
+            && u32::from_be_bytes([m[8], m[9], m[10], m[11]]) == want_id
+            // It names this pack, and every position it holds is an index position.
+            && m[12 + 4 * n..12 + 4 * n + hash_len] == *self.checksum()
+            && m[12..12 + 4 * n].chunks_exact(4).all(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) < n as u32);
         ok.then_some(m)
     }
 
@@ -289,7 +314,28 @@ pub struct PackSet {
 
 impl PackSet {
     /// Opens every `pack-*.idx` in `objects_dirs/pack`, newest first (as git prefers them).
+    ///
+    /// A concurrent `git repack -d` or `git gc` may delete a listed pack (its `.idx` or its
+    /// `.pack`) before it is opened; its objects are then in a pack written before the deletion,
+    /// so the directory is listed again, as git's `reprepare_packed_git` does. Once mapped, a pack
+    /// stays readable for the whole session even if it is unlinked.
     pub fn open(objects_dirs: &[PathBuf], hash: gix::hash::Kind) -> Result<Self, SourceError> {
+        let mut attempts = 0;
+        loop {
+            match Self::open_listed(objects_dirs, hash) {
+                Ok(set) => return Ok(set),
+                Err(Listed::Vanished(e)) if attempts < RESCANS => {
+                    attempts += 1;
+                    // Give the repack a moment to finish deleting what it replaced.
+                    std::thread::sleep(std::time::Duration::from_millis(5 << attempts.min(6)));
+                    drop(e);
+                }
+                Err(Listed::Vanished(e) | Listed::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    fn open_listed(objects_dirs: &[PathBuf], hash: gix::hash::Kind) -> Result<Self, Listed> {
         let mut found = Vec::new();
         for dir in objects_dirs {
             let Ok(rd) = std::fs::read_dir(dir.join("pack")) else {
@@ -308,7 +354,13 @@ impl PackSet {
         found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         let mut packs = Vec::with_capacity(found.len());
         for (_, p) in found {
-            packs.push(Pack::open(&p, hash)?);
+            match Pack::open(&p, hash) {
+                Ok(pack) => packs.push(pack),
+                Err(e) if !p.exists() || !p.with_extension("pack").exists() => {
+                    return Err(Listed::Vanished(e))
+                }
+                Err(e) => return Err(Listed::Failed(e)),
+            }
         }
         Ok(PackSet { packs, hash })
     }
