@@ -320,7 +320,8 @@ impl SshServer {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nHostKey {}\nPidFile {}\n\
              AuthorizedKeysFile {}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAcceptEnv GIT_PROTOCOL\n\
-             PubkeyAcceptedAlgorithms +ssh-rsa\nLogLevel VERBOSE\nPrintMotd no\n",
+             PubkeyAcceptedAlgorithms +ssh-rsa\nLogLevel VERBOSE\nPrintMotd no\n\
+             MaxStartups 200\nMaxSessions 200\n",
             host_ed.display(),
             host_ec.display(),
             dir.join("sshd.pid").display(),
