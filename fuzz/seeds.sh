@@ -59,7 +59,26 @@ for v in 0 1 2; do
 	capture want-ref $v open git -C "$tmp/side$v" -c protocol.version=$v fetch -q --upload-pack "$tmp/up.sh" origin refs/tags/v1
 done
 # Stateless (smart HTTP) forms: the same requests, one round each.
-for s in $c/session/seed-*-v2; do printf 'v2 stateless' >"$s-stateless"; tail -c +3 "$s" >>"$s-stateless"; done
+# v2: each command request of a capture on its own (smart HTTP sends one per POST); v0: the
+# whole request is what the last POST of a negotiation carries.
+python3 - "$c/session" <<'PY'
+import glob, sys
+for path in glob.glob(sys.argv[1] + "/seed-*-v[02]"):
+    head, data = open(path, "rb").read().split(b"\n", 1)
+    if head.startswith(b"v0"):
+        open(path + "-stateless", "wb").write(head + b" stateless\n" + data)
+        continue
+    reqs, i, start = [], 0, 0
+    while i + 4 <= len(data):
+        n = int(data[i:i + 4], 16)
+        i += 4 if n < 4 else n
+        if n == 0:
+            reqs.append(data[start:i])
+            start = i
+    for k, r in enumerate(reqs):
+        if b"command=fetch" in r[:24] or k == 0:
+            open(f"{path}-stateless{k}", "wb").write(head + b" stateless\n" + r)
+PY
 printf 'v0 stateless advertise\n' >$c/session/seed-advertise-v0
 printf 'v2 advertise trace\n' >$c/session/seed-advertise-v2
 

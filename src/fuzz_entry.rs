@@ -297,6 +297,11 @@ fn fixture_repos() -> &'static [crate::repo::Repo; 2] {
 /// run (words: `v0`/`v1`/`v2`, `stateless`, `advertise`, `open` for the permissive repository,
 /// `trace` for `GIT_TRACE_PACKET` into memory); the rest is what the client sends.
 pub fn session(data: &[u8]) {
+    let _ = session_output(data);
+}
+
+/// [`session`], returning what the server wrote.
+pub fn session_output(data: &[u8]) -> Vec<u8> {
     let (head, input) = match data.iter().position(|&b| b == b'\n') {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (data, &b""[..]),
@@ -324,4 +329,5 @@ pub fn session(data: &[u8]) {
     };
     let mut out = Vec::new();
     let _ = session::serve(repo, input, &mut out, settings, &mut Summary::default());
+    out
 }
