@@ -123,8 +123,8 @@ pub fn filter(data: &[u8]) {
     }
 }
 
-/// The ssh forced command: `SSH_ORIGINAL_COMMAND` parsing and dequoting, and where the path
-/// points below a root (pure path arithmetic, nothing is opened).
+/// The ssh forced command: `SSH_ORIGINAL_COMMAND` parsing and dequoting, where the path points
+/// below a root, and the lookup of that path below the fixture root (`--allow` globs included).
 pub fn shell(data: &[u8]) {
     let cmd = String::from_utf8_lossy(data);
     let _ = shell::sq_dequote(&cmd);
@@ -138,11 +138,47 @@ pub fn shell(data: &[u8]) {
                 let _ = request::glob_match(pattern, &name);
             }
         }
+        for args in front_ends().0.iter() {
+            let _ = shell::locate(args, &req.path);
+        }
     }
 }
 
+/// The front-ends' arguments on the fixture root, parsed as `packserve` parses them (so they
+/// follow the CLI): `shell` with and without `--allow`, `inetd` with and without
+/// `--strict-paths` and a whitelist.
+#[allow(clippy::type_complexity)]
+fn front_ends() -> &'static (Vec<crate::cli::ShellArgs>, Vec<crate::cli::InetdArgs>) {
+    static ARGS: OnceLock<(Vec<crate::cli::ShellArgs>, Vec<crate::cli::InetdArgs>)> = OnceLock::new();
+    ARGS.get_or_init(|| {
+        let root = fixture_root().to_string_lossy().into_owned();
+        let parse = |argv: &[&str]| {
+            crate::cli::parse(argv.iter().map(Into::into).collect()).expect("fuzz front-end arguments parse")
+        };
+        let shells = [vec!["shell", "--root", &root], vec!["shell", "--root", &root, "--allow", "open*"]]
+            .into_iter()
+            .map(|a| match parse(&[&["packserve"][..], &a].concat()) {
+                crate::cli::Mode::Shell(s) => s,
+                _ => unreachable!("packserve shell parses as the shell mode"),
+            })
+            .collect();
+        let inetds = [
+            vec!["inetd", "--base-path", &root, "--export-all"],
+            vec!["inetd", "--strict-paths", "--export-all", &root],
+        ]
+        .into_iter()
+        .map(|a| match parse(&[&["packserve"][..], &a].concat()) {
+            crate::cli::Mode::Inetd(i) => i,
+            _ => unreachable!("packserve inetd parses as the inetd mode"),
+        })
+        .collect();
+        (shells, inetds)
+    })
+}
+
 /// The git:// daemon request: the first pkt-line of the connection, its payload parsed as
-/// git daemon does, the path's alias check and the protocol version of its extra parameters.
+/// git daemon does, the path's alias check, the protocol version of its extra parameters, and
+/// the path's lookup below the fixture root (`--base-path`, `--strict-paths`, whitelist).
 pub fn daemon(data: &[u8]) {
     let mut r = PktReader::new(data);
     let Ok(Some(Packet::Data(payload))) = r.read() else { return };
@@ -151,6 +187,9 @@ pub fn daemon(data: &[u8]) {
             let _ = request::is_aliased(&req.path);
             let _ = request::has_dot_dot(&req.path);
             let _ = upload_pack::protocol_version(req.git_protocol.as_deref());
+            for args in front_ends().1.iter() {
+                let _ = inetd::path_ok(args, &req.path);
+            }
         }
         Err(e) => {
             let _ = e.client_message("/x", true);
