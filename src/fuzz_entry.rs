@@ -271,6 +271,8 @@ git checkout -q main
 t=$((t + 1000))
 GIT_AUTHOR_DATE="$t +0000" GIT_COMMITTER_DATE="$t +0000" git merge -q --no-edit side
 git update-ref refs/hidden/secret HEAD~4
+git update-ref refs/namespaces/n/refs/heads/main HEAD~1
+git symbolic-ref refs/namespaces/n/HEAD refs/namespaces/n/refs/heads/main
 cd ..
 for r in strict open; do
   git init -q --bare "$r.git"
@@ -334,7 +336,8 @@ fn fixture_repos() -> &'static [crate::repo::Repo; 2] {
 
 /// A whole session on a fixture repository. The first line of the input chooses how it is
 /// run (words: `v0`/`v1`/`v2`, `stateless`, `advertise`, `open` for the permissive repository,
-/// `trace` for `GIT_TRACE_PACKET` into memory); the rest is what the client sends.
+/// `trace` for `GIT_TRACE_PACKET` into memory, `namespace` for `GIT_NAMESPACE=n`); the rest
+/// is what the client sends.
 pub fn session(data: &[u8]) {
     let _ = session_output(data);
 }
@@ -360,7 +363,7 @@ pub fn session_output(data: &[u8]) -> Vec<u8> {
         crate::trace::Trace(std::rc::Rc::new(std::cell::RefCell::new(sink)))
     });
     let settings = Settings {
-        namespace: None,
+        namespace: has("namespace").then(|| "n".to_owned()),
         trace,
         version,
         stateless_rpc: has("stateless"),
