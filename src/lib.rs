@@ -6,6 +6,8 @@
 pub mod cli;
 pub mod config;
 pub mod frontend;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod log;
 pub mod negotiate;
 pub mod odb;

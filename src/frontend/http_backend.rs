@@ -271,7 +271,7 @@ pub fn refusal_response(r: &Refusal) -> Vec<u8> {
 
 /// The request body as the session reads it: at most `CONTENT_LENGTH` bytes (all of stdin
 /// for a chunked request, which the server has already de-chunked), gunzipped if needed.
-fn body<'a, R: Read + 'a>(cgi: &Cgi, stdin: R) -> Box<dyn Read + 'a> {
+pub(crate) fn body<'a, R: Read + 'a>(cgi: &Cgi, stdin: R) -> Box<dyn Read + 'a> {
     let limited: Box<dyn Read> =
         match cgi.content_length.as_deref().and_then(|l| l.trim().parse::<u64>().ok()) {
             Some(n) => Box::new(stdin.take(n)),

@@ -69,9 +69,11 @@ fn url_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+        // Bytes, not `&s[..]`: a multi-byte character after `%` is no slicing point.
+        if let (b'%', Some(&h), Some(&l)) = (b[i], b.get(i + 1), b.get(i + 2)) {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(h), hex(l)) {
+                out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
             }
@@ -299,6 +301,14 @@ mod tests {
             Filter::parse("combine:sparse%3Aoid%3Dmain%3A.sparse+tree:1"),
             Ok(Filter::Combine(vec![Filter::SparseOid("main:.sparse".into()), Filter::TreeDepth(1)]))
         );
+    }
+
+    #[test]
+    fn multibyte_after_percent_is_no_escape() {
+        // Found by fuzzing (v0_request): slicing the str at `%` + 2 bytes panicked.
+        assert_eq!(Filter::parse("combine:blob:none+%\u{e9}"), Err(FilterError::Invalid("%\u{e9}".into())));
+        assert_eq!(Filter::parse("combine:%e9"), Err(FilterError::Invalid("\u{fffd}".into())));
+        assert_eq!(Filter::parse("combine:tree%3a1"), Ok(Filter::Combine(vec![Filter::TreeDepth(1)])));
     }
 
     #[test]
