@@ -139,7 +139,7 @@ pub fn shell(data: &[u8]) {
             }
         }
         for args in front_ends().0.iter() {
-            let _ = shell::locate(args, &req.path);
+            let _ = shell::locate(args, &req.path, &crate::repo::Ownership::any_owner());
         }
     }
 }
@@ -188,7 +188,7 @@ pub fn daemon(data: &[u8]) {
             let _ = request::has_dot_dot(&req.path);
             let _ = upload_pack::protocol_version(req.git_protocol.as_deref());
             for args in front_ends().1.iter() {
-                let _ = inetd::path_ok(args, &req.path);
+                let _ = inetd::path_ok(args, &req.path, &crate::repo::Ownership::any_owner());
             }
         }
         Err(e) => {
