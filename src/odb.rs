@@ -116,6 +116,13 @@ impl Odb {
         self.objects.exists(id)
     }
 
+    /// Whether the object exists, answered by the commit-graph when it lists the object (a
+    /// small table, where a lookup in a big pack index touches pages all over it): for ref
+    /// tips, of which there can be many.
+    pub fn exists_quick(&self, id: &oid) -> bool {
+        self.graph.as_ref().is_some_and(|g| g.lookup(id).is_some()) || self.objects.exists(id)
+    }
+
     /// The kind of an object, `None` if it doesn't exist.
     pub fn kind(&self, id: &oid) -> Result<Option<Kind>, OdbError> {
         if self.graph.as_ref().is_some_and(|g| g.lookup(id).is_some()) {

@@ -590,6 +590,20 @@ fn advertises(sb: &Sandbox, server: Server, path: &Path, env: &[(&str, String)],
     run(cmd, None)
 }
 
+/// `packserve http-backend` answering `GET /r.git/info/refs?service=git-upload-pack` below
+/// `root` (export-all), with `env` added.
+fn http_info_refs(sb: &Sandbox, root: &Path, env: &[(&str, String)]) -> Output {
+    let mut cmd = sb.command(server_under_test());
+    cmd.arg("http-backend")
+        .env("REQUEST_METHOD", "GET")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("PATH_INFO", "/r.git/info/refs")
+        .env("QUERY_STRING", "service=git-upload-pack")
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    run(cmd, None)
+}
+
 fn safe_env(value: &str) -> Vec<(&'static str, String)> {
     vec![
         ("GIT_CONFIG_COUNT", "1".into()),
@@ -776,15 +790,7 @@ fn ownership_through_the_front_ends() {
             );
         }
         // http-backend
-        let mut cmd = sb.command(server_under_test());
-        cmd.arg("http-backend")
-            .env("REQUEST_METHOD", "GET")
-            .env("GIT_PROJECT_ROOT", &root)
-            .env("PATH_INFO", "/r.git/info/refs")
-            .env("QUERY_STRING", "service=git-upload-pack")
-            .env("GIT_HTTP_EXPORT_ALL", "1")
-            .envs(env.iter().map(|(k, v)| (k, v)));
-        let out = run(cmd, None);
+        let out = http_info_refs(&sb, &root, &env);
         let text = out.stdout_str();
         if hatch {
             assert!(text.contains("refs/heads/main") && !text.starts_with("Status:"), "http:\n{out}");
@@ -1315,15 +1321,7 @@ fn a_trusted_foreign_repository_keeps_its_own_refusals() {
         .envs(env.iter().map(|(k, v)| (k, v)));
     let out = run(cmd, Some(&pktline::data("git-upload-pack /r.git\0host=x\0")));
     assert!(out.stdout_str().contains("ERR service not enabled"), "inetd:\n{out}");
-    let mut cmd = sb.command(server_under_test());
-    cmd.arg("http-backend")
-        .env("REQUEST_METHOD", "GET")
-        .env("GIT_PROJECT_ROOT", &root)
-        .env("PATH_INFO", "/r.git/info/refs")
-        .env("QUERY_STRING", "service=git-upload-pack")
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .envs(env.iter().map(|(k, v)| (k, v)));
-    let out = run(cmd, None);
+    let out = http_info_refs(&sb, &root, &env);
     assert!(out.stdout_str().starts_with("Status: 403"), "http:\n{out}");
     let out = advertises(&sb, Server::UnderTest, &repo, &env, &[]).assert_success();
     assert!(!out.stdout_str().contains("refs/tags"), "hideRefs ignored:\n{out}");

@@ -283,8 +283,8 @@ pub(crate) fn send_pack<W: Write>(
             filter: req.filter.as_ref().is_some_and(|f| !f.filter.decides_by_type()),
             ..bitmap_conditions(repo)
         };
-        let index =
-            bitmap::open_if_eligible(&repo.packs, &repo.repo.common_dir().join("objects/pack"), conditions);
+        let packs = repo.packs().map_err(SessionError::internal)?;
+        let index = bitmap::open_if_eligible(packs, &repo.repo.common_dir().join("objects/pack"), conditions);
         let mut sel = bitmap::select_or_walk(
             index.as_ref(),
             &repo.odb,
@@ -300,14 +300,14 @@ pub(crate) fn send_pack<W: Write>(
         sb.progress(&format!("Enumerating objects: {}, done{how}.\n", sel.len()))?;
         // The list moves into the plan (membership answers stay with the selection).
         let objects = std::mem::take(&mut sel.objects);
-        let mut plan = Plan::new(objects.into_iter().map(|o| (o.id, o.kind, o.name_hash)), &repo.packs);
+        let mut plan = Plan::new(objects.into_iter().map(|o| (o.id, o.kind, o.name_hash)), packs);
         plan.verbatim = sel.verbatim;
         let stats = {
             let mut on_entry = |_: &writer::PackStats| {};
             writer::write_pack(
                 &mut sb,
                 &plan,
-                &repo.packs,
+                packs,
                 &repo.odb,
                 &writer::Known {
                     is_sent: &|id| sel.is_sent(id),
