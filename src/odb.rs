@@ -111,15 +111,9 @@ impl Odb {
         self.hash
     }
 
-    /// Whether the object exists (packed or loose).
+    /// Whether the object exists (packed or loose). The commit-graph answers for the commits
+    /// it lists: a small table, where a lookup in a big pack index touches pages all over it.
     pub fn exists(&self, id: &oid) -> bool {
-        self.objects.exists(id)
-    }
-
-    /// Whether the object exists, answered by the commit-graph when it lists the object (a
-    /// small table, where a lookup in a big pack index touches pages all over it): for ref
-    /// tips, of which there can be many.
-    pub fn exists_quick(&self, id: &oid) -> bool {
         self.graph.as_ref().is_some_and(|g| g.lookup(id).is_some()) || self.objects.exists(id)
     }
 

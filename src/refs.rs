@@ -192,7 +192,7 @@ pub fn load(repo: &gix::Repository, odb: &Odb, view: &RefView) -> Result<RefSet,
         let Some(name) = strip(&full) else { continue };
         let stored_peel = r.inner.peeled;
         let Ok((id, symref_target)) = resolve(repo, r) else { continue };
-        if !odb.exists_quick(&id) {
+        if !odb.exists(&id) {
             continue;
         }
         let peeled = peeled(odb, &id, stored_peel);
@@ -212,7 +212,7 @@ pub fn load(repo: &gix::Repository, odb: &Odb, view: &RefView) -> Result<RefSet,
     if let Ok(Some(head)) = repo.try_find_reference(head_full.as_str()) {
         let symbolic = matches!(head.target(), gix::refs::TargetRef::Symbolic(_));
         match resolve(repo, head) {
-            Ok((id, target)) if odb.exists_quick(&id) => {
+            Ok((id, target)) if odb.exists(&id) => {
                 let symref_target = if symbolic { target.map(|t| strip(&t).unwrap_or(t)) } else { None };
                 set.head_symref.clone_from(&symref_target);
                 let head = Ref { name: "HEAD".into(), peeled: peeled(odb, &id, None), id, symref_target };

@@ -428,11 +428,14 @@ impl Count<'_, '_> {
     /// Clears from `sent` what `filter` leaves out, keeping the objects the client named
     /// (`wants`), as git's bitmap filters do. Blob sizes come from the object headers.
     fn filter(&self, sent: &mut Bits, filter: &Filter, wants: &[ObjectId]) -> Result<(), BitmapError> {
-        let named: Vec<u32> = wants.iter().filter_map(|w| self.position(w)).collect();
+        let mut named = Bits::new();
+        for p in wants.iter().filter_map(|w| self.position(w)) {
+            named.set(p as usize);
+        }
         let mut left_out = Bits::new();
         for pos in sent.iter() {
             let p = pos as u32;
-            if named.contains(&p) {
+            if named.get(pos) {
                 continue;
             }
             let (kind, id) = if p < self.index.num_objects {
