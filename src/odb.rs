@@ -2,6 +2,7 @@
 //! object database), tree entries and tag targets. Read-only; never fetches from promisors.
 
 use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 
 use gix::hash::{oid, ObjectId};
 use gix::objs::Exists;
@@ -57,33 +58,44 @@ pub struct Odb {
     shallow: gix::hashtable::HashSet<ObjectId>,
 }
 
+/// Object directories: the repository's own, then its alternates (recursively, as git reads them).
+pub fn object_dirs(objects: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![objects.to_path_buf()];
+    let mut i = 0;
+    while i < dirs.len() && dirs.len() < 64 {
+        let dir = dirs[i].clone();
+        if let Ok(text) = std::fs::read_to_string(dir.join("info/alternates")) {
+            for line in text.lines() {
+                let line = line.trim_end();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let p = PathBuf::from(line);
+                let p = if p.is_absolute() { p } else { dir.join(p) };
+                let p = p.canonicalize().unwrap_or(p);
+                if !dirs.contains(&p) {
+                    dirs.push(p);
+                }
+            }
+        }
+        i += 1;
+    }
+    dirs
+}
+
 /// The commit-graph of the first alternate object directory that has one, as git uses it
 /// when the repository has none of its own (forks sharing a network's objects).
 fn alternate_graph(repo: &gix::Repository) -> Option<gix::commitgraph::Graph> {
-    use std::os::unix::ffi::OsStrExt;
     let store = repo.objects.store_ref();
     if repo.config_snapshot().boolean("core.commitGraph") == Some(false)
         || store.replacements().next().is_some()
     {
         return None;
     }
-    // Breadth-first over the alternates chain, as git lists object directories; bounded as
-    // git bounds alternate nesting.
-    let mut dirs = vec![store.path().to_owned()];
-    let mut next = 0;
-    while next < dirs.len() && dirs.len() <= 16 {
-        let dir = dirs[next].clone();
-        next += 1;
-        let Ok(list) = std::fs::read(dir.join("info/alternates")) else { continue };
-        for line in list.split(|&b| b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#') {
-            let alt = dir.join(std::ffi::OsStr::from_bytes(line));
-            if let Ok(g) = gix::commitgraph::Graph::at(&alt.join("info"), repo.object_hash(), None) {
-                return Some(g);
-            }
-            dirs.push(alt);
-        }
-    }
-    None
+    object_dirs(store.path())
+        .iter()
+        .skip(1)
+        .find_map(|alt| gix::commitgraph::Graph::at(&alt.join("info"), repo.object_hash(), None).ok())
 }
 
 impl Odb {

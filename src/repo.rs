@@ -283,31 +283,6 @@ pub fn is_git_directory(dir: &Path) -> bool {
     head_ok && common.join("objects").is_dir() && common.join("refs").is_dir()
 }
 
-/// Object directories: the repository's own, then its alternates (recursively, as git reads them).
-fn object_dirs(objects: &Path) -> Vec<PathBuf> {
-    let mut dirs = vec![objects.to_path_buf()];
-    let mut i = 0;
-    while i < dirs.len() && dirs.len() < 64 {
-        let dir = dirs[i].clone();
-        if let Ok(text) = std::fs::read_to_string(dir.join("info/alternates")) {
-            for line in text.lines() {
-                let line = line.trim_end();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let p = PathBuf::from(line);
-                let p = if p.is_absolute() { p } else { dir.join(p) };
-                let p = p.canonicalize().unwrap_or(p);
-                if !dirs.contains(&p) {
-                    dirs.push(p);
-                }
-            }
-        }
-        i += 1;
-    }
-    dirs
-}
-
 impl Repo {
     /// Opens the repository at `git_dir` (already found, and its ownership checked, by
     /// [`enter_repo`]); `overrides` are
@@ -335,8 +310,10 @@ impl Repo {
         if let Some(p) = self.packs.get() {
             return Ok(p);
         }
-        let set =
-            PackSet::open(&object_dirs(&self.repo.common_dir().join("objects")), self.repo.object_hash())?;
+        let set = PackSet::open(
+            &crate::odb::object_dirs(&self.repo.common_dir().join("objects")),
+            self.repo.object_hash(),
+        )?;
         Ok(self.packs.get_or_init(|| set))
     }
 }
