@@ -941,8 +941,14 @@ fn limits_by_config_reach_the_client() {
         let t = sb.try_clone(client, protocol, Server::UnderTest, &repo, &dest, &["--mirror"]);
         let err = t.output.stderr_str();
         assert!(!t.output.status.success(), "{}: clone with maxWants=2 succeeded", label(client, protocol));
+        // Normally the client shows the ERR line. In v0 a clone writes "done" after its wants;
+        // when packserve has already refused and exited, that write kills the client with
+        // SIGPIPE before it reads the ERR line (git's upload-pack races the same way), and
+        // what the user sees is packserve's own message on stderr.
         assert!(
-            err.contains("remote error: upload-pack: more than 2 wants (packserve.maxWants)"),
+            err.contains("remote error: upload-pack: more than 2 wants (packserve.maxWants)")
+                || (protocol == 0
+                    && err.contains("fatal: upload-pack: more than 2 wants (packserve.maxWants)")),
             "{}: {err}",
             label(client, protocol)
         );
