@@ -8,6 +8,9 @@ use gix::hash::{oid, ObjectId};
 use gix::objs::Exists;
 use gix::objs::Kind;
 
+use crate::pack::read::Reader;
+use crate::pack::source::{Location, PackSet, SourceError};
+
 /// Errors reading objects.
 #[derive(Debug, thiserror::Error)]
 pub enum OdbError {
@@ -49,8 +52,16 @@ pub enum EntryKind {
 const PACK_CACHE_BYTES: usize = 16 << 20;
 
 /// The object database as the walk sees it.
+///
+/// Once the packs are mapped ([`Odb::packs`], when a pack is first to be written) packed
+/// objects are read through that mapping ([`crate::pack::read`]) and gix's object database
+/// serves only loose objects and what arrived later; before that (advertisements, ls-refs,
+/// checking wants) gix answers everything and no pack is mapped.
 pub struct Odb {
     objects: gix::OdbHandle,
+    packs: std::sync::OnceLock<PackSet>,
+    object_dirs: Vec<PathBuf>,
+    reader: RefCell<Reader>,
     graph: Option<gix::commitgraph::Graph>,
     hash: gix::hash::Kind,
     buf: RefCell<Vec<u8>>,
@@ -110,7 +121,40 @@ impl Odb {
         let shallow = std::fs::read(repo.common_dir().join("shallow"))
             .map(|text| text.split(|&b| b == b'\n').filter_map(|l| hex_oid(l, hash)).collect())
             .unwrap_or_default();
-        Odb { objects, graph, hash, buf: RefCell::new(Vec::new()), shallow }
+        Odb {
+            objects,
+            packs: std::sync::OnceLock::new(),
+            object_dirs: object_dirs(&repo.common_dir().join("objects")),
+            reader: RefCell::new(Reader::default()),
+            graph,
+            hash,
+            buf: RefCell::new(Vec::new()),
+            shallow,
+        }
+    }
+
+    /// The repository's packs (its own and its alternates'), mapped on first use.
+    pub fn packs(&self) -> Result<&PackSet, SourceError> {
+        if let Some(p) = self.packs.get() {
+            return Ok(p);
+        }
+        let set = PackSet::open(&self.object_dirs, self.hash)?;
+        Ok(self.packs.get_or_init(|| set))
+    }
+
+    /// Lets go of the decoded delta bases kept for the walk.
+    pub fn drop_caches(&self) {
+        *self.reader.borrow_mut() = Reader::default();
+    }
+
+    /// Where `id` is in the mapped packs (`None` before they are mapped, or if it is loose).
+    fn packed(&self, id: &oid) -> Option<(&PackSet, Location)> {
+        let packs = self.packs.get()?;
+        packs.locate(id).map(|loc| (packs, loc))
+    }
+
+    fn pack_error(id: &oid, e: SourceError) -> OdbError {
+        OdbError::Read { id: id.to_owned(), message: e.to_string() }
     }
 
     /// The repository's own shallow commits (it is a shallow clone itself when not empty).
@@ -126,13 +170,18 @@ impl Odb {
     /// Whether the object exists (packed or loose). The commit-graph answers for the commits
     /// it lists: a small table, where a lookup in a big pack index touches pages all over it.
     pub fn exists(&self, id: &oid) -> bool {
-        self.graph.as_ref().is_some_and(|g| g.lookup(id).is_some()) || self.objects.exists(id)
+        self.graph.as_ref().is_some_and(|g| g.lookup(id).is_some())
+            || self.packed(id).is_some()
+            || self.objects.exists(id)
     }
 
     /// The kind of an object, `None` if it doesn't exist.
     pub fn kind(&self, id: &oid) -> Result<Option<Kind>, OdbError> {
         if self.graph.as_ref().is_some_and(|g| g.lookup(id).is_some()) {
             return Ok(Some(Kind::Commit));
+        }
+        if let Some((packs, loc)) = self.packed(id) {
+            return self.reader.borrow_mut().kind(packs, loc).map(Some).map_err(|e| Self::pack_error(id, e));
         }
         match gix::objs::FindHeader::try_header(&self.objects, id) {
             Ok(h) => Ok(h.map(|h| h.kind)),
@@ -142,6 +191,9 @@ impl Odb {
 
     /// The size of an object, `None` if it doesn't exist.
     pub fn size(&self, id: &oid) -> Result<Option<u64>, OdbError> {
+        if let Some((packs, loc)) = self.packed(id) {
+            return self.reader.borrow_mut().size(packs, loc).map(Some).map_err(|e| Self::pack_error(id, e));
+        }
         match gix::objs::FindHeader::try_header(&self.objects, id) {
             Ok(h) => Ok(h.map(|h| h.size)),
             Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
@@ -150,6 +202,9 @@ impl Odb {
 
     /// Reads the whole object into `buf`, returning its kind.
     pub fn read(&self, id: &oid, buf: &mut Vec<u8>) -> Result<Kind, OdbError> {
+        if let Some((packs, loc)) = self.packed(id) {
+            return self.reader.borrow_mut().read(packs, loc, buf).map_err(|e| Self::pack_error(id, e));
+        }
         match gix::objs::Find::try_find(&self.objects, id, buf) {
             Ok(Some(d)) => Ok(d.kind),
             Ok(None) => Err(OdbError::Missing(id.to_owned())),

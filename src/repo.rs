@@ -16,9 +16,6 @@ pub struct Repo {
     pub repo: gix::Repository,
     /// Objects for walking.
     pub odb: Odb,
-    /// Mapped packs for streaming, opened when a pack is first to be written (an
-    /// advertisement or ls-refs needs none, and opening reads through every pack index).
-    packs: std::sync::OnceLock<PackSet>,
     /// The configuration keys packserve honours.
     pub config: ServeConfig,
 }
@@ -302,19 +299,12 @@ impl Repo {
         repo.clear_namespace();
         let odb = Odb::new(&repo);
         let config = ServeConfig::from_repo(&repo);
-        Ok(Repo { repo, odb, packs: std::sync::OnceLock::new(), config })
+        Ok(Repo { repo, odb, config })
     }
 
     /// The repository's packs (its own and its alternates'), mapped on first use.
     pub fn packs(&self) -> Result<&PackSet, crate::pack::source::SourceError> {
-        if let Some(p) = self.packs.get() {
-            return Ok(p);
-        }
-        let set = PackSet::open(
-            &crate::odb::object_dirs(&self.repo.common_dir().join("objects")),
-            self.repo.object_hash(),
-        )?;
-        Ok(self.packs.get_or_init(|| set))
+        self.odb.packs()
     }
 }
 

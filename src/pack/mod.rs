@@ -5,6 +5,7 @@
 pub mod delta;
 pub mod midx;
 pub mod plan;
+pub mod read;
 pub mod reuse;
 pub mod search;
 pub mod source;

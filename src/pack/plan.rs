@@ -9,6 +9,9 @@ use gix::odb::pack::data::entry::Header;
 
 use super::source::{Location, PackSet};
 
+/// Entry headers read between two releases of the packs' mapped pages while planning.
+const RELEASE_EVERY_ENTRIES: usize = 1 << 14;
+
 /// One object of the pack to write.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanEntry {
@@ -43,6 +46,8 @@ pub struct Plan {
     pub entries: Vec<PlanEntry>,
     /// Positions in `entries` of the packed entries, sorted by (pack, offset).
     by_location: Vec<u32>,
+    /// The loose entries' ids, sorted.
+    loose: Vec<ObjectId>,
 }
 
 impl Plan {
@@ -72,6 +77,10 @@ impl Plan {
         let mut has_base = vec![false; n];
         let mut last_child = vec![NONE; n];
         for (i, e) in stored.iter().enumerate() {
+            // The headers are read in offset order: drop the pages behind from the resident set.
+            if i % RELEASE_EVERY_ENTRIES == RELEASE_EVERY_ENTRIES - 1 {
+                packs.release_all();
+            }
             let Some(loc) = e.loc else { continue };
             let Ok(info) = packs.pack(loc.pack).entry_at_index(loc.index, loc.offset) else {
                 continue;
@@ -93,6 +102,7 @@ impl Plan {
                 last_child[b] = i as u32;
             }
         }
+        packs.release_all();
         drop(last_child);
         let mut order: Vec<u32> = Vec::with_capacity(n);
         let mut visited = vec![false; n];
@@ -137,7 +147,20 @@ impl Plan {
                 new_pos.swap(i, j);
             }
         }
-        Plan { verbatim: None, entries, by_location }
+        let mut loose: Vec<ObjectId> = entries.iter().filter(|e| e.loc.is_none()).map(|e| e.id).collect();
+        loose.sort_unstable();
+        Plan { verbatim: None, entries, by_location, loose }
+    }
+
+    /// Whether `id` is in the pack being written (the verbatim run included).
+    pub fn contains(&self, id: &gix::hash::oid, packs: &PackSet) -> bool {
+        match packs.locate(id) {
+            Some(l) => {
+                self.verbatim.is_some_and(|v| v.pack == l.pack && l.offset < v.end)
+                    || self.position_of(l.pack, l.offset).is_some()
+            }
+            None => self.loose.binary_search_by(|x| x.as_ref().cmp(id)).is_ok(),
+        }
     }
 
     /// The position in the plan of the packed entry at (`pack`, `offset`), if it is planned.

@@ -399,6 +399,16 @@ impl PackSet {
         None
     }
 
+    /// Drops every pack's mapped pages from this process's resident set (they stay in the page
+    /// cache and are mapped again on the next touch). Entries are written in an order that
+    /// jumps around and are mostly smaller than a page, so releasing per entry leaves most
+    /// pages behind; the writer calls this every few MiB instead.
+    pub fn release_all(&self) {
+        for p in &self.packs {
+            p.release(0, p.data.len() as u64);
+        }
+    }
+
     /// The object id of the entry at `offset` in `pack`.
     pub fn oid_at(&self, pack: PackId, offset: u64) -> Option<ObjectId> {
         let p = &self.packs[pack as usize];

@@ -99,12 +99,22 @@ impl<'a> Selection<'a> {
         self.len() == 0
     }
 
-    /// Whether `id` is going to be sent.
+    /// Whether `id` is going to be sent (not after [`Selection::forget_sent`] for a walk).
     pub fn is_sent(&self, id: &oid) -> bool {
         if let Some(m) = &self.membership {
             return m.is_sent(id);
         }
         self.flags.get(id).is_some_and(|f| f & flag::SENT != 0)
+    }
+
+    /// Forgets which objects are sent, keeping only what the client has: once the list is
+    /// planned, the plan answers "is it sent", and a clone's flag table (one entry per object)
+    /// need not live while the pack is written. A bitmap selection is left as it is.
+    pub fn forget_sent(&mut self) {
+        if self.membership.is_none() {
+            self.flags.retain(|_, f| *f & flag::UNINTERESTING != 0);
+            self.flags.shrink_to_fit();
+        }
     }
 
     /// Whether the client is known to have `id` (usable as a thin-pack base).

@@ -226,6 +226,10 @@ pub(crate) fn check_wants<W: Write>(
     wants: &[ObjectId],
     rules: &WantRules,
 ) -> Result<(), SessionError> {
+    // A pack is about to be written: map the packs now, so that the wants are looked up in the
+    // same pack indexes as everything after (gix would otherwise map each index a second time).
+    // Errors show when the pack is written.
+    let _ = repo.packs();
     if let Some(bad) =
         crate::select::policy::first_disallowed(&repo.odb, wants, rules).map_err(SessionError::internal)?
     {
@@ -298,10 +302,17 @@ pub(crate) fn send_pack<W: Write>(
         options.thin &= req.filter.is_none();
         let how = if sel.used_bitmap() { " (bitmap)" } else { "" };
         sb.progress(&format!("Enumerating objects: {}, done{how}.\n", sel.len()))?;
-        // The list moves into the plan (membership answers stay with the selection).
+        // The walk's cache of decoded trees and the table of sent objects are not needed while
+        // the pack is planned and written: the list moves into the plan, which answers "is it
+        // sent" from here on (a bitmap selection keeps answering for itself).
+        repo.odb.drop_caches();
+        let bitmap_counted = sel.used_bitmap();
+        sel.forget_sent();
         let objects = std::mem::take(&mut sel.objects);
         let mut plan = Plan::new(objects.into_iter().map(|o| (o.id, o.kind, o.name_hash)), packs);
         plan.verbatim = sel.verbatim;
+        let is_sent =
+            |id: &gix::hash::oid| if bitmap_counted { sel.is_sent(id) } else { plan.contains(id, packs) };
         let stats = {
             let mut on_entry = |_: &writer::PackStats| {};
             writer::write_pack(
@@ -310,7 +321,7 @@ pub(crate) fn send_pack<W: Write>(
                 packs,
                 &repo.odb,
                 &writer::Known {
-                    is_sent: &|id| sel.is_sent(id),
+                    is_sent: &is_sent,
                     client_has: &|id| sel.client_has(id),
                     thin_bases: &sel.thin_bases,
                 },

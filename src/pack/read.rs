@@ -1,0 +1,180 @@
+//! Whole objects decoded out of the mapped packs: an entry is inflated and its delta chain
+//! resolved against bases read from the same mapping the writer streams from, so that the
+//! walk and the writer share one mapping of each pack and one `.idx` (and the walk's pages
+//! can be released like the writer's). Decoded delta bases are kept in a small LRU cache.
+
+use gix::objs::Kind;
+use gix::odb::pack::cache::DecodeEntry;
+use gix::odb::pack::data::entry::Header;
+
+use super::delta;
+use super::source::{EntryInfo, Location, PackId, PackSet, SourceError};
+
+/// Bytes of decoded delta bases kept (trees of neighbouring commits share long delta chains).
+const BASE_CACHE_BYTES: usize = 8 << 20;
+
+/// Compressed bytes read between two releases of the packs' mapped pages.
+const RELEASE_EVERY: u64 = 2 << 20;
+
+/// Longest delta chain followed (git writes at most 4095; pack.depth caps it at 50 by default).
+const MAX_CHAIN: usize = 10_000;
+
+/// zlib cannot expand data by more than about 1032:1; a declared size beyond that is a lie.
+const MAX_RATIO: u64 = 1100;
+
+/// Decodes objects from a [`PackSet`], keeping a cache of delta bases.
+pub struct Reader {
+    cache: gix::odb::pack::cache::lru::MemoryCappedHashmap,
+    inflate: flate2::Decompress,
+    delta: Vec<u8>,
+    read_since_release: u64,
+}
+
+impl Default for Reader {
+    fn default() -> Self {
+        Reader {
+            cache: gix::odb::pack::cache::lru::MemoryCappedHashmap::new(BASE_CACHE_BYTES),
+            inflate: flate2::Decompress::new(true),
+            delta: Vec::new(),
+            read_since_release: 0,
+        }
+    }
+}
+
+impl Reader {
+    /// Reads the object stored at `loc` into `out`, returning its kind.
+    pub fn read(&mut self, packs: &PackSet, loc: Location, out: &mut Vec<u8>) -> Result<Kind, SourceError> {
+        // The chain from the object down to the first entry that is not a delta (or is cached).
+        // Each delta with where its base is (the base's cache key).
+        let mut chain: Vec<(PackId, EntryInfo, (PackId, u64))> = Vec::new();
+        let (mut pack, mut offset, mut index) = (loc.pack, loc.offset, Some(loc.index));
+        let kind = loop {
+            if !chain.is_empty() {
+                if let Some((kind, _)) = self.cache.get(pack, offset, out) {
+                    break kind;
+                }
+            }
+            let p = packs.pack(pack);
+            let info = match index {
+                Some(i) => p.entry_at_index(i, offset)?,
+                None => p.entry(offset)?,
+            };
+            let next = match info.header {
+                Header::OfsDelta { base_distance } => {
+                    let base = offset.checked_sub(base_distance).filter(|&b| b >= 12).ok_or_else(|| {
+                        corrupt(packs, pack, format!("delta base before the start at offset {offset}"))
+                    })?;
+                    (pack, base, None)
+                }
+                Header::RefDelta { base_id } => {
+                    let l = packs.locate(&base_id).ok_or_else(|| {
+                        corrupt(packs, pack, format!("delta base {base_id} of offset {offset} is in no pack"))
+                    })?;
+                    (l.pack, l.offset, Some(l.index))
+                }
+                _ => {
+                    let kind = info.header.as_kind().unwrap_or(Kind::Blob);
+                    self.inflate(packs, pack, &info, out)?;
+                    break kind;
+                }
+            };
+            chain.push((pack, info, (next.0, next.1)));
+            if chain.len() > MAX_CHAIN {
+                return Err(corrupt(packs, pack, format!("delta chain too long at offset {offset}")));
+            }
+            (pack, offset, index) = next;
+        };
+        // `out` holds the base of the last delta in the chain: apply them back up.
+        while let Some((pack, info, (base_pack, base_offset))) = chain.pop() {
+            self.cache.put(base_pack, base_offset, out, kind, 0);
+            let mut delta = std::mem::take(&mut self.delta);
+            self.inflate(packs, pack, &info, &mut delta)?;
+            let result = delta::apply(out, &delta)
+                .map_err(|e| corrupt(packs, pack, format!("bad delta at offset {}: {e}", info.offset)));
+            self.delta = delta;
+            *out = result?;
+        }
+        Ok(kind)
+    }
+
+    /// The kind of the object stored at `loc`, following its delta chain through the headers only.
+    pub fn kind(&mut self, packs: &PackSet, loc: Location) -> Result<Kind, SourceError> {
+        let (mut pack, mut offset) = (loc.pack, loc.offset);
+        for _ in 0..=MAX_CHAIN {
+            let info = packs.pack(pack).entry(offset)?;
+            match info.header {
+                Header::OfsDelta { base_distance } => {
+                    offset = offset.checked_sub(base_distance).filter(|&b| b >= 12).ok_or_else(|| {
+                        corrupt(packs, pack, format!("delta base before the start at offset {offset}"))
+                    })?;
+                }
+                Header::RefDelta { base_id } => {
+                    let l = packs.locate(&base_id).ok_or_else(|| {
+                        corrupt(packs, pack, format!("delta base {base_id} of offset {offset} is in no pack"))
+                    })?;
+                    (pack, offset) = (l.pack, l.offset);
+                }
+                h => return Ok(h.as_kind().unwrap_or(Kind::Blob)),
+            }
+        }
+        Err(corrupt(packs, pack, format!("delta chain too long at offset {}", loc.offset)))
+    }
+
+    /// The size of the object stored at `loc`: a delta's result size is read from the first
+    /// bytes of its data, so nothing is resolved.
+    pub fn size(&mut self, packs: &PackSet, loc: Location) -> Result<u64, SourceError> {
+        let p = packs.pack(loc.pack);
+        let info = p.entry_at_index(loc.index, loc.offset)?;
+        match info.header {
+            Header::OfsDelta { .. } | Header::RefDelta { .. } => {
+                let data = p.bytes(info.offset + info.header_len as u64, info.end);
+                let mut head = [0u8; 32];
+                self.inflate.reset(true);
+                // A partial inflate: the buffer being full is expected.
+                let _ = self.inflate.decompress(data, &mut head, flate2::FlushDecompress::None);
+                let n = self.inflate.total_out() as usize;
+                delta::sizes(&head[..n]).map(|(_, result)| result).map_err(|e| {
+                    corrupt(packs, loc.pack, format!("bad delta at offset {}: {e}", info.offset))
+                })
+            }
+            _ => Ok(info.size),
+        }
+    }
+
+    /// Inflates the data of `info` into `out` (exactly its declared size).
+    fn inflate(
+        &mut self,
+        packs: &PackSet,
+        pack: PackId,
+        info: &EntryInfo,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SourceError> {
+        let p = packs.pack(pack);
+        let data = p.bytes(info.offset + info.header_len as u64, info.end);
+        let bad = |what: &str| corrupt(packs, pack, format!("{what} at offset {}", info.offset));
+        if info.size > (data.len() as u64).saturating_mul(MAX_RATIO).saturating_add(1024) {
+            return Err(bad("declared size larger than its data can inflate to"));
+        }
+        let size = usize::try_from(info.size).map_err(|_| bad("object too large"))?;
+        out.clear();
+        out.resize(size, 0);
+        self.inflate.reset(true);
+        let status = self
+            .inflate
+            .decompress(data, out, flate2::FlushDecompress::Finish)
+            .map_err(|e| bad(&format!("cannot inflate ({e})")))?;
+        if self.inflate.total_out() != info.size || status != flate2::Status::StreamEnd {
+            return Err(bad("inflated size differs from the declared size"));
+        }
+        self.read_since_release += data.len() as u64;
+        if self.read_since_release >= RELEASE_EVERY {
+            packs.release_all();
+            self.read_since_release = 0;
+        }
+        Ok(())
+    }
+}
+
+fn corrupt(packs: &PackSet, pack: PackId, what: String) -> SourceError {
+    SourceError::Corrupt { path: packs.pack(pack).path().to_owned(), what }
+}
