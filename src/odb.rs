@@ -53,10 +53,10 @@ const PACK_CACHE_BYTES: usize = 16 << 20;
 
 /// The object database as the walk sees it.
 ///
-/// Once the packs are mapped ([`Odb::packs`], when a pack is first to be written) packed
-/// objects are read through that mapping ([`crate::pack::read`]) and gix's object database
-/// serves only loose objects and what arrived later; before that (advertisements, ls-refs,
-/// checking wants) gix answers everything and no pack is mapped.
+/// Packed objects are looked up in the packs' own indexes ([`crate::pack::idx`], mapped on the
+/// first lookup the commit-graph cannot answer) and read through the same mappings the pack is
+/// streamed from ([`crate::pack::read`]); gix's object database serves loose objects and packs
+/// that arrived after the packs were listed.
 pub struct Odb {
     objects: gix::OdbHandle,
     packs: std::sync::OnceLock<PackSet>,
@@ -147,9 +147,9 @@ impl Odb {
         *self.reader.borrow_mut() = Reader::default();
     }
 
-    /// Where `id` is in the mapped packs (`None` before they are mapped, or if it is loose).
+    /// Where `id` is in the packs (mapped on first use), `None` if it is loose or missing.
     fn packed(&self, id: &oid) -> Option<(&PackSet, Location)> {
-        let packs = self.packs.get()?;
+        let packs = self.packs().ok()?;
         packs.locate(id).map(|loc| (packs, loc))
     }
 

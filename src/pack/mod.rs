@@ -3,6 +3,7 @@
 //! Knows nothing of the protocol or capabilities: the session hands it a plain [`writer::PackOptions`].
 
 pub mod delta;
+pub mod idx;
 pub mod midx;
 pub mod plan;
 pub mod read;

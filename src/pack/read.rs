@@ -57,7 +57,7 @@ impl Reader {
             let p = packs.pack(pack);
             let info = match index {
                 Some(i) => p.entry_at_index(i, offset)?,
-                None => p.entry(offset)?,
+                None => p.entry_unbounded(offset)?,
             };
             let next = match info.header {
                 Header::OfsDelta { base_distance } => {
@@ -101,7 +101,7 @@ impl Reader {
     pub fn kind(&mut self, packs: &PackSet, loc: Location) -> Result<Kind, SourceError> {
         let (mut pack, mut offset) = (loc.pack, loc.offset);
         for _ in 0..=MAX_CHAIN {
-            let info = packs.pack(pack).entry(offset)?;
+            let info = packs.pack(pack).entry_unbounded(offset)?;
             match info.header {
                 Header::OfsDelta { base_distance } => {
                     offset = offset.checked_sub(base_distance).filter(|&b| b >= 12).ok_or_else(|| {
@@ -166,7 +166,7 @@ impl Reader {
         if self.inflate.total_out() != info.size || status != flate2::Status::StreamEnd {
             return Err(bad("inflated size differs from the declared size"));
         }
-        self.read_since_release += data.len() as u64;
+        self.read_since_release += self.inflate.total_in();
         if self.read_since_release >= RELEASE_EVERY {
             packs.release_all();
             self.read_since_release = 0;

@@ -83,7 +83,7 @@ pub fn write_whole_pack<W: Write>(
         if kind == OBJ_REF_DELTA {
             let info = p.entry(off)?;
             if let Header::RefDelta { base_id } = info.header {
-                if p.index().lookup(base_id).is_none() {
+                if p.index().lookup(&base_id).is_none() {
                     return Err(corrupt(
                         p,
                         format!("delta at offset {off} has its base {base_id} outside the pack"),
@@ -166,7 +166,7 @@ pub(super) fn write_run<W: Write>(
                 Header::RefDelta { base_id } => {
                     let in_run = p
                         .index()
-                        .lookup(base_id)
+                        .lookup(&base_id)
                         .and_then(|i| p.pack_position_of_index(i))
                         .is_some_and(|pos| pos < v.objects);
                     if !in_run && !ok_base(&base_id) {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use gix::hash::{oid, ObjectId};
 use gix::odb::pack::{self, data::entry::Header};
+
+use super::idx::IdxFile;
 use memmap2::Mmap;
 
 /// Errors opening or reading packs.
@@ -37,7 +39,7 @@ pub type PackId = u32;
 
 /// One `.pack` with its `.idx`.
 pub struct Pack {
-    idx: pack::index::File,
+    idx: IdxFile,
     data: Mmap,
     path: PathBuf,
     /// Index positions ordered by pack offset, from `.rev` or built on first use.
@@ -82,8 +84,8 @@ pub struct EntryInfo {
 
 impl Pack {
     fn open(idx_path: &Path, hash: gix::hash::Kind) -> Result<Self, SourceError> {
-        let idx = pack::index::File::at(idx_path, hash)
-            .map_err(|e| SourceError::Index { path: idx_path.to_owned(), message: e.to_string() })?;
+        let idx = IdxFile::open(idx_path, hash)
+            .map_err(|e| SourceError::Index { path: e.path, message: e.message })?;
         let path = idx_path.with_extension("pack");
         let file =
             std::fs::File::open(&path).map_err(|source| SourceError::Map { path: path.clone(), source })?;
@@ -105,7 +107,7 @@ impl Pack {
         // The trailer must be the checksum the index was made for: a truncated pack, a damaged
         // trailer or a pack replaced under its index fails here, not in the client's index-pack.
         // (Entry bytes are checked against the index's CRCs as they are copied.)
-        if data[data.len() - trailer..] != *idx.pack_checksum().as_bytes() {
+        if data[data.len() - trailer..] != *idx.pack_checksum() {
             return Err(SourceError::Corrupt { path, what: "trailer does not match its index".into() });
         }
         let rev_path = idx_path.with_extension("rev");
@@ -125,7 +127,7 @@ impl Pack {
     }
 
     /// The `.idx`.
-    pub fn index(&self) -> &pack::index::File {
+    pub fn index(&self) -> &IdxFile {
         &self.idx
     }
 
@@ -215,6 +217,13 @@ impl Pack {
     pub fn entry(&self, offset: u64) -> Result<EntryInfo, SourceError> {
         let end = self.entry_end(offset);
         self.entry_with_end(offset, end)
+    }
+
+    /// Parses the header of the entry at `offset` without finding where it ends (no search in
+    /// the reverse index): `end` is the end of all entries. Enough to inflate it, since the
+    /// deflate stream ends by itself; not for copying its bytes.
+    pub fn entry_unbounded(&self, offset: u64) -> Result<EntryInfo, SourceError> {
+        self.entry_with_end(offset, Some(self.entries_end()))
     }
 
     /// Parses the header of the entry at `.idx` position `index` (at `offset`), finding its end

@@ -226,10 +226,6 @@ pub(crate) fn check_wants<W: Write>(
     wants: &[ObjectId],
     rules: &WantRules,
 ) -> Result<(), SessionError> {
-    // A pack is about to be written: map the packs now, so that the wants are looked up in the
-    // same pack indexes as everything after (gix would otherwise map each index a second time).
-    // Errors show when the pack is written.
-    let _ = repo.packs();
     if let Some(bad) =
         crate::select::policy::first_disallowed(&repo.odb, wants, rules).map_err(SessionError::internal)?
     {

@@ -153,11 +153,6 @@ pub fn serve<R: Read, W: Write>(
                 hash_name(hash)
             )));
         }
-        if req.command == "fetch" {
-            // A pack may follow: map the packs before the refs are peeled, so that every lookup
-            // goes through the same pack indexes (errors show when the pack is written).
-            let _ = repo.packs();
-        }
         let refs = super::visible_refs(repo, settings)?;
         match req.command.as_str() {
             "ls-refs" => {
