@@ -9,9 +9,6 @@ use gix::odb::pack::data::entry::Header;
 
 use super::source::{Location, PackSet};
 
-/// Entry headers read between two releases of the packs' mapped pages while planning.
-const RELEASE_EVERY_ENTRIES: usize = 1 << 14;
-
 /// One object of the pack to write.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanEntry {
@@ -77,14 +74,12 @@ impl Plan {
         let mut has_base = vec![false; n];
         let mut last_child = vec![NONE; n];
         for (i, e) in stored.iter().enumerate() {
-            // The headers are read in offset order: drop the pages behind from the resident set.
-            if i % RELEASE_EVERY_ENTRIES == RELEASE_EVERY_ENTRIES - 1 {
-                packs.release_all();
-            }
             let Some(loc) = e.loc else { continue };
-            let Ok(info) = packs.pack(loc.pack).entry_at_index(loc.index, loc.offset) else {
+            let p = packs.pack(loc.pack);
+            let Ok(info) = p.entry_at_index(loc.index, loc.offset) else {
                 continue;
             };
+            p.touch(loc.offset, info.header_len as u64);
             let base = match info.header {
                 Header::OfsDelta { base_distance } => {
                     loc.offset.checked_sub(base_distance).and_then(|off| find(loc.pack, off))

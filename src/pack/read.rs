@@ -13,9 +13,6 @@ use super::source::{EntryInfo, Location, PackId, PackSet, SourceError};
 /// Bytes of decoded delta bases kept (trees of neighbouring commits share long delta chains).
 const BASE_CACHE_BYTES: usize = 8 << 20;
 
-/// Compressed bytes read between two releases of the packs' mapped pages.
-const RELEASE_EVERY: u64 = 2 << 20;
-
 /// Longest delta chain followed (git writes at most 4095; pack.depth caps it at 50 by default).
 const MAX_CHAIN: usize = 10_000;
 
@@ -27,7 +24,6 @@ pub struct Reader {
     cache: gix::odb::pack::cache::lru::MemoryCappedHashmap,
     inflate: flate2::Decompress,
     delta: Vec<u8>,
-    read_since_release: u64,
 }
 
 impl Default for Reader {
@@ -36,7 +32,6 @@ impl Default for Reader {
             cache: gix::odb::pack::cache::lru::MemoryCappedHashmap::new(BASE_CACHE_BYTES),
             inflate: flate2::Decompress::new(true),
             delta: Vec::new(),
-            read_since_release: 0,
         }
     }
 }
@@ -166,11 +161,7 @@ impl Reader {
         if self.inflate.total_out() != info.size || status != flate2::Status::StreamEnd {
             return Err(bad("inflated size differs from the declared size"));
         }
-        self.read_since_release += self.inflate.total_in();
-        if self.read_since_release >= RELEASE_EVERY {
-            packs.release_all();
-            self.read_since_release = 0;
-        }
+        p.touch(info.offset, info.header_len as u64 + self.inflate.total_in());
         Ok(())
     }
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use gix::hash::{oid, ObjectId};
 use gix::odb::pack::{self, data::entry::Header};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::idx::IdxFile;
 use memmap2::Mmap;
 
@@ -48,7 +50,18 @@ pub struct Pack {
     /// object) so that entry bounds need no binary search.
     ranks: std::sync::OnceLock<Vec<u32>>,
     rev_path: PathBuf,
+    /// The 64 KiB window of the last access, for [`Pack::touch`].
+    last_window: AtomicU64,
+    /// Bytes the accesses since the last release may have made resident.
+    resident: AtomicU64,
 }
+
+/// What a page fault in a mapped file makes resident: the kernel maps the 64 KiB around it
+/// (fault-around), whatever the access size or `madvise` advice.
+const FAULT_WINDOW_SHIFT: u32 = 16;
+
+/// Bytes of a pack's mapping that may stay resident between two releases.
+const RESIDENT_BUDGET: u64 = 4 << 20;
 
 enum RevIndex {
     File(Mmap),
@@ -118,6 +131,8 @@ impl Pack {
             rev: std::sync::OnceLock::new(),
             ranks: std::sync::OnceLock::new(),
             rev_path,
+            last_window: AtomicU64::new(u64::MAX),
+            resident: AtomicU64::new(0),
         })
     }
 
@@ -285,6 +300,25 @@ impl Pack {
         }
     }
 
+    /// Notes an access to `[offset, offset + len)` of the mapping, and drops the mapping's pages
+    /// from the resident set once the accesses since the last release may have made
+    /// [`RESIDENT_BUDGET`] bytes resident. Counted in fault-around windows: a sequential scan
+    /// costs what it reads, scattered small reads (tree walks, a fetch's few objects) cost 64 KiB
+    /// each, which per-byte accounting would miss.
+    pub fn touch(&self, offset: u64, len: u64) {
+        let first = offset >> FAULT_WINDOW_SHIFT;
+        let last = offset.saturating_add(len.max(1) - 1) >> FAULT_WINDOW_SHIFT;
+        let prev = self.last_window.swap(last, Ordering::Relaxed);
+        let windows = if prev == first { last - first } else { last - first + 1 };
+        let used = self.resident.fetch_add(windows << FAULT_WINDOW_SHIFT, Ordering::Relaxed)
+            + (windows << FAULT_WINDOW_SHIFT);
+        if used >= RESIDENT_BUDGET {
+            self.release(0, self.data.len() as u64);
+            self.resident.store(0, Ordering::Relaxed);
+            self.last_window.store(u64::MAX, Ordering::Relaxed);
+        }
+    }
+
     /// Tells the kernel these pages won't be needed again soon.
     pub fn release(&self, from: u64, to: u64) {
         let page = 4096u64;
@@ -409,12 +443,12 @@ impl PackSet {
     }
 
     /// Drops every pack's mapped pages from this process's resident set (they stay in the page
-    /// cache and are mapped again on the next touch). Entries are written in an order that
-    /// jumps around and are mostly smaller than a page, so releasing per entry leaves most
-    /// pages behind; the writer calls this every few MiB instead.
+    /// cache and are mapped again on the next touch).
     pub fn release_all(&self) {
         for p in &self.packs {
             p.release(0, p.data.len() as u64);
+            p.resident.store(0, Ordering::Relaxed);
+            p.last_window.store(u64::MAX, Ordering::Relaxed);
         }
     }
 

@@ -115,10 +115,6 @@ enum Base {
     Run(u64),
 }
 
-/// Output bytes between two releases of the packs' mapped pages: what the pack mappings may
-/// keep resident while entries are copied out of order.
-const RELEASE_EVERY: u64 = 2 << 20;
-
 /// Writes the whole pack for `plan` to `out`. `on_entry` is called after each entry (progress).
 pub fn write_pack<W: Write>(
     out: &mut W,
@@ -156,7 +152,6 @@ pub fn write_pack<W: Write>(
     let mut out_offsets: Vec<u64> = Vec::with_capacity(plan.entries.len());
     let mut buf = Vec::new();
     let mut hdr = Vec::with_capacity(32);
-    let mut released_at = w.count;
     for (i, e) in plan.entries.iter().enumerate() {
         let here = w.count;
         out_offsets.push(here);
@@ -244,7 +239,7 @@ pub fn write_pack<W: Write>(
                     }
                 }
             }
-            p.release(info.offset, info.end);
+            p.touch(info.offset, info.end - info.offset);
         }
         if !written {
             let kind = odb.read(&e.id, &mut buf)?;
@@ -275,10 +270,6 @@ pub fn write_pack<W: Write>(
             }
         }
         stats.objects += 1;
-        if w.count - released_at >= RELEASE_EVERY {
-            packs.release_all();
-            released_at = w.count;
-        }
         on_entry(&stats);
     }
     let Hashing { out, hasher, count } = w;
