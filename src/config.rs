@@ -139,6 +139,9 @@ pub struct ServeConfig {
     pub keepalive: Option<Duration>,
     /// `packserve.max*`.
     pub limits: Limits,
+    /// `packserve.bitmapDeltaSearch`: search thin deltas for objects stored whole when counting
+    /// with bitmaps (default false, as git).
+    pub bitmap_delta_search: bool,
 }
 
 impl Default for ServeConfig {
@@ -154,6 +157,7 @@ impl Default for ServeConfig {
             advertise_sid: false,
             keepalive: Some(Duration::from_secs(5)),
             limits: Limits::default(),
+            bitmap_delta_search: false,
         }
     }
 }
@@ -215,6 +219,7 @@ impl ServeConfig {
                     if let Some(v) = last_value(&body, "maxFilterDepth").and_then(|v| parse_count(&v)) {
                         l.max_filter_depth = Some(v);
                     }
+                    set_bool(&body, "bitmapDeltaSearch", &mut c.bitmap_delta_search);
                 }
                 ("uploadpackfilter", None) => {
                     set_bool(&body, "allow", &mut c.filter.allow_fallback);

@@ -145,3 +145,48 @@ fn whole_pack_clone_is_the_file() {
     };
     assert!(pack_of(&server) == pack_of(&dest), "the clone's pack is not the server's pack file");
 }
+
+/// `packserve.bitmapDeltaSearch`: counted with bitmaps, a fetch reuses what is stored and, like
+/// git, searches no delta for an object that is not stored as one (here a new version of a
+/// 5 MiB file, loose, so outside the bitmap): it goes whole. With the setting, the client's
+/// version of the changed path is found and the new one goes as a thin delta against it. Both
+/// fetches end with what git's fetch gives.
+#[test]
+fn bitmap_delta_search_sends_changed_files_as_thin_deltas() {
+    let sb = Sandbox::new("bitmap-delta-search");
+    let server = sb.fixture_copy("bigblob");
+    sb.sh(&server, "git repack -q -a -d -b");
+    let clients: Vec<_> =
+        ["default", "search", "git"].iter().map(|n| sb.join(format!("client-{n}"))).collect();
+    for c in &clients {
+        sb.clone(Client::New, 2, Server::Reference, &server, c, &["--bare"]);
+    }
+    sb.sh(
+        &server,
+        r#"
+        { head -c 3000000 big.bin; printf 'a change the client has not seen'; tail -c +3000033 big.bin; } >big.new
+        mv big.new big.bin
+        git add big.bin
+        tick_after_repo
+        git commit -q -m "big blob v3"
+        "#,
+    );
+    let default = sb.fetch(Client::New, 2, Server::UnderTest, &clients[0], &["--progress"]);
+    assert_counted_with_bitmap(&default.output, true);
+    sb.git(&server, &["config", "packserve.bitmapDeltaSearch", "true"]);
+    let search = sb.fetch(Client::New, 2, Server::UnderTest, &clients[1], &["--progress"]);
+    assert_counted_with_bitmap(&search.output, true);
+    sb.fetch(Client::New, 2, Server::Reference, &clients[2], &[]);
+    for c in &clients {
+        sb.fsck(c);
+    }
+    let theirs = sb.objects(&clients[2]);
+    for (name, c) in [("default", &clients[0]), ("search", &clients[1])] {
+        let ours = sb.objects(c);
+        assert!(ours == theirs, "{name}: {}", set_diff(name, &ours, "git", &theirs));
+        assert_eq!(sb.refs(c), sb.refs(&clients[2]), "{name}: refs differ from git's");
+    }
+    eprintln!("pack bytes: default {}, with the search {}", default.pack_bytes, search.pack_bytes);
+    assert!(default.pack_bytes > 4 << 20, "the new version did not go whole: {} bytes", default.pack_bytes);
+    assert!(search.pack_bytes < 256 << 10, "no thin delta with the search: {} bytes", search.pack_bytes);
+}

@@ -641,10 +641,12 @@ pub fn select<'i>(
 
     // Thin-pack bases: the client's versions of the paths that changed, found by comparing the
     // trees of the boundary commits (the client's parents of sent commits) with the trees of
-    // the wanted tips, descending only where they differ.
+    // the wanted tips, descending only where they differ. Only when asked for: like git's, a
+    // fetch counted with bitmaps otherwise reuses what is stored and searches no deltas for
+    // objects stored whole (a several times smaller pack for several times the CPU).
     let mut thin_bases = ThinBases::new();
     // (A filtered client may lack the boundary's objects: never thin, so no bases to find.)
-    if !req.common.is_empty() && req.filter.is_none() {
+    if req.bitmap_thin_bases && !req.common.is_empty() && req.filter.is_none() {
         let mut boundary: Vec<ObjectId> = Vec::new();
         let mut tips: Vec<ObjectId> = Vec::new();
         let sent_commits = sent.iter().filter(|&p| match p < n as usize {

@@ -139,6 +139,10 @@ pub struct Request {
     pub shallow: HashSet<ObjectId>,
     /// The partial clone filter, if any.
     pub filter: Option<ObjectFilter>,
+    /// When counting with bitmaps: also find the client's versions of the changed paths, so
+    /// that objects stored whole can be sent as thin deltas against them
+    /// (`packserve.bitmapDeltaSearch`). The walk always finds them (its boundary gives them).
+    pub bitmap_thin_bases: bool,
 }
 
 /// The commits reachable from `include` but not from `exclude`, ignoring commits older than

@@ -267,6 +267,7 @@ pub(crate) fn send_pack<W: Write>(
             include_tags: req.include_tags.clone(),
             shallow: req.shallow.clone(),
             filter: req.filter.clone(),
+            bitmap_thin_bases: repo.config.bitmap_delta_search,
         };
         // Keep-alive packets while counting (uploadpack.keepAlive), so proxies don't cut us off.
         let keepalive = repo.config.keepalive;

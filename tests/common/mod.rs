@@ -310,6 +310,8 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
 pub struct Transfer {
     pub output: Output,
     pub pack_objects: Option<u32>,
+    /// Bytes of the pack the client received (0 when none).
+    pub pack_bytes: u64,
 }
 
 /// HEAD of a repository.
@@ -452,8 +454,9 @@ impl Sandbox {
         cmd.env("GIT_TRACE_PACKFILE", &trace);
         let output = run(cmd, None);
         let pack_objects = read_traced_pack_count(&trace);
+        let pack_bytes = std::fs::metadata(&trace).map_or(0, |m| m.len());
         let _ = std::fs::remove_file(&trace);
-        Transfer { output, pack_objects }
+        Transfer { output, pack_objects, pack_bytes }
     }
 
     /// `git clone` of `src` over file:// with `--upload-pack=<server>`, as `client` speaking
