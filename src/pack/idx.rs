@@ -29,7 +29,7 @@ pub struct IdxError {
 const V2_MAGIC: [u8; 4] = [0xff, b't', b'O', b'c'];
 const FAN: usize = 256 * 4;
 
-/// Lookups answered with `pread` before the mapping is used.
+/// Lookups and offset reads answered with `pread` before the mapping is used.
 pub const COLD_LOOKUPS: u32 = 4096;
 
 /// A mapped `.idx` file, version 1 or 2.
@@ -151,7 +151,8 @@ impl IdxFile {
         out.copy_from_slice(&self.data[at..at + out.len()]);
     }
 
-    /// Whether this lookup is one of the first few (answered with `pread`).
+    /// Whether this access (a lookup or an offset) is one of the first few, answered with
+    /// `pread`; a scan through every entry soon goes through the mapping.
     fn cold(&self) -> bool {
         self.file.is_some()
             && self.lookups.load(Ordering::Relaxed) < COLD_LOOKUPS
@@ -211,7 +212,7 @@ impl IdxFile {
         if i >= n {
             return u64::MAX;
         }
-        let cold = self.file.is_some() && self.lookups.load(Ordering::Relaxed) < COLD_LOOKUPS;
+        let cold = self.cold();
         let mut b4 = [0u8; 4];
         if !self.v2 {
             self.read_into(cold, self.names + i * (4 + h), &mut b4);

@@ -11,7 +11,7 @@ use super::delta;
 use super::source::{EntryInfo, Location, PackId, PackSet, SourceError};
 
 /// Bytes of decoded delta bases kept (trees of neighbouring commits share long delta chains).
-const BASE_CACHE_BYTES: usize = 8 << 20;
+const BASE_CACHE_BYTES: usize = 4 << 20;
 
 /// Longest delta chain followed (git writes at most 4095; pack.depth caps it at 50 by default).
 const MAX_CHAIN: usize = 10_000;

@@ -305,7 +305,9 @@ pub(crate) fn send_pack<W: Write>(
         repo.odb.drop_caches();
         let bitmap_counted = sel.used_bitmap();
         sel.forget_sent();
-        let objects = std::mem::take(&mut sel.objects);
+        let mut objects = std::mem::take(&mut sel.objects);
+        // Up to half of a grown vector is spare capacity; a large one shrinks in place (mremap).
+        objects.shrink_to_fit();
         let mut plan = Plan::new(objects.into_iter().map(|o| (o.id, o.kind, o.name_hash)), packs);
         plan.verbatim = sel.verbatim;
         let is_sent =
