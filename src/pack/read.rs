@@ -49,7 +49,9 @@ impl Reader {
         });
         // Each delta with where its base is (the base's cache key).
         let mut chain: Vec<(PackId, EntryInfo, (PackId, u64))> = Vec::new();
-        let (mut pack, mut offset, mut index) = (loc.pack, loc.offset, Some(loc.index));
+        // Entries are parsed without finding where they end (that needs the reverse index and
+        // three scattered reads per object): the deflate stream ends by itself.
+        let (mut pack, mut offset) = (loc.pack, loc.offset);
         let kind = loop {
             if !chain.is_empty() {
                 if let Some((kind, _)) = cache.get(pack, offset, out) {
@@ -57,22 +59,19 @@ impl Reader {
                 }
             }
             let p = packs.pack(pack);
-            let info = match index {
-                Some(i) => p.entry_at_index(i, offset)?,
-                None => p.entry_unbounded(offset)?,
-            };
+            let info = p.entry_unbounded(offset)?;
             let next = match info.header {
                 Header::OfsDelta { base_distance } => {
                     let base = offset.checked_sub(base_distance).filter(|&b| b >= 12).ok_or_else(|| {
                         corrupt(packs, pack, format!("delta base before the start at offset {offset}"))
                     })?;
-                    (pack, base, None)
+                    (pack, base)
                 }
                 Header::RefDelta { base_id } => {
                     let l = packs.locate(&base_id).ok_or_else(|| {
                         corrupt(packs, pack, format!("delta base {base_id} of offset {offset} is in no pack"))
                     })?;
-                    (l.pack, l.offset, Some(l.index))
+                    (l.pack, l.offset)
                 }
                 _ => {
                     let kind = info.header.as_kind().unwrap_or(Kind::Blob);
@@ -80,11 +79,11 @@ impl Reader {
                     break kind;
                 }
             };
-            chain.push((pack, info, (next.0, next.1)));
+            chain.push((pack, info, next));
             if chain.len() > MAX_CHAIN {
                 return Err(corrupt(packs, pack, format!("delta chain too long at offset {offset}")));
             }
-            (pack, offset, index) = next;
+            (pack, offset) = next;
         };
         // `out` holds the base of the last delta in the chain: apply them back up.
         while let Some((pack, info, (base_pack, base_offset))) = chain.pop() {
@@ -128,7 +127,7 @@ impl Reader {
     /// bytes of its data, so nothing is resolved.
     pub fn size(&mut self, packs: &PackSet, loc: Location) -> Result<u64, SourceError> {
         let p = packs.pack(loc.pack);
-        let info = p.entry_at_index(loc.index, loc.offset)?;
+        let info = p.entry_unbounded(loc.offset)?;
         match info.header {
             Header::OfsDelta { .. } | Header::RefDelta { .. } => {
                 let data = p.bytes(info.offset + info.header_len as u64, info.end);
