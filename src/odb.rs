@@ -48,9 +48,6 @@ pub enum EntryKind {
     Commit,
 }
 
-/// Bytes of decoded delta bases kept for the walk (trees share long delta chains).
-const PACK_CACHE_BYTES: usize = 16 << 20;
-
 /// The object database as the walk sees it.
 ///
 /// Packed objects are looked up in the packs' own indexes ([`crate::pack::idx`], mapped on the
@@ -62,6 +59,9 @@ pub struct Odb {
     packs: std::sync::OnceLock<PackSet>,
     object_dirs: Vec<PathBuf>,
     reader: RefCell<Reader>,
+    /// Opening the packs failed once: lookups go to gix instead of listing them again each time
+    /// (the error is reported where a pack is written, through [`Odb::packs`]).
+    packs_failed: std::cell::Cell<bool>,
     graph: Option<gix::commitgraph::Graph>,
     hash: gix::hash::Kind,
     buf: RefCell<Vec<u8>>,
@@ -112,10 +112,7 @@ fn alternate_graph(repo: &gix::Repository) -> Option<gix::commitgraph::Graph> {
 impl Odb {
     /// Wraps a repository's objects and (if enabled) its commit-graph.
     pub fn new(repo: &gix::Repository) -> Self {
-        let mut objects = repo.objects.clone();
-        objects.set_pack_cache(|| {
-            Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(PACK_CACHE_BYTES))
-        });
+        let objects = repo.objects.clone();
         let graph = repo.commit_graph_if_enabled().ok().flatten().or_else(|| alternate_graph(repo));
         let hash = repo.object_hash();
         let shallow = std::fs::read(repo.common_dir().join("shallow"))
@@ -126,6 +123,7 @@ impl Odb {
             packs: std::sync::OnceLock::new(),
             object_dirs: object_dirs(&repo.common_dir().join("objects")),
             reader: RefCell::new(Reader::default()),
+            packs_failed: std::cell::Cell::new(false),
             graph,
             hash,
             buf: RefCell::new(Vec::new()),
@@ -149,7 +147,13 @@ impl Odb {
 
     /// Where `id` is in the packs (mapped on first use), `None` if it is loose or missing.
     fn packed(&self, id: &oid) -> Option<(&PackSet, Location)> {
-        let packs = self.packs().ok()?;
+        if self.packs_failed.get() {
+            return None;
+        }
+        let Ok(packs) = self.packs() else {
+            self.packs_failed.set(true);
+            return None;
+        };
         packs.locate(id).map(|loc| (packs, loc))
     }
 

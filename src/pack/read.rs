@@ -60,24 +60,10 @@ impl Reader {
             }
             let p = packs.pack(pack);
             let info = p.entry_unbounded(offset)?;
-            let next = match info.header {
-                Header::OfsDelta { base_distance } => {
-                    let base = offset.checked_sub(base_distance).filter(|&b| b >= 12).ok_or_else(|| {
-                        corrupt(packs, pack, format!("delta base before the start at offset {offset}"))
-                    })?;
-                    (pack, base)
-                }
-                Header::RefDelta { base_id } => {
-                    let l = packs.locate(&base_id).ok_or_else(|| {
-                        corrupt(packs, pack, format!("delta base {base_id} of offset {offset} is in no pack"))
-                    })?;
-                    (l.pack, l.offset)
-                }
-                _ => {
-                    let kind = info.header.as_kind().unwrap_or(Kind::Blob);
-                    self.inflate(packs, pack, &info, out)?;
-                    break kind;
-                }
+            let Some(next) = delta_base(packs, pack, offset, &info.header)? else {
+                let kind = info.header.as_kind().unwrap_or(Kind::Blob);
+                self.inflate(packs, pack, &info, out)?;
+                break kind;
             };
             chain.push((pack, info, next));
             if chain.len() > MAX_CHAIN {
@@ -105,19 +91,9 @@ impl Reader {
         let (mut pack, mut offset) = (loc.pack, loc.offset);
         for _ in 0..=MAX_CHAIN {
             let info = packs.pack(pack).entry_unbounded(offset)?;
-            match info.header {
-                Header::OfsDelta { base_distance } => {
-                    offset = offset.checked_sub(base_distance).filter(|&b| b >= 12).ok_or_else(|| {
-                        corrupt(packs, pack, format!("delta base before the start at offset {offset}"))
-                    })?;
-                }
-                Header::RefDelta { base_id } => {
-                    let l = packs.locate(&base_id).ok_or_else(|| {
-                        corrupt(packs, pack, format!("delta base {base_id} of offset {offset} is in no pack"))
-                    })?;
-                    (pack, offset) = (l.pack, l.offset);
-                }
-                h => return Ok(h.as_kind().unwrap_or(Kind::Blob)),
+            match delta_base(packs, pack, offset, &info.header)? {
+                Some(next) => (pack, offset) = next,
+                None => return Ok(info.header.as_kind().unwrap_or(Kind::Blob)),
             }
         }
         Err(corrupt(packs, pack, format!("delta chain too long at offset {}", loc.offset)))
@@ -171,6 +147,30 @@ impl Reader {
         }
         p.touch(info.offset, info.header_len as u64 + self.inflate.total_in());
         Ok(())
+    }
+}
+
+/// Where the base of the entry at (`pack`, `offset`) is, `None` if the entry is no delta.
+fn delta_base(
+    packs: &PackSet,
+    pack: PackId,
+    offset: u64,
+    header: &Header,
+) -> Result<Option<(PackId, u64)>, SourceError> {
+    match *header {
+        Header::OfsDelta { base_distance } => {
+            let base = offset.checked_sub(base_distance).filter(|&b| b >= 12).ok_or_else(|| {
+                corrupt(packs, pack, format!("delta base before the start at offset {offset}"))
+            })?;
+            Ok(Some((pack, base)))
+        }
+        Header::RefDelta { base_id } => {
+            let l = packs.locate(&base_id).ok_or_else(|| {
+                corrupt(packs, pack, format!("delta base {base_id} of offset {offset} is in no pack"))
+            })?;
+            Ok(Some((l.pack, l.offset)))
+        }
+        _ => Ok(None),
     }
 }
 
