@@ -3,8 +3,9 @@
 //! `packserve inetd`. Each test starts its own on 127.0.0.1 and a free high port, inside its
 //! sandbox, and stops it by its PID (the process group it leads) when dropped.
 //!
-//! The software must be installed (`.ci/run` does it); a missing program fails the test with
-//! a message saying what to install — never a silent pass.
+//! The software must be installed (`scripts/setup` does it, and `scripts/test` runs that
+//! first); a missing program fails the test with a message saying what to install — never a
+//! silent pass.
 //!
 //! Also the client scenarios shared by tests/ssh.rs, tests/http.rs and tests/daemon.rs, and
 //! the drivers for the other clients: pygit2 (libgit2) and dulwich through `client.py`, and
@@ -21,7 +22,7 @@ pub fn require(program: &str, package: &str) -> PathBuf {
     if p.is_absolute() {
         assert!(
             p.exists(),
-            "{program} is missing: install {package} (.ci/run does: see its apt-get/pip lines)"
+            "{program} is missing: install {package} (scripts/setup does; scripts/test runs it)"
         );
         return p.to_path_buf();
     }
@@ -30,7 +31,7 @@ pub fn require(program: &str, package: &str) -> PathBuf {
             return dir.join(program);
         }
     }
-    panic!("{program} is not on PATH: install {package} (.ci/run does: see its apt-get/pip lines)");
+    panic!("{program} is not on PATH: install {package} (scripts/setup does; scripts/test runs it)");
 }
 
 /// Fails the test unless `python3 -c "import <module>"` works.
@@ -38,7 +39,7 @@ pub fn require_python_module(module: &str) {
     let out = Command::new("python3").args(["-c", &format!("import {module}")]).output();
     match out {
         Ok(o) if o.status.success() => {}
-        _ => panic!("python3 module {module} is missing: `python3 -m pip install {module}` (.ci/run does)"),
+        _ => panic!("python3 module {module} is missing: `python3 -m pip install {module}` (scripts/setup does)"),
     }
 }
 
