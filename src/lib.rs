@@ -3,6 +3,7 @@
 //! Layers, outermost first: [`frontend`] (envelopes) → [`session`] (v0/v1/v2 over [`wire`]) →
 //! [`negotiate`] and [`select`] (decisions over [`odb`]) → [`pack`] (the stream).
 
+pub mod bits;
 pub mod cli;
 pub mod config;
 pub mod frontend;

@@ -1,5 +1,12 @@
 //! Object access for walking: commit parents, dates and generations (commit-graph first, then the
 //! object database), tree entries and tag targets. Read-only; never fetches from promisors.
+//!
+//! Objects have numbers ([`ObjNum`]): a packed object's is given by the packs
+//! ([`PackSet::num_of`]); an object in no pack (loose, in a pack that arrived after the packs
+//! were listed, or missing) gets the next free number from a small side table the first time it
+//! is asked for. The walk, the bitmap code and the pack writer work on numbers; ids are looked
+//! up where the wire or an index needs them. [`Odb`] gives the pack writer what it reads through
+//! the [`crate::pack::Objects`] interface, so `pack/` never depends on this module.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -9,7 +16,7 @@ use gix::objs::Exists;
 use gix::objs::Kind;
 
 use crate::pack::read::Reader;
-use crate::pack::source::{Location, PackSet, SourceError};
+use crate::pack::source::{Location, ObjNum, PackSet, SourceError};
 
 /// Errors reading objects.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +72,17 @@ pub struct Odb {
     graph: Option<gix::commitgraph::Graph>,
     hash: gix::hash::Kind,
     buf: RefCell<Vec<u8>>,
+    /// Numbers of objects that are in no pack: ids by number (minus the packed total) and back.
+    unpacked: RefCell<Unpacked>,
     /// The repository's own shallow commits (`$GIT_DIR/shallow`): their parents are not here.
     shallow: gix::hashtable::HashSet<ObjectId>,
+}
+
+/// The side table of objects in no pack.
+#[derive(Default)]
+struct Unpacked {
+    ids: Vec<ObjectId>,
+    nums: gix::hashtable::HashMap<ObjectId, u32>,
 }
 
 /// Object directories: the repository's own, then its alternates (recursively, as git reads them).
@@ -127,6 +143,7 @@ impl Odb {
             graph,
             hash,
             buf: RefCell::new(Vec::new()),
+            unpacked: RefCell::new(Unpacked::default()),
             shallow,
         }
     }
@@ -138,6 +155,159 @@ impl Odb {
         }
         let set = PackSet::open(&self.object_dirs, self.hash)?;
         Ok(self.packs.get_or_init(|| set))
+    }
+
+    /// The packs, or none when they could not be opened (then every object is read through gix
+    /// and numbered in the side table; the error is reported where a pack is written).
+    fn packs_or_none(&self) -> Option<&PackSet> {
+        if self.packs_failed.get() {
+            return None;
+        }
+        match self.packs() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                self.packs_failed.set(true);
+                None
+            }
+        }
+    }
+
+    /// The number of packed objects: unpacked objects are numbered from here.
+    pub fn packed_total(&self) -> ObjNum {
+        self.packs_or_none().map_or(0, PackSet::total)
+    }
+
+    /// One more than the highest number given out so far (packed objects and the side table).
+    pub fn num_end(&self) -> ObjNum {
+        self.packed_total() + self.unpacked.borrow().ids.len() as ObjNum
+    }
+
+    /// The number of `id` if it exists: packed, already numbered, or found by gix (loose, or in
+    /// a pack that arrived after the packs were listed).
+    pub fn num(&self, id: &oid) -> Option<ObjNum> {
+        if let Some(n) = self.packs_or_none().and_then(|p| p.num_of(id)) {
+            return Some(n);
+        }
+        if let Some(&n) = self.unpacked.borrow().nums.get(id) {
+            return Some(self.packed_total() + n);
+        }
+        self.objects.exists(id).then(|| self.add_unpacked(id))
+    }
+
+    /// The number of `id`, giving it one if it has none yet, whether or not the object exists
+    /// (a tree entry is numbered before anything reads it; reading a missing one fails then).
+    pub fn num_or_add(&self, id: &oid) -> ObjNum {
+        if let Some(n) = self.packs_or_none().and_then(|p| p.num_of(id)) {
+            return n;
+        }
+        if let Some(&n) = self.unpacked.borrow().nums.get(id) {
+            return self.packed_total() + n;
+        }
+        self.add_unpacked(id)
+    }
+
+    fn add_unpacked(&self, id: &oid) -> ObjNum {
+        let mut u = self.unpacked.borrow_mut();
+        let n = u.ids.len() as u32;
+        u.ids.push(id.to_owned());
+        u.nums.insert(id.to_owned(), n);
+        self.packed_total() + n
+    }
+
+    /// The id of object number `num` (a number this database gave out).
+    pub fn id(&self, num: ObjNum) -> ObjectId {
+        let total = self.packed_total();
+        if num < total {
+            if let Some(id) = self.packs_or_none().and_then(|p| p.oid_of(num)) {
+                return id.to_owned();
+            }
+        }
+        self.unpacked
+            .borrow()
+            .ids
+            .get((num - total) as usize)
+            .copied()
+            .unwrap_or_else(|| ObjectId::null(self.hash))
+    }
+
+    /// Whether object number `num` is in no pack (read through gix).
+    pub fn is_unpacked(&self, num: ObjNum) -> bool {
+        num >= self.packed_total()
+    }
+
+    /// Reads object number `num` into `buf`, returning its kind.
+    pub fn read_num(&self, num: ObjNum, buf: &mut Vec<u8>) -> Result<Kind, OdbError> {
+        match self.packs_or_none().and_then(|p| p.location(num).map(|l| (p, l))) {
+            Some((packs, loc)) => {
+                self.reader.borrow_mut().read(packs, loc, buf).map_err(|e| Self::pack_error(&self.id(num), e))
+            }
+            None => self.read_unpacked(&self.id(num), buf),
+        }
+    }
+
+    /// The kind of object number `num`, `None` if it doesn't exist.
+    pub fn kind_num(&self, num: ObjNum) -> Result<Option<Kind>, OdbError> {
+        match self.packs_or_none().and_then(|p| p.location(num).map(|l| (p, l))) {
+            Some((packs, loc)) => self
+                .reader
+                .borrow_mut()
+                .kind(packs, loc)
+                .map(Some)
+                .map_err(|e| Self::pack_error(&self.id(num), e)),
+            None => self.header_unpacked(&self.id(num)).map(|h| h.map(|h| h.0)),
+        }
+    }
+
+    /// The size of object number `num`, `None` if it doesn't exist.
+    pub fn size_num(&self, num: ObjNum) -> Result<Option<u64>, OdbError> {
+        match self.packs_or_none().and_then(|p| p.location(num).map(|l| (p, l))) {
+            Some((packs, loc)) => self
+                .reader
+                .borrow_mut()
+                .size(packs, loc)
+                .map(Some)
+                .map_err(|e| Self::pack_error(&self.id(num), e)),
+            None => self.header_unpacked(&self.id(num)).map(|h| h.map(|h| h.1)),
+        }
+    }
+
+    fn read_unpacked(&self, id: &oid, buf: &mut Vec<u8>) -> Result<Kind, OdbError> {
+        match gix::objs::Find::try_find(&self.objects, id, buf) {
+            Ok(Some(d)) => Ok(d.kind),
+            Ok(None) => Err(OdbError::Missing(id.to_owned())),
+            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
+        }
+    }
+
+    fn header_unpacked(&self, id: &oid) -> Result<Option<(Kind, u64)>, OdbError> {
+        match gix::objs::FindHeader::try_header(&self.objects, id) {
+            Ok(h) => Ok(h.map(|h| (h.kind, h.size))),
+            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
+        }
+    }
+
+    /// The commit-graph, if the repository has one in use.
+    pub fn graph(&self) -> Option<&gix::commitgraph::Graph> {
+        self.graph.as_ref()
+    }
+
+    /// Calls `f` for each entry of tree number `num`; `buf` holds the tree meanwhile.
+    pub fn for_each_tree_entry_num(
+        &self,
+        num: ObjNum,
+        buf: &mut Vec<u8>,
+        f: impl FnMut(EntryKind, &[u8], &oid),
+    ) -> Result<(), OdbError> {
+        let kind = self.read_num(num, buf)?;
+        if kind != Kind::Tree {
+            return Err(OdbError::WrongKind { id: self.id(num), actual: kind, expected: Kind::Tree });
+        }
+        self.parse_tree(&self.id_if_needed(num), buf, f)
+    }
+
+    /// The id for error messages about `num` (cheap: only made when a message needs it).
+    fn id_if_needed(&self, num: ObjNum) -> LazyId<'_> {
+        LazyId { odb: self, num }
     }
 
     /// Lets go of the decoded delta bases kept for the walk.
@@ -285,13 +455,22 @@ impl Odb {
         &self,
         id: &oid,
         buf: &mut Vec<u8>,
-        mut f: impl FnMut(EntryKind, &[u8], &oid),
+        f: impl FnMut(EntryKind, &[u8], &oid),
     ) -> Result<(), OdbError> {
         self.read_kind(id, Kind::Tree, buf)?;
+        self.parse_tree(&id.to_owned(), buf, f)
+    }
+
+    fn parse_tree(
+        &self,
+        id: &dyn TreeName,
+        buf: &[u8],
+        mut f: impl FnMut(EntryKind, &[u8], &oid),
+    ) -> Result<(), OdbError> {
         let hash_len = self.hash.len_in_bytes();
         let mut rest: &[u8] = buf;
         while !rest.is_empty() {
-            let bad = || OdbError::Corrupt { id: id.to_owned(), message: "bad tree entry".into() };
+            let bad = || OdbError::Corrupt { id: id.id(), message: "bad tree entry".into() };
             let sp = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
             let mode = &rest[..sp];
             let nul = rest[sp + 1..].iter().position(|&b| b == 0).ok_or_else(bad)? + sp + 1;
@@ -312,6 +491,46 @@ impl Odb {
             rest = &rest[oid_end..];
         }
         Ok(())
+    }
+}
+
+/// Names a tree in an error message without looking its id up unless there is an error.
+trait TreeName {
+    fn id(&self) -> ObjectId;
+}
+
+impl TreeName for ObjectId {
+    fn id(&self) -> ObjectId {
+        *self
+    }
+}
+
+struct LazyId<'a> {
+    odb: &'a Odb,
+    num: ObjNum,
+}
+
+impl TreeName for LazyId<'_> {
+    fn id(&self) -> ObjectId {
+        self.odb.id(self.num)
+    }
+}
+
+impl crate::pack::Objects for Odb {
+    fn read(&self, num: ObjNum, buf: &mut Vec<u8>) -> Result<Kind, crate::pack::ObjectError> {
+        self.read_num(num, buf).map_err(|e| crate::pack::ObjectError(e.to_string()))
+    }
+
+    fn id(&self, num: ObjNum) -> ObjectId {
+        Odb::id(self, num)
+    }
+
+    fn num(&self, id: &oid) -> Option<ObjNum> {
+        Odb::num(self, id)
+    }
+
+    fn hash_kind(&self) -> gix::hash::Kind {
+        self.hash
     }
 }
 

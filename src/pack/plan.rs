@@ -1,26 +1,15 @@
-//! The order of the pack and where each entry comes from. Like git's write order, each delta
-//! follows its base as closely as possible (a depth-first walk from every base to the deltas
-//! stored against it), so ofs-delta distances stay short and every base precedes its deltas;
-//! bases themselves keep their stored order, loose objects come last.
+//! The order of the pack and where each entry comes from: every pack's entries to send in the
+//! order they are stored (so that an ofs-delta's base, if it is sent, is always written before
+//! it, and a pack written by git keeps git's write order), the packs one after the other, then
+//! the objects that are in no pack.
+//!
+//! A planned entry is 16 bytes: its pack position, where it starts in its pack, and (once
+//! written) where it starts in the output. Object ids are not kept; the writer finds an
+//! ofs-delta's base among the entries planned before it by its offset.
 
-use gix::hash::ObjectId;
-use gix::objs::Kind;
-use gix::odb::pack::data::entry::Header;
+use crate::bits::Bits;
 
-use super::source::{Location, PackSet};
-
-/// One object of the pack to write.
-#[derive(Debug, Clone, Copy)]
-pub struct PlanEntry {
-    /// Its id.
-    pub id: ObjectId,
-    /// Its type.
-    pub kind: Kind,
-    /// Where it is stored in a pack, `None` for loose objects.
-    pub loc: Option<Location>,
-    /// Name hash of its path (for delta search), 0 if unknown.
-    pub name_hash: u32,
-}
+use super::source::{ObjNum, PackId, PackSet};
 
 /// A run of a pack sent as one byte range from its first entry: the output's first `objects`
 /// entries are that pack's first `objects` entries, at the same offsets (both headers are 12
@@ -28,144 +17,209 @@ pub struct PlanEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verbatim {
     /// The pack.
-    pub pack: super::source::PackId,
+    pub pack: PackId,
     /// Entries in the run (pack positions `0..objects`).
     pub objects: u32,
     /// Offset where the run ends (the entry after it, or the trailer).
     pub end: u64,
 }
 
-/// The ordered list of entries.
-pub struct Plan {
-    /// Sent first, before `entries`.
-    pub verbatim: Option<Verbatim>,
-    /// Entries in output order.
-    pub entries: Vec<PlanEntry>,
-    /// Positions in `entries` of the packed entries, sorted by (pack, offset).
-    by_location: Vec<u32>,
-    /// The loose entries' ids, sorted.
-    loose: Vec<ObjectId>,
+/// Offsets are kept in 48 bits (256 TiB).
+const OFFSET_BITS: u32 = 48;
+const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
+
+/// One planned entry of a pack: its pack position, its offset in the pack and its offset in the
+/// output (0 until written), in 16 bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanEntry {
+    pos: u32,
+    in_lo: u32,
+    out_lo: u32,
+    /// High 16 bits of the input offset, then of the output offset.
+    hi: u32,
 }
 
-impl Plan {
-    /// Locates each object and orders them.
-    pub fn new(objects: impl IntoIterator<Item = (ObjectId, Kind, u32)>, packs: &PackSet) -> Self {
-        let mut stored: Vec<PlanEntry> = objects
-            .into_iter()
-            .map(|(id, kind, name_hash)| PlanEntry { id, kind, loc: packs.locate(&id), name_hash })
-            .collect();
-        stored.sort_by_key(|e| match e.loc {
-            Some(l) => (0u8, l.pack, l.offset),
-            None => (1, 0, 0),
-        });
-        let n = stored.len();
-        let find = |pack: u32, offset: u64| -> Option<usize> {
-            stored
-                .binary_search_by(|e| match e.loc {
-                    Some(l) => (l.pack, l.offset).cmp(&(pack, offset)),
-                    None => std::cmp::Ordering::Greater,
-                })
-                .ok()
+impl PlanEntry {
+    fn new(pos: u32, in_off: u64) -> Self {
+        PlanEntry { pos, in_lo: in_off as u32, out_lo: 0, hi: ((in_off >> 32) as u32) & 0xffff }
+    }
+
+    /// Its pack position.
+    pub fn pos(&self) -> u32 {
+        self.pos
+    }
+
+    /// Where it starts in its pack.
+    pub fn in_offset(&self) -> u64 {
+        u64::from(self.in_lo) | (u64::from(self.hi & 0xffff) << 32)
+    }
+
+    /// Where it starts in the output (once written).
+    pub fn out_offset(&self) -> u64 {
+        u64::from(self.out_lo) | (u64::from(self.hi >> 16) << 32)
+    }
+
+    /// Records where it was written. Offsets past 2^48 are refused by [`Plan::new`]'s caller.
+    pub fn set_out_offset(&mut self, out: u64) {
+        let out = out & OFFSET_MASK;
+        self.out_lo = out as u32;
+        self.hi = (self.hi & 0xffff) | (((out >> 32) as u32) << 16);
+    }
+}
+
+/// The planned entries of one pack, in pack order.
+#[derive(Debug)]
+pub struct PackPlan {
+    /// The pack.
+    pub pack: PackId,
+    /// Its entries to send, by ascending pack position.
+    pub entries: Vec<PlanEntry>,
+}
+
+impl PackPlan {
+    /// The index of the entry planned before `before` that starts at `offset`, searching
+    /// backwards from `before` (an ofs-delta's base is usually a few entries back).
+    pub fn find_before(&self, before: usize, offset: u64) -> Option<usize> {
+        let e = &self.entries[..before.min(self.entries.len())];
+        // Gallop back to a bracket, then bisect it.
+        let mut hi = e.len();
+        let mut step = 1;
+        let lo = loop {
+            if hi == 0 {
+                return None;
+            }
+            let probe = hi.saturating_sub(step);
+            let o = e[probe].in_offset();
+            if o == offset {
+                return Some(probe);
+            }
+            if o < offset {
+                break probe + 1;
+            }
+            if probe == 0 {
+                return None;
+            }
+            hi = probe;
+            step *= 2;
         };
-        // The planned base of each stored delta (index into `stored`), as a linked list of children.
-        const NONE: u32 = u32::MAX;
-        let mut first_child = vec![NONE; n];
-        let mut next_sibling = vec![NONE; n];
-        let mut has_base = vec![false; n];
-        let mut last_child = vec![NONE; n];
-        for (i, e) in stored.iter().enumerate() {
-            let Some(loc) = e.loc else { continue };
-            let p = packs.pack(loc.pack);
-            let Ok(info) = p.entry_at_index(loc.index, loc.offset) else {
-                continue;
-            };
-            p.touch(loc.offset, info.header_len as u64);
-            let base = match info.header {
-                Header::OfsDelta { base_distance } => {
-                    loc.offset.checked_sub(base_distance).and_then(|off| find(loc.pack, off))
-                }
-                Header::RefDelta { base_id } => packs.locate(&base_id).and_then(|l| find(l.pack, l.offset)),
-                _ => None,
-            };
-            if let Some(b) = base.filter(|&b| b != i) {
-                has_base[i] = true;
-                if last_child[b] == NONE {
-                    first_child[b] = i as u32;
-                } else {
-                    next_sibling[last_child[b] as usize] = i as u32;
-                }
-                last_child[b] = i as u32;
-            }
-        }
-        packs.release_all();
-        drop(last_child);
-        let mut order: Vec<u32> = Vec::with_capacity(n);
-        let mut visited = vec![false; n];
-        let mut stack: Vec<u32> = Vec::new();
-        let roots = (0..n).filter(|&i| !has_base[i]);
-        // Anything not reached from a root (a cycle through duplicated objects) goes last.
-        for root in roots.chain(0..n) {
-            if visited[root] {
-                continue;
-            }
-            stack.push(root as u32);
-            while let Some(i) = stack.pop() {
-                let i = i as usize;
-                if visited[i] {
-                    continue;
-                }
-                visited[i] = true;
-                order.push(i as u32);
-                // Children in stored order: push in reverse.
-                let mut kids = Vec::new();
-                let mut c = first_child[i];
-                while c != NONE {
-                    kids.push(c);
-                    c = next_sibling[c as usize];
-                }
-                stack.extend(kids.into_iter().rev());
-            }
-        }
-        let mut new_pos = vec![0u32; n];
-        for (pos, &i) in order.iter().enumerate() {
-            new_pos[i as usize] = pos as u32;
-        }
-        let by_location: Vec<u32> =
-            stored.iter().enumerate().filter(|(_, e)| e.loc.is_some()).map(|(i, _)| new_pos[i]).collect();
-        drop((order, visited, first_child, next_sibling, has_base));
-        // Permute in place (following cycles) rather than copying: one entries vector alive.
-        let mut entries = stored;
-        for i in 0..n {
-            while new_pos[i] as usize != i {
-                let j = new_pos[i] as usize;
-                entries.swap(i, j);
-                new_pos.swap(i, j);
-            }
-        }
-        let mut loose: Vec<ObjectId> = entries.iter().filter(|e| e.loc.is_none()).map(|e| e.id).collect();
-        loose.sort_unstable();
-        Plan { verbatim: None, entries, by_location, loose }
+        let i = e[lo..hi].partition_point(|x| x.in_offset() < offset) + lo;
+        (i < hi && e[i].in_offset() == offset).then_some(i)
     }
 
-    /// Whether `id` is in the pack being written (the verbatim run included).
-    pub fn contains(&self, id: &gix::hash::oid, packs: &PackSet) -> bool {
-        match packs.locate(id) {
-            Some(l) => {
-                self.verbatim.is_some_and(|v| v.pack == l.pack && l.offset < v.end)
-                    || self.position_of(l.pack, l.offset).is_some()
+    /// The index of the entry at pack position `pos`, if it is planned.
+    pub fn find_position(&self, pos: u32) -> Option<usize> {
+        self.entries.binary_search_by_key(&pos, |e| e.pos).ok()
+    }
+}
+
+/// The ordered list of entries.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Sent first, before the packs' entries.
+    pub verbatim: Option<Verbatim>,
+    /// The packs' entries, pack after pack.
+    pub packs: Vec<PackPlan>,
+    /// Objects in no pack (by number), written last.
+    pub unpacked: Vec<ObjNum>,
+}
+
+/// Planning failed: the packs are too big for the plan's offsets.
+#[derive(Debug, thiserror::Error)]
+#[error("pack {0} is too large to be planned (offsets past 2^48)")]
+pub struct PlanError(pub String);
+
+impl Plan {
+    /// Plans the objects whose numbers are set in `sent`, numbered by `packs` (numbers past the
+    /// packs' are unpacked objects).
+    pub fn new(sent: &Bits, packs: &PackSet) -> Result<Self, PlanError> {
+        let mut plan = Plan::default();
+        for (i, p) in packs.packs().iter().enumerate() {
+            let pack = i as PackId;
+            let base = packs.base(pack) as usize;
+            let n = p.num_objects() as usize;
+            let count = sent.count_range(base, base + n);
+            if count == 0 {
+                continue;
             }
-            None => self.loose.binary_search_by(|x| x.as_ref().cmp(id)).is_ok(),
+            if p.entries_end() > OFFSET_MASK {
+                return Err(PlanError(p.path().display().to_string()));
+            }
+            let mut entries = Vec::with_capacity(count);
+            if count >= n / 32 {
+                // Dense: one pass in pack order through the reverse index.
+                for pos in 0..n as u32 {
+                    if let Some(index) = p.index_at_pack_position(pos) {
+                        if sent.get(base + index as usize) {
+                            entries.push(PlanEntry::new(pos, p.index().pack_offset_at_index(index)));
+                        }
+                    }
+                }
+            } else {
+                // Sparse: each object's pack position, then sorted.
+                for num in sent.iter_from(base).take_while(|&x| x < base + n) {
+                    let index = (num - base) as u32;
+                    if let Some(pos) = p.pack_position_of_index(index) {
+                        entries.push(PlanEntry::new(pos, p.index().pack_offset_at_index(index)));
+                    }
+                }
+                entries.sort_unstable_by_key(|e| e.pos);
+            }
+            plan.packs.push(PackPlan { pack, entries });
         }
+        let total = packs.total() as usize;
+        plan.unpacked = sent.iter_from(total).map(|n| n as ObjNum).collect();
+        Ok(plan)
     }
 
-    /// The position in the plan of the packed entry at (`pack`, `offset`), if it is planned.
-    pub fn position_of(&self, pack: u32, offset: u64) -> Option<usize> {
-        self.by_location
-            .binary_search_by(|&p| match self.entries[p as usize].loc {
-                Some(l) => (l.pack, l.offset).cmp(&(pack, offset)),
-                None => std::cmp::Ordering::Greater,
-            })
-            .ok()
-            .map(|i| self.by_location[i] as usize)
+    /// Entries in the pack, the verbatim run included.
+    pub fn len(&self) -> usize {
+        self.verbatim.map_or(0, |v| v.objects as usize)
+            + self.packs.iter().map(|p| p.entries.len()).sum::<usize>()
+            + self.unpacked.len()
+    }
+
+    /// Whether nothing is planned.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where `pack` is in [`Plan::packs`].
+    pub fn pack_plan(&self, pack: PackId) -> Option<usize> {
+        self.packs.binary_search_by_key(&pack, |p| p.pack).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_keep_48_bit_offsets() {
+        let mut e = PlanEntry::new(7, (1 << 47) + 12345);
+        assert_eq!(e.pos(), 7);
+        assert_eq!(e.in_offset(), (1 << 47) + 12345);
+        assert_eq!(e.out_offset(), 0);
+        e.set_out_offset((1 << 40) + 99);
+        assert_eq!(e.out_offset(), (1 << 40) + 99);
+        assert_eq!(e.in_offset(), (1 << 47) + 12345);
+        assert_eq!(std::mem::size_of::<PlanEntry>(), 16);
+    }
+
+    #[test]
+    fn finds_bases_before() {
+        let entries: Vec<PlanEntry> =
+            (0..100u32).map(|i| PlanEntry::new(i * 2, 12 + u64::from(i) * 10)).collect();
+        let p = PackPlan { pack: 0, entries };
+        for before in [1usize, 2, 5, 50, 100] {
+            for target in 0..before {
+                let off = 12 + target as u64 * 10;
+                assert_eq!(p.find_before(before, off), Some(target), "before {before} target {target}");
+            }
+            assert_eq!(p.find_before(before, 13), None);
+            assert_eq!(p.find_before(before, 12 + before as u64 * 10), None);
+        }
+        assert_eq!(p.find_before(0, 12), None);
+        assert_eq!(p.find_position(40), Some(20));
+        assert_eq!(p.find_position(41), None);
     }
 }

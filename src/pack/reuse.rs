@@ -2,7 +2,12 @@
 //! without decoding them — the whole file (trailer included) when every object of the pack is
 //! sent and nothing else, otherwise a run from its first entry inside a new pack.
 //!
-//! Every entry is still checked against the CRC32 its `.idx` records (cheap next to the copy).
+//! Every entry is still checked against the CRC32 its `.idx` records, in pack order: the
+//! reverse index gives each entry's `.idx` position, and the entry's end is where the next one
+//! starts (one offset read per entry, which the next entry reuses). git copies without checking;
+//! the check is what turns a damaged pack into an error naming it, instead of a clean exit with
+//! a pack the client then fails to index. It costs two reads in the `.idx` tables per entry and a
+//! CRC32 of the bytes (a few percent of the copy).
 //! In a run from the pack's start an ofs-delta's base is always in the run at the same offset,
 //! so its bytes stay valid; only an entry that must change (a ref-delta whose base is not
 //! sent, written whole instead) shifts what follows, and ofs-deltas across the shift get a new
@@ -14,9 +19,9 @@ use gix::hash::oid;
 use gix::odb::pack::data::entry::Header;
 
 use super::plan::Verbatim;
-use super::source::{Pack, PackSet, SourceError};
+use super::source::{Pack, PackId, PackSet, SourceError};
 use super::writer::{compress, type_header, Hashing, PackError, PackOptions, PackStats};
-use crate::odb::Odb;
+use super::Objects;
 
 /// Bytes handed to the writer at once (and released from the mapping after).
 const CHUNK: u64 = 1 << 20;
@@ -54,6 +59,38 @@ fn corrupt(p: &Pack, what: String) -> PackError {
     PackError::Source(SourceError::Corrupt { path: p.path().to_owned(), what })
 }
 
+/// Walks a pack's first entries in pack order: each one's `.idx` position, offset and end.
+struct Entries<'p> {
+    p: &'p Pack,
+    limit: u64,
+    /// The offset of the next entry (the end of the current one).
+    next_off: u64,
+}
+
+impl<'p> Entries<'p> {
+    /// Entries `0..n`, which must end at or before `limit`.
+    fn new(p: &'p Pack, n: u32, limit: u64) -> Result<Self, PackError> {
+        let first = if n == 0 { limit } else { p.offset_at_pack_position(0) };
+        if n > 0 && first != 12 {
+            return Err(corrupt(p, "first entry not after the header".into()));
+        }
+        Ok(Entries { p, limit, next_off: first })
+    }
+
+    /// The entry at pack position `r` (called for `0, 1, 2, ...`): `.idx` position, start, end.
+    fn next(&mut self, r: u32) -> Result<(u32, u64, u64), PackError> {
+        let p = self.p;
+        let index = p.index_at_pack_position(r).ok_or_else(|| corrupt(p, format!("no entry {r}")))?;
+        let off = self.next_off;
+        let next = p.offset_at_pack_position(r + 1);
+        if next <= off || next > self.limit || next > p.entries_end() {
+            return Err(corrupt(p, format!("bad entry bounds at offset {off}")));
+        }
+        self.next_off = next;
+        Ok((index, off, next))
+    }
+}
+
 /// Sends the pack file `p` as it is: every object of it and nothing else was selected. No
 /// re-hashing: the stored trailer is the checksum of exactly these bytes.
 pub fn write_whole_pack<W: Write>(
@@ -63,17 +100,10 @@ pub fn write_whole_pack<W: Write>(
 ) -> Result<PackStats, PackError> {
     let n = p.num_objects();
     let mut stats = PackStats::default();
-    if p.offset_at_pack_position(0) != 12 {
-        return Err(corrupt(p, "first entry not after the header".into()));
-    }
     let mut chunk_start = 0u64;
+    let mut entries = Entries::new(p, n, p.entries_end())?;
     for r in 0..n {
-        let index = p.index_at_pack_position(r).ok_or_else(|| corrupt(p, format!("no entry {r}")))?;
-        let off = p.index().pack_offset_at_index(index);
-        let next = p.offset_at_pack_position(r + 1);
-        if next <= off || next > p.entries_end() {
-            return Err(corrupt(p, format!("bad entry bounds at offset {off}")));
-        }
+        let (index, off, next) = entries.next(r)?;
         let raw = p.bytes(off, next);
         check_crc(p, index, raw)?;
         let kind = (raw[0] >> 4) & 7;
@@ -81,7 +111,7 @@ pub fn write_whole_pack<W: Write>(
             stats.deltas += 1;
         }
         if kind == OBJ_REF_DELTA {
-            let info = p.entry(off)?;
+            let info = p.entry_bounded(off, next)?;
             if let Header::RefDelta { base_id } = info.header {
                 if p.index().lookup(&base_id).is_none() {
                     return Err(corrupt(
@@ -118,7 +148,7 @@ pub fn write_whole_pack<W: Write>(
 pub(super) fn write_run<W: Write>(
     w: &mut Hashing<'_, W>,
     packs: &PackSet,
-    odb: &Odb,
+    objects: &dyn Objects,
     v: Verbatim,
     ok_base: &dyn Fn(&oid) -> bool,
     opts: PackOptions,
@@ -129,9 +159,7 @@ pub(super) fn write_run<W: Write>(
     if !opts.ofs_delta {
         return Err(corrupt(p, "verbatim reuse needs ofs-delta".into()));
     }
-    if v.objects > 0 && p.offset_at_pack_position(0) != 12 {
-        return Err(corrupt(p, "first entry not after the header".into()));
-    }
+    let mut entries = Entries::new(p, v.objects, v.end)?;
     let mut shifts = Shifts::default();
     let mut shift: i64 = 0;
     let mut chunk_start = 12u64;
@@ -145,12 +173,7 @@ pub(super) fn write_run<W: Write>(
         Ok(())
     };
     for r in 0..v.objects {
-        let index = p.index_at_pack_position(r).ok_or_else(|| corrupt(p, format!("no entry {r}")))?;
-        let off = p.index().pack_offset_at_index(index);
-        let next = p.offset_at_pack_position(r + 1);
-        if next <= off || next > v.end || next > p.entries_end() {
-            return Err(corrupt(p, format!("bad entry bounds at offset {off}")));
-        }
+        let (index, off, next) = entries.next(r)?;
         let raw = p.bytes(off, next);
         check_crc(p, index, raw)?;
         stats.objects += 1;
@@ -161,7 +184,7 @@ pub(super) fn write_run<W: Write>(
         // What to write instead of the stored bytes, if they can't stay.
         let mut replace = false;
         if kind == OBJ_REF_DELTA || (kind == OBJ_OFS_DELTA && shift != 0) {
-            let info = p.entry(off)?;
+            let info = p.entry_bounded(off, next)?;
             match info.header {
                 Header::RefDelta { base_id } => {
                     let in_run = p
@@ -170,8 +193,8 @@ pub(super) fn write_run<W: Write>(
                         .and_then(|i| p.pack_position_of_index(i))
                         .is_some_and(|pos| pos < v.objects);
                     if !in_run && !ok_base(&base_id) {
-                        let id = p.index().oid_at_index(index).to_owned();
-                        let k = odb.read(&id, &mut buf)?;
+                        let num = packs.base(v.pack as PackId) + index;
+                        let k = objects.read(num, &mut buf)?;
                         hdr.clear();
                         type_header(k).write_to(buf.len() as u64, &mut hdr)?;
                         flush(w, chunk_start, off)?;

@@ -5,12 +5,12 @@
 //! Bounded: at most [`WINDOW`] tries per object, only objects between [`MIN_SIZE`] and
 //! [`MAX_SIZE`] bytes, and only bases that are not deltas in this pack, so no delta cycle can form.
 
-use gix::hash::ObjectId;
 use gix::objs::Kind;
 
 use super::delta::DeltaIndex;
+use super::source::ObjNum;
 use super::writer::ThinBases;
-use crate::odb::Odb;
+use super::Objects;
 
 /// Tries per object.
 pub const WINDOW: usize = 10;
@@ -22,28 +22,28 @@ pub const MAX_SIZE: usize = 32 << 20;
 /// Where the chosen base is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeltaBase {
-    /// Written earlier in this pack, at this plan position.
-    Written(usize, ObjectId),
+    /// Written earlier in this pack at this output offset.
+    Written(u64, ObjNum),
     /// On the client (thin pack).
-    Thin(ObjectId),
+    Thin(ObjNum),
 }
 
 /// The search state of one pack.
 pub struct DeltaSearch<'a> {
-    odb: &'a Odb,
+    objects: &'a dyn Objects,
     thin: Option<&'a ThinBases>,
-    written: std::collections::HashMap<u32, Vec<(usize, ObjectId, Kind)>>,
+    written: std::collections::HashMap<u32, Vec<(u64, ObjNum, Kind)>>,
     base_buf: Vec<u8>,
 }
 
 impl<'a> DeltaSearch<'a> {
     /// `thin` are the client's objects by name hash, when the client accepts a thin pack.
-    pub fn new(odb: &'a Odb, thin: Option<&'a ThinBases>) -> Self {
-        DeltaSearch { odb, thin, written: std::collections::HashMap::new(), base_buf: Vec::new() }
+    pub fn new(objects: &'a dyn Objects, thin: Option<&'a ThinBases>) -> Self {
+        DeltaSearch { objects, thin, written: std::collections::HashMap::new(), base_buf: Vec::new() }
     }
 
-    /// Records an object written whole (not as a delta) at plan position `pos`.
-    pub fn note_whole(&mut self, pos: usize, id: ObjectId, kind: Kind, name_hash: u32) {
+    /// Records an object written whole (not as a delta) at output offset `out`.
+    pub fn note_whole(&mut self, out: u64, num: ObjNum, kind: Kind, name_hash: u32) {
         if kind != Kind::Blob && kind != Kind::Tree {
             return;
         }
@@ -51,7 +51,7 @@ impl<'a> DeltaSearch<'a> {
         if v.len() >= WINDOW {
             v.remove(0);
         }
-        v.push((pos, id, kind));
+        v.push((out, num, kind));
     }
 
     /// Whether a stored whole object is worth inflating to look for a delta: only when the client
@@ -61,10 +61,11 @@ impl<'a> DeltaSearch<'a> {
             && self.thin.and_then(|t| t.get(&name_hash)).is_some_and(|v| v.iter().any(|c| c.1 == kind))
     }
 
-    /// The best delta for `target` (of `kind`, at a path with `name_hash`), if one pays.
+    /// The best delta for `target` (object `num` of `kind`, at a path with `name_hash`), if one
+    /// pays.
     pub fn find(
         &mut self,
-        id: &ObjectId,
+        num: ObjNum,
         kind: Kind,
         name_hash: u32,
         target: &[u8],
@@ -80,17 +81,17 @@ impl<'a> DeltaSearch<'a> {
             candidates.extend(v.iter().filter(|c| c.1 == kind).map(|c| DeltaBase::Thin(c.0)));
         }
         candidates.truncate(WINDOW);
-        let hash_len = self.odb.hash_kind().len_in_bytes();
+        let hash_len = self.objects.hash_kind().len_in_bytes();
         let mut max_size = (target.len() / 2).saturating_sub(hash_len);
         let mut best: Option<(DeltaBase, Vec<u8>)> = None;
         for cand in candidates {
-            let base_id = match cand {
+            let base_num = match cand {
                 DeltaBase::Written(_, b) | DeltaBase::Thin(b) => b,
             };
-            if &base_id == id || max_size == 0 {
+            if base_num == num || max_size == 0 {
                 continue;
             }
-            if self.odb.read(&base_id, &mut self.base_buf).ok() != Some(kind) {
+            if self.objects.read(base_num, &mut self.base_buf).ok() != Some(kind) {
                 continue;
             }
             let base = &self.base_buf;

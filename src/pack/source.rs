@@ -39,6 +39,13 @@ enum Listed {
 /// Which pack, as an index into [`PackSet::packs`].
 pub type PackId = u32;
 
+/// An object's number: its pack's first number plus its position in that pack's `.idx`
+/// (packs numbered one after the other in [`PackSet`] order). Objects that are in no pack get
+/// numbers after the last packed one from the object database's side table. Flags and plans
+/// are bit sets and small arrays over these numbers; an object id is looked up only where the
+/// wire or an index needs one.
+pub type ObjNum = u32;
+
 /// One `.pack` with its `.idx`.
 pub struct Pack {
     idx: IdxFile,
@@ -259,6 +266,11 @@ impl Pack {
         self.entry_with_end(offset, end)
     }
 
+    /// Parses the header of the entry at `offset` that ends at `end` (known to the caller).
+    pub fn entry_bounded(&self, offset: u64, end: u64) -> Result<EntryInfo, SourceError> {
+        self.entry_with_end(offset, Some(end))
+    }
+
     fn entry_with_end(&self, offset: u64, end: Option<u64>) -> Result<EntryInfo, SourceError> {
         let corrupt = |what: &str| SourceError::Corrupt {
             path: self.path.clone(),
@@ -379,11 +391,16 @@ pub struct Location {
 /// All packs of a repository (and of its alternates).
 pub struct PackSet {
     packs: Vec<Pack>,
+    /// The first object number of each pack, and the total after the last.
+    bases: Vec<ObjNum>,
     hash: gix::hash::Kind,
 }
 
 impl PackSet {
-    /// Opens every `pack-*.idx` in `objects_dirs/pack`, newest first (as git prefers them).
+    /// Opens every `pack-*.idx` in `objects_dirs/pack`: packs with a reachability bitmap first,
+    /// then the biggest first (most lookups end in the first pack they try; an object stored
+    /// twice is always found, and numbered, in the first pack that has it), newest first among
+    /// equals.
     ///
     /// A concurrent `git repack -d` or `git gc` may delete a listed pack (its `.idx` or its
     /// `.pack`) before it is opened; its objects are then in a pack written before the deletion,
@@ -416,14 +433,19 @@ impl PackSet {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
                 if name.starts_with("pack-") && name.ends_with(".idx") && p.with_extension("pack").exists() {
+                    let meta = p.with_extension("pack").metadata().ok();
+                    let size = meta.as_ref().map_or(0, |m| m.len());
                     let mtime = e.metadata().and_then(|m| m.modified()).ok();
-                    found.push((mtime, p));
+                    let bitmap = p.with_extension("bitmap").exists();
+                    found.push((bitmap, size, mtime, p));
                 }
             }
         }
-        found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        found.sort_by(|a, b| {
+            b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)).then_with(|| b.2.cmp(&a.2)).then_with(|| a.3.cmp(&b.3))
+        });
         let mut packs = Vec::with_capacity(found.len());
-        for (_, p) in found {
+        for (_, _, _, p) in found {
             match Pack::open(&p, hash) {
                 Ok(pack) => packs.push(pack),
                 Err(e) if !p.exists() || !p.with_extension("pack").exists() => {
@@ -432,7 +454,20 @@ impl PackSet {
                 Err(e) => return Err(Listed::Failed(e)),
             }
         }
-        Ok(PackSet { packs, hash })
+        let mut bases = Vec::with_capacity(packs.len() + 1);
+        let mut total: u64 = 0;
+        for p in &packs {
+            bases.push(total as ObjNum);
+            total += u64::from(p.num_objects());
+        }
+        if total >= u64::from(ObjNum::MAX / 2) {
+            return Err(Listed::Failed(SourceError::Corrupt {
+                path: objects_dirs.first().cloned().unwrap_or_default(),
+                what: format!("{total} packed objects are more than packserve numbers"),
+            }));
+        }
+        bases.push(total as ObjNum);
+        Ok(PackSet { packs, bases, hash })
     }
 
     /// The object hash kind.
@@ -467,6 +502,44 @@ impl PackSet {
             }
         }
         None
+    }
+
+    /// Objects in all packs: the first number that is no packed object's.
+    pub fn total(&self) -> ObjNum {
+        *self.bases.last().unwrap_or(&0)
+    }
+
+    /// The first object number of `pack`.
+    pub fn base(&self, pack: PackId) -> ObjNum {
+        self.bases[pack as usize]
+    }
+
+    /// The number of `id`, if it is in a pack (the first pack that has it).
+    pub fn num_of(&self, id: &oid) -> Option<ObjNum> {
+        self.packs.iter().zip(&self.bases).find_map(|(p, &base)| p.idx.lookup(id).map(|i| base + i))
+    }
+
+    /// The pack and `.idx` position of a packed object's number.
+    pub fn split(&self, num: ObjNum) -> Option<(PackId, u32)> {
+        if num >= self.total() {
+            return None;
+        }
+        // Few packs: the partition point of the bases is quick.
+        let pack = self.bases.partition_point(|&b| b <= num) - 1;
+        Some((pack as PackId, num - self.bases[pack]))
+    }
+
+    /// Where the object with number `num` is stored, `None` for numbers of unpacked objects.
+    pub fn location(&self, num: ObjNum) -> Option<Location> {
+        let (pack, index) = self.split(num)?;
+        let offset = self.packs[pack as usize].idx.pack_offset_at_index(index);
+        Some(Location { pack, offset, index })
+    }
+
+    /// The id of a packed object's number.
+    pub fn oid_of(&self, num: ObjNum) -> Option<&oid> {
+        let (pack, index) = self.split(num)?;
+        Some(self.packs[pack as usize].idx.oid_at_index(index))
     }
 
     /// Drops every pack's mapped pages from this process's resident set (they stay in the page

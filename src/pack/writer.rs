@@ -3,19 +3,23 @@
 //! pack (ofs-delta with the distance recomputed, or ref-delta) or, for a thin pack, on the client;
 //! anything else is written whole, compressed anew.
 //!
+//! Entries are written in the [`Plan`]'s order, pack by pack in stored order, so an ofs-delta's
+//! base (when sent) has been written already and is found among the entries planned before it
+//! by its offset.
+//!
 //! Writes to any [`Write`]; knows nothing of side-bands or capabilities.
 
 use std::io::{self, Write};
 
 use flate2::write::ZlibEncoder;
-use gix::hash::{oid, ObjectId};
+use gix::hash::ObjectId;
 use gix::objs::Kind;
 use gix::odb::pack::data::entry::Header;
 
-use super::plan::Plan;
+use super::plan::{Plan, PlanError, Verbatim};
 use super::search::{DeltaBase, DeltaSearch};
-use super::source::{PackSet, SourceError};
-use crate::odb::{Odb, OdbError};
+use super::source::{ObjNum, PackSet, SourceError};
+use super::{ObjectError, Objects};
 
 /// What the client accepts.
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,11 +55,11 @@ pub enum PackError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
-    Odb(#[from] OdbError),
+    Object(#[from] ObjectError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     #[error("pack {path}: CRC mismatch for object {id}")]
     Crc { path: String, id: ObjectId },
-    #[error("object {id} is a {actual} but was listed as a {expected}")]
-    KindMismatch { id: ObjectId, actual: Kind, expected: Kind },
     #[error("too many objects for one pack")]
     TooMany,
 }
@@ -95,180 +99,207 @@ pub(super) fn compress(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
 }
 
 /// Objects of the client's side by name hash (a thin pack's possible delta bases).
-pub type ThinBases = std::collections::HashMap<u32, Vec<(ObjectId, Kind)>>;
+pub type ThinBases = std::collections::HashMap<u32, Vec<(ObjNum, Kind)>>;
 
-/// What the writer may know about objects outside the plan.
+/// What the writer may know about objects outside the plan, by object number.
 pub struct Known<'a> {
-    /// Whether an object is in this pack (anywhere in the plan).
-    pub is_sent: &'a dyn Fn(&oid) -> bool,
+    /// Whether an object is sent (the verbatim run aside: the writer knows that one).
+    pub is_sent: &'a dyn Fn(ObjNum) -> bool,
     /// Whether the client has it.
-    pub client_has: &'a dyn Fn(&oid) -> bool,
+    pub client_has: &'a dyn Fn(ObjNum) -> bool,
     /// The client's objects by name hash.
     pub thin_bases: &'a ThinBases,
+    /// The name hash of a sent object's path.
+    pub name_hash: &'a dyn Fn(ObjNum) -> u32,
 }
 
-/// Where the planned base of a stored delta is in the output.
-enum Base {
-    /// At this plan position.
-    Planned(usize),
-    /// In the verbatim run, at this input offset.
-    Run(u64),
+/// Whether object number `num` is in the verbatim run `v`.
+fn in_run(packs: &PackSet, v: Option<Verbatim>, num: ObjNum) -> bool {
+    let Some(v) = v else { return false };
+    match packs.split(num) {
+        Some((pack, index)) if pack == v.pack => {
+            packs.pack(pack).pack_position_of_index(index).is_some_and(|pos| pos < v.objects)
+        }
+        _ => false,
+    }
 }
 
-/// Writes the whole pack for `plan` to `out`. `on_entry` is called after each entry (progress).
+/// Writes the whole pack for `plan` to `out` (the plan records where each entry went).
+/// `on_entry` is called after each entry (progress).
 pub fn write_pack<W: Write>(
     out: &mut W,
-    plan: &Plan,
+    plan: &mut Plan,
     packs: &PackSet,
-    odb: &Odb,
+    objects: &dyn Objects,
     known: &Known<'_>,
     opts: PackOptions,
     on_entry: &mut dyn FnMut(&PackStats),
 ) -> Result<PackStats, PackError> {
-    let Known { is_sent, client_has, thin_bases } = *known;
-    let run_objects = plan.verbatim.map_or(0, |v| v.objects as usize);
-    let count = u32::try_from(plan.entries.len() + run_objects).map_err(|_| PackError::TooMany)?;
-    if let Some(v) = plan.verbatim {
+    let Known { is_sent, client_has, thin_bases, name_hash } = *known;
+    let count = u32::try_from(plan.len()).map_err(|_| PackError::TooMany)?;
+    let verbatim = plan.verbatim;
+    if let Some(v) = verbatim {
         let p = packs.pack(v.pack);
-        if plan.entries.is_empty() && v.objects == p.num_objects() && v.end == p.entries_end() {
+        if plan.packs.is_empty()
+            && plan.unpacked.is_empty()
+            && v.objects == p.num_objects()
+            && v.end == p.entries_end()
+        {
             return super::reuse::write_whole_pack(out, p, on_entry);
         }
     }
+    // Sent anywhere in this pack: listed, or in the run.
+    let sent = |num: ObjNum| is_sent(num) || in_run(packs, verbatim, num);
     let mut w = Hashing { out, hasher: gix::hash::hasher(packs.hash_kind()), count: 0 };
     let mut stats = PackStats::default();
     w.write_all(b"PACK")?;
     w.write_all(&2u32.to_be_bytes())?;
     w.write_all(&count.to_be_bytes())?;
     // The verbatim run first; `shifts` maps its input offsets to output offsets.
-    let shifts = match plan.verbatim {
+    let shifts = match verbatim {
         Some(v) => {
-            let ok_base = |id: &oid| is_sent(id) || (opts.thin && client_has(id));
-            super::reuse::write_run(&mut w, packs, odb, v, &ok_base, opts, &mut stats, on_entry)?
+            let ok_base = |id: &gix::hash::oid| {
+                packs
+                    .num_of(id)
+                    .or_else(|| objects.num(id))
+                    .is_some_and(|n| sent(n) || (opts.thin && client_has(n)))
+            };
+            super::reuse::write_run(&mut w, packs, objects, v, &ok_base, opts, &mut stats, on_entry)?
         }
         None => super::reuse::Shifts::default(),
     };
 
-    let mut search = DeltaSearch::new(odb, opts.thin.then_some(thin_bases));
-    let mut out_offsets: Vec<u64> = Vec::with_capacity(plan.entries.len());
+    let mut search = DeltaSearch::new(objects, opts.thin.then_some(thin_bases));
     let mut buf = Vec::new();
     let mut hdr = Vec::with_capacity(32);
-    for (i, e) in plan.entries.iter().enumerate() {
-        let here = w.count;
-        out_offsets.push(here);
-        // A stored non-delta entry we may copy as it is if no better delta turns up.
-        let mut stored_whole: Option<&[u8]> = None;
-        let mut written = false;
-        if let Some(loc) = e.loc {
-            let p = packs.pack(loc.pack);
-            let info = p.entry_at_index(loc.index, loc.offset)?;
-            let raw = p.bytes(info.offset, info.end);
-            if let Some(crc) = p.index().crc32_at_index(loc.index) {
+    for pi in 0..plan.packs.len() {
+        let pack = plan.packs[pi].pack;
+        let p = packs.pack(pack);
+        let base_num = packs.base(pack);
+        let corrupt = |what: String| SourceError::Corrupt { path: p.path().to_owned(), what };
+        for k in 0..plan.packs[pi].entries.len() {
+            let here = w.count;
+            let e = plan.packs[pi].entries[k];
+            plan.packs[pi].entries[k].set_out_offset(here);
+            let index =
+                p.index_at_pack_position(e.pos()).ok_or_else(|| corrupt(format!("no entry {}", e.pos())))?;
+            let num = base_num + index;
+            let off = e.in_offset();
+            let end = p.offset_at_pack_position(e.pos() + 1);
+            if end <= off || end > p.entries_end() {
+                return Err(corrupt(format!("bad entry bounds at offset {off}")).into());
+            }
+            let info = p.entry_bounded(off, end)?;
+            let raw = p.bytes(off, end);
+            if let Some(crc) = p.index().crc32_at_index(index) {
                 if crc32fast::hash(raw) != crc {
-                    return Err(PackError::Crc { path: p.path().display().to_string(), id: e.id });
+                    return Err(PackError::Crc {
+                        path: p.path().display().to_string(),
+                        id: p.index().oid_at_index(index).to_owned(),
+                    });
                 }
             }
             let data = &raw[info.header_len..];
-            // The base of a stored delta, as (plan position if planned, its id).
-            let base = match info.header {
+            // A stored non-delta entry we may copy as it is if no better delta turns up.
+            let mut stored_whole: Option<(&[u8], Kind)> = None;
+            let mut written = false;
+            let new_header = match info.header {
                 Header::OfsDelta { base_distance } => {
-                    let base_off =
-                        info.offset.checked_sub(base_distance).ok_or_else(|| SourceError::Corrupt {
-                            path: p.path().to_owned(),
-                            what: format!("delta base before start at offset {}", info.offset),
-                        })?;
-                    let pos = match plan.verbatim {
-                        Some(v) if v.pack == loc.pack && base_off < v.end => Some(Base::Run(base_off)),
-                        _ => plan.position_of(loc.pack, base_off).map(Base::Planned),
-                    };
-                    let id = packs.oid_at(loc.pack, base_off).ok_or_else(|| SourceError::Corrupt {
-                        path: p.path().to_owned(),
-                        what: format!("no entry at delta base offset {base_off}"),
-                    })?;
-                    Some((pos, id))
+                    let base_off = off
+                        .checked_sub(base_distance)
+                        .ok_or_else(|| corrupt(format!("delta base before start at offset {off}")))?;
+                    match verbatim {
+                        Some(v) if v.pack == pack && base_off < v.end && opts.ofs_delta => {
+                            Some(Header::OfsDelta { base_distance: here - shifts.out_offset(base_off) })
+                        }
+                        _ => match plan.packs[pi].find_before(k, base_off) {
+                            Some(j) if opts.ofs_delta => Some(Header::OfsDelta {
+                                base_distance: here - plan.packs[pi].entries[j].out_offset(),
+                            }),
+                            found => {
+                                let bindex = p.index_at_offset(base_off).ok_or_else(|| {
+                                    corrupt(format!("no entry at delta base offset {base_off}"))
+                                })?;
+                                let base_id = p.index().oid_at_index(bindex).to_owned();
+                                // The base's number where it counts (a copy in another pack).
+                                let canon = packs.num_of(&base_id).unwrap_or(base_num + bindex);
+                                (found.is_some() || sent(canon) || (opts.thin && client_has(canon)))
+                                    .then_some(Header::RefDelta { base_id })
+                            }
+                        },
+                    }
                 }
                 Header::RefDelta { base_id } => {
-                    let pos = packs.locate(&base_id).and_then(|l| match plan.verbatim {
-                        Some(v) if v.pack == l.pack && l.offset < v.end => Some(Base::Run(l.offset)),
-                        _ => plan.position_of(l.pack, l.offset).map(Base::Planned),
-                    });
-                    Some((pos, base_id))
-                }
-                _ => None,
-            };
-            match base {
-                None => {
-                    if info.header.as_kind() != Some(e.kind) {
-                        return Err(PackError::KindMismatch {
-                            id: e.id,
-                            actual: info.header.as_kind().unwrap_or(Kind::Blob),
-                            expected: e.kind,
-                        });
+                    match packs.num_of(&base_id).or_else(|| objects.num(&base_id)) {
+                        Some(bnum) if sent(bnum) => {
+                            let out = written_offset(plan, packs, verbatim, &shifts, bnum, (pi, k));
+                            match out {
+                                Some(o) if opts.ofs_delta => {
+                                    Some(Header::OfsDelta { base_distance: here - o })
+                                }
+                                _ => Some(Header::RefDelta { base_id }),
+                            }
+                        }
+                        Some(bnum) if opts.thin && client_has(bnum) => Some(Header::RefDelta { base_id }),
+                        _ => None,
                     }
-                    if search.worth_trying(e.kind, e.name_hash, info.size) {
-                        stored_whole = Some(raw);
+                }
+                h => {
+                    let kind = h.as_kind().unwrap_or(Kind::Blob);
+                    if search.worth_trying(kind, name_hash(num), info.size) {
+                        stored_whole = Some((raw, kind));
                     } else {
                         w.write_all(raw)?;
                         stats.reused += 1;
-                        search.note_whole(i, e.id, e.kind, e.name_hash);
+                        search.note_whole(here, num, kind, name_hash(num));
                         written = true;
                     }
+                    None
                 }
-                Some((pos, base_id)) => {
-                    let new_header = match pos {
-                        Some(Base::Planned(j)) if j < i && opts.ofs_delta => {
-                            Some(Header::OfsDelta { base_distance: here - out_offsets[j] })
-                        }
-                        Some(Base::Run(off)) if opts.ofs_delta => {
-                            Some(Header::OfsDelta { base_distance: here - shifts.out_offset(off) })
-                        }
-                        Some(_) => Some(Header::RefDelta { base_id }),
-                        None if is_sent(&base_id) || (opts.thin && client_has(&base_id)) => {
-                            Some(Header::RefDelta { base_id })
-                        }
-                        None => None,
-                    };
-                    if let Some(h) = new_header {
-                        hdr.clear();
-                        h.write_to(info.size, &mut hdr)?;
-                        w.write_all(&hdr)?;
-                        w.write_all(data)?;
-                        stats.reused += 1;
-                        stats.reused_deltas += 1;
-                        stats.deltas += 1;
-                        written = true;
-                    }
-                }
-            }
-            p.touch(info.offset, info.end - info.offset);
-        }
-        if !written {
-            let kind = odb.read(&e.id, &mut buf)?;
-            if kind != e.kind {
-                return Err(PackError::KindMismatch { id: e.id, actual: kind, expected: e.kind });
-            }
-            hdr.clear();
-            if let Some((base, delta)) = search.find(&e.id, kind, e.name_hash, &buf) {
-                let h = match base {
-                    DeltaBase::Written(j, _) if opts.ofs_delta => {
-                        Header::OfsDelta { base_distance: here - out_offsets[j] }
-                    }
-                    DeltaBase::Written(_, id) | DeltaBase::Thin(id) => Header::RefDelta { base_id: id },
-                };
-                h.write_to(delta.len() as u64, &mut hdr)?;
+            };
+            if let Some(h) = new_header {
+                hdr.clear();
+                h.write_to(info.size, &mut hdr)?;
                 w.write_all(&hdr)?;
-                compress(&mut w, &delta)?;
-                stats.deltas += 1;
-            } else if let Some(raw) = stored_whole {
-                w.write_all(raw)?;
+                w.write_all(data)?;
                 stats.reused += 1;
-                search.note_whole(i, e.id, kind, e.name_hash);
-            } else {
-                type_header(kind).write_to(buf.len() as u64, &mut hdr)?;
-                w.write_all(&hdr)?;
-                compress(&mut w, &buf)?;
-                search.note_whole(i, e.id, kind, e.name_hash);
+                stats.reused_deltas += 1;
+                stats.deltas += 1;
+                written = true;
             }
+            p.touch(off, end - off);
+            if !written {
+                write_new(
+                    &mut w,
+                    &mut search,
+                    &mut stats,
+                    objects,
+                    num,
+                    name_hash(num),
+                    stored_whole,
+                    &mut buf,
+                    &mut hdr,
+                    opts,
+                )?;
+            }
+            stats.objects += 1;
+            on_entry(&stats);
         }
+    }
+    for i in 0..plan.unpacked.len() {
+        let num = plan.unpacked[i];
+        write_new(
+            &mut w,
+            &mut search,
+            &mut stats,
+            objects,
+            num,
+            name_hash(num),
+            None,
+            &mut buf,
+            &mut hdr,
+            opts,
+        )?;
         stats.objects += 1;
         on_entry(&stats);
     }
@@ -277,4 +308,65 @@ pub fn write_pack<W: Write>(
     out.write_all(digest.as_bytes())?;
     stats.bytes = count + digest.as_bytes().len() as u64;
     Ok(stats)
+}
+
+/// Where object `num` (sent) was written, if it was written before entry `before` (plan pack
+/// index, entry index): in the verbatim run or among the planned entries.
+fn written_offset(
+    plan: &Plan,
+    packs: &PackSet,
+    verbatim: Option<Verbatim>,
+    shifts: &super::reuse::Shifts,
+    num: ObjNum,
+    before: (usize, usize),
+) -> Option<u64> {
+    let (pack, index) = packs.split(num)?;
+    let p = packs.pack(pack);
+    let pos = p.pack_position_of_index(index)?;
+    if verbatim.is_some_and(|v| v.pack == pack && pos < v.objects) {
+        return Some(shifts.out_offset(p.index().pack_offset_at_index(index)));
+    }
+    let pi = plan.pack_plan(pack)?;
+    let j = plan.packs[pi].find_position(pos)?;
+    ((pi, j) < before).then(|| plan.packs[pi].entries[j].out_offset())
+}
+
+/// Writes object `num` anew: as a delta if the search finds one that pays, else its stored
+/// whole bytes (`stored`) or the object compressed anew.
+#[allow(clippy::too_many_arguments)]
+fn write_new<W: Write>(
+    w: &mut Hashing<'_, W>,
+    search: &mut DeltaSearch<'_>,
+    stats: &mut PackStats,
+    objects: &dyn Objects,
+    num: ObjNum,
+    name_hash: u32,
+    stored: Option<(&[u8], Kind)>,
+    buf: &mut Vec<u8>,
+    hdr: &mut Vec<u8>,
+    opts: PackOptions,
+) -> Result<(), PackError> {
+    let here = w.count;
+    let kind = objects.read(num, buf)?;
+    hdr.clear();
+    if let Some((base, delta)) = search.find(num, kind, name_hash, buf) {
+        let h = match base {
+            DeltaBase::Written(at, _) if opts.ofs_delta => Header::OfsDelta { base_distance: here - at },
+            DeltaBase::Written(_, b) | DeltaBase::Thin(b) => Header::RefDelta { base_id: objects.id(b) },
+        };
+        h.write_to(delta.len() as u64, hdr)?;
+        w.write_all(hdr)?;
+        compress(w, &delta)?;
+        stats.deltas += 1;
+    } else if let Some((raw, _)) = stored {
+        w.write_all(raw)?;
+        stats.reused += 1;
+        search.note_whole(here, num, kind, name_hash);
+    } else {
+        type_header(kind).write_to(buf.len() as u64, hdr)?;
+        w.write_all(hdr)?;
+        compress(w, buf)?;
+        search.note_whole(here, num, kind, name_hash);
+    }
+    Ok(())
 }

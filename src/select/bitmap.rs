@@ -19,17 +19,17 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use gix::hash::{oid, ObjectId};
-use gix::hashtable::HashMap;
 use gix::objs::Kind;
 use memmap2::Mmap;
 
 use super::ewah::{self, Bits, EwahError};
 use super::filter::Filter;
-use super::walk::{name_hash, Membership, Obj, Request, Selection, ThinBases, THIN_CANDIDATES};
+use super::walk::{child_hash, name_hash, ClientHas, Request, Selection, ThinBases, THIN_CANDIDATES};
 use crate::odb::{EntryKind, Odb, OdbError};
 use crate::pack::midx::{Midx, MidxError};
 use crate::pack::plan::Verbatim;
 use crate::pack::source::{PackId, PackSet};
+use crate::pack::ObjNum;
 
 /// What the session knows about a request that rules bitmaps out.
 #[derive(Debug, Clone, Copy, Default)]
@@ -286,6 +286,30 @@ impl<'a> BitmapIndex<'a> {
         }
     }
 
+    /// The object number of the object at bit `pos`: for a pack's bitmap its `.idx` position
+    /// (the reverse index read in order), for the multi-pack-index's through its id (the number
+    /// of the copy the packs number, which may be another pack's than the one the midx chose).
+    pub fn num_at(&self, pos: u32) -> Option<ObjNum> {
+        match &self.backing {
+            Backing::Pack(p) => {
+                let base = self.packs.base(*p);
+                self.packs.pack(*p).index_at_pack_position(pos).map(|i| base + i)
+            }
+            Backing::Midx { midx, .. } => self.packs.num_of(midx.oid_at(midx.pseudo_to_midx(pos)?)?),
+        }
+    }
+
+    /// The bit position of object number `num`, if the bitmap covers it.
+    pub fn position_of_num(&self, num: ObjNum) -> Option<u32> {
+        match &self.backing {
+            Backing::Pack(p) => {
+                let (pack, index) = self.packs.split(num)?;
+                (pack == *p).then(|| self.packs.pack(pack).pack_position_of_index(index)).flatten()
+            }
+            Backing::Midx { midx, .. } => midx.midx_to_pseudo(midx.lookup(self.packs.oid_of(num)?)?),
+        }
+    }
+
     /// The type of the object at bit `pos`.
     pub fn kind_at(&self, pos: u32) -> Option<Kind> {
         let p = pos as usize;
@@ -378,22 +402,26 @@ impl<'a> BitmapIndex<'a> {
 /// Objects met while filling in that the bitmap does not cover, at positions after its last.
 struct Extended {
     base: u32,
-    objs: Vec<Obj>,
-    pos: HashMap<ObjectId, u32>,
+    /// Number, kind and name hash of each.
+    objs: Vec<(ObjNum, Kind, u32)>,
+    pos: std::collections::HashMap<ObjNum, u32>,
 }
 
 impl Extended {
-    fn get(&self, id: &oid) -> Option<u32> {
-        self.pos.get(id).copied()
+    fn get(&self, num: ObjNum) -> Option<u32> {
+        self.pos.get(&num).copied()
     }
-    fn add(&mut self, id: &oid, kind: Kind, name_hash: u32) -> u32 {
-        if let Some(p) = self.get(id) {
+    fn add(&mut self, num: ObjNum, kind: Kind, name_hash: u32) -> u32 {
+        if let Some(p) = self.get(num) {
             return p;
         }
         let p = self.base + self.objs.len() as u32;
-        self.objs.push(Obj { id: id.to_owned(), kind, name_hash });
-        self.pos.insert(id.to_owned(), p);
+        self.objs.push((num, kind, name_hash));
+        self.pos.insert(num, p);
         p
+    }
+    fn at(&self, pos: u32) -> Option<&(ObjNum, Kind, u32)> {
+        pos.checked_sub(self.base).and_then(|i| self.objs.get(i as usize))
     }
 }
 
@@ -407,70 +435,95 @@ struct Count<'i, 'a> {
 
 impl Count<'_, '_> {
     fn position(&self, id: &oid) -> Option<u32> {
-        self.index.position(id).or_else(|| self.ext.get(id))
+        self.index.position(id).or_else(|| self.odb.num(id).and_then(|n| self.ext.get(n)))
     }
 
     fn kind_of(&self, id: &oid, pos: Option<u32>) -> Result<Option<Kind>, OdbError> {
         match pos {
             Some(p) if p < self.index.num_objects => Ok(self.index.kind_at(p)),
-            Some(p) => Ok(self.ext.objs.get((p - self.ext.base) as usize).map(|o| o.kind)),
+            Some(p) => Ok(self.ext.at(p).map(|o| o.1)),
             None => self.odb.kind(id),
         }
     }
 
     fn position_or_add(&mut self, id: &oid, kind: Kind, name_hash: u32) -> u32 {
-        match self.position(id) {
+        match self.index.position(id) {
             Some(p) => p,
-            None => self.ext.add(id, kind, name_hash),
+            None => {
+                let num = self.odb.num_or_add(id);
+                self.ext.add(num, kind, name_hash)
+            }
         }
     }
 
     /// Clears from `sent` what `filter` leaves out, keeping the objects the client named
-    /// (`wants`), as git's bitmap filters do. Blob sizes come from the object headers.
+    /// (`wants`), as git's bitmap filters do. Types come from the bitmap's type bitmaps, a word
+    /// at a time; only `blob:limit` looks at each blob (its size, from the entry header).
     fn filter(&self, sent: &mut Bits, filter: &Filter, wants: &[ObjectId]) -> Result<(), BitmapError> {
-        let mut named = Bits::new();
-        for p in wants.iter().filter_map(|w| self.position(w)) {
-            named.set(p as usize);
+        let named: Vec<u32> =
+            wants.iter().filter_map(|w| self.position(w)).filter(|&p| sent.get(p as usize)).collect();
+        let kinds = [Kind::Commit, Kind::Tree, Kind::Blob, Kind::Tag];
+        let sized = filter.needs_blob_size();
+        // Kinds dropped whatever their size (blobs are decided one by one with blob:limit).
+        let dropped: Vec<bool> =
+            kinds.iter().map(|&k| !(filter.keeps(k, 0, 0, &|| true) || k == Kind::Blob && sized)).collect();
+        for (t, &drop) in self.index.types.iter().zip(&dropped) {
+            if drop {
+                sent.and_not(t);
+            }
         }
         let mut left_out = Bits::new();
-        for pos in sent.iter() {
-            let p = pos as u32;
-            if named.get(pos) {
+        for (i, &(num, kind, _)) in self.ext.objs.iter().enumerate() {
+            let p = (self.ext.base as usize) + i;
+            if !sent.get(p) {
                 continue;
             }
-            let (kind, id) = if p < self.index.num_objects {
-                (self.index.kind_at(p), None)
-            } else {
-                let o = self.ext.objs.get((p - self.ext.base) as usize);
-                (o.map(|o| o.kind), o.map(|o| o.id))
-            };
-            let kind = kind.ok_or_else(|| self.index.bad("object without a type"))?;
-            let size = if kind == Kind::Blob && filter.needs_blob_size() {
-                let id = match id {
-                    Some(id) => id,
-                    None => {
-                        self.index.oid_at(p).ok_or_else(|| self.index.bad("position without an object"))?
+            let k = kinds.iter().position(|&x| x == kind).unwrap_or(2);
+            if dropped[k] || (kind == Kind::Blob && sized && !self.keeps_blob(filter, num)?) {
+                left_out.set(p);
+            }
+        }
+        if sized {
+            let blobs = &self.index.types[2];
+            let n = self.index.num_objects as usize;
+            for (wi, (&sw, &bw)) in sent.words().iter().zip(blobs.words()).enumerate() {
+                let mut w = sw & bw;
+                while w != 0 {
+                    let p = wi * 64 + w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    if p >= n {
+                        break;
                     }
-                };
-                self.odb.size(&id)?.unwrap_or(0)
-            } else {
-                0
-            };
-            if !filter.keeps(kind, 0, size, &|| true) {
-                left_out.set(pos);
+                    let num = self
+                        .index
+                        .num_at(p as u32)
+                        .ok_or_else(|| self.index.bad("position without an object"))?;
+                    if !self.keeps_blob(filter, num)? {
+                        left_out.set(p);
+                    }
+                }
             }
         }
         sent.and_not(&left_out);
+        for p in named {
+            sent.set(p as usize);
+        }
         Ok(())
+    }
+
+    fn keeps_blob(&self, filter: &Filter, num: ObjNum) -> Result<bool, BitmapError> {
+        let size = self.odb.size_num(num)?.unwrap_or(0);
+        Ok(filter.keeps(Kind::Blob, 0, size, &|| true))
     }
 
     /// Everything reachable from `roots`, skipping what is in `seen` (closed under reachability).
     /// Missing roots are skipped when `lenient` (haves), an error otherwise.
     fn reach(&mut self, roots: &[ObjectId], seen: Option<&Bits>, lenient: bool) -> Result<Bits, BitmapError> {
-        let mut base = Bits::new();
+        let mut base = Bits::with_len(self.index.num_objects as usize);
         let in_seen = |b: &Bits, p: u32| b.get(p as usize) || seen.is_some_and(|s| s.get(p as usize));
         let mut commits: Vec<ObjectId> = Vec::new();
-        let mut trees: Vec<(ObjectId, Vec<u8>)> = Vec::new();
+        // (tree, name hash of its path, whether it is a root tree)
+        let mut trees: Vec<(ObjectId, u32, bool)> = Vec::new();
         for root in roots {
             let mut cur = *root;
             for _ in 0..100 {
@@ -482,7 +535,7 @@ impl Count<'_, '_> {
                 };
                 let pos = match pos {
                     Some(p) => p,
-                    None => self.ext.add(&cur, kind, 0),
+                    None => self.position_or_add(&cur, kind, 0),
                 };
                 if in_seen(&base, pos) {
                     break;
@@ -497,7 +550,7 @@ impl Count<'_, '_> {
                         cur = self.odb.tag_target(&cur)?.0;
                     }
                     Kind::Tree => {
-                        trees.push((cur, Vec::new()));
+                        trees.push((cur, 0, true));
                         break;
                     }
                     Kind::Blob => {
@@ -522,26 +575,32 @@ impl Count<'_, '_> {
             base.set(pos as usize);
             self.commits_walked += 1;
             let info = self.odb.commit(&c)?;
-            trees.push((info.tree, Vec::new()));
+            trees.push((info.tree, 0, true));
             commits.extend(info.parents);
         }
         let mut buf = Vec::new();
-        while let Some((t, path)) = trees.pop() {
-            let pos = self.position_or_add(&t, Kind::Tree, name_hash(&path));
+        let mut entries: Vec<(EntryKind, ObjectId, u32)> = Vec::new();
+        while let Some((t, hash, root)) = trees.pop() {
+            let pos = self.position_or_add(&t, Kind::Tree, hash);
             if in_seen(&base, pos) {
                 continue;
             }
             base.set(pos as usize);
-            let mut blobs: Vec<(ObjectId, u32)> = Vec::new();
-            self.odb.for_each_tree_entry(&t, &mut buf, |kind, name, id| match kind {
-                EntryKind::Tree => trees.push((id.to_owned(), join_path(&path, name))),
-                EntryKind::Blob => blobs.push((id.to_owned(), name_hash(&join_path(&path, name)))),
-                EntryKind::Commit => {}
+            entries.clear();
+            self.odb.for_each_tree_entry(&t, &mut buf, |kind, name, id| {
+                if kind != EntryKind::Commit {
+                    entries.push((kind, id.to_owned(), child_hash(hash, root, name)));
+                }
             })?;
-            for (b, h) in blobs {
-                let pos = self.position_or_add(&b, Kind::Blob, h);
-                if !in_seen(&base, pos) {
-                    base.set(pos as usize);
+            for (kind, id, h) in entries.drain(..) {
+                match kind {
+                    EntryKind::Tree => trees.push((id, h, false)),
+                    _ => {
+                        let pos = self.position_or_add(&id, Kind::Blob, h);
+                        if !in_seen(&base, pos) {
+                            base.set(pos as usize);
+                        }
+                    }
                 }
             }
         }
@@ -549,26 +608,19 @@ impl Count<'_, '_> {
     }
 }
 
-/// Membership answers of a bitmap selection.
-struct BitmapMembership<'i, 'a> {
+/// What the client has, answered from the haves' bitmap.
+struct BitmapClient<'i, 'a> {
     index: &'i BitmapIndex<'a>,
-    ext: HashMap<ObjectId, u32>,
-    sent: Bits,
-    client: Bits,
+    ext: std::collections::HashMap<ObjNum, u32>,
+    haves: Bits,
 }
 
-impl BitmapMembership<'_, '_> {
-    fn position(&self, id: &oid) -> Option<usize> {
-        self.index.position(id).or_else(|| self.ext.get(id).copied()).map(|p| p as usize)
-    }
-}
-
-impl Membership for BitmapMembership<'_, '_> {
-    fn is_sent(&self, id: &oid) -> bool {
-        self.position(id).is_some_and(|p| self.sent.get(p))
-    }
-    fn client_has(&self, id: &oid) -> bool {
-        self.position(id).is_some_and(|p| self.client.get(p))
+impl ClientHas for BitmapClient<'_, '_> {
+    fn has(&self, num: ObjNum) -> bool {
+        self.index
+            .position_of_num(num)
+            .or_else(|| self.ext.get(&num).copied())
+            .is_some_and(|p| self.haves.get(p as usize))
     }
 }
 
@@ -584,7 +636,7 @@ pub fn select<'i>(
     let mut count = Count {
         index,
         odb,
-        ext: Extended { base: n, objs: Vec::new(), pos: HashMap::default() },
+        ext: Extended { base: n, objs: Vec::new(), pos: std::collections::HashMap::new() },
         commits_walked: 0,
     };
     let haves = count.reach(&req.common, None, true)?;
@@ -627,15 +679,30 @@ pub fn select<'i>(
 
     let verbatim = if verbatim_ok { index.verbatim_prefix(&sent) } else { None };
     let skip = verbatim.as_ref().map_or(0, |v| v.objects as usize);
-    let mut objects = Vec::with_capacity(sent.count().saturating_sub(skip));
-    for pos in sent.iter().skip_while(|&p| p < skip) {
+    // Into object numbers: the bitmapped pack's positions through its reverse index, in order.
+    let mut sent_nums = Bits::with_len(odb.num_end() as usize);
+    let mut name_hashes: Vec<u32> = Vec::new();
+    let mut sent_count = 0;
+    let mut note = |num: ObjNum, hash: u32, bits: &mut Bits| {
+        if !bits.test_and_set(num as usize) {
+            sent_count += 1;
+        }
+        if hash != 0 {
+            let i = num as usize;
+            if name_hashes.len() <= i {
+                let want = (i + 1).max(name_hashes.len() * 2).max(1024);
+                name_hashes.resize(want, 0);
+            }
+            name_hashes[i] = hash;
+        }
+    };
+    for pos in sent.iter_from(skip) {
         let pos32 = pos as u32;
         if pos32 < n {
-            let id = index.oid_at(pos32).ok_or_else(|| index.bad("position without an object"))?;
-            let kind = index.kind_at(pos32).ok_or_else(|| index.bad("object without a type"))?;
-            objects.push(Obj { id, kind, name_hash: index.name_hash_at(pos32) });
-        } else if let Some(o) = count.ext.objs.get((pos32 - n) as usize) {
-            objects.push(*o);
+            let num = index.num_at(pos32).ok_or_else(|| index.bad("position without an object"))?;
+            note(num, index.name_hash_at(pos32), &mut sent_nums);
+        } else if let Some(&(num, _, hash)) = count.ext.at(pos32) {
+            note(num, hash, &mut sent_nums);
         }
     }
 
@@ -651,15 +718,15 @@ pub fn select<'i>(
         let mut tips: Vec<ObjectId> = Vec::new();
         let sent_commits = sent.iter().filter(|&p| match p < n as usize {
             true => index.types[0].get(p),
-            false => count.ext.objs.get(p - n as usize).is_some_and(|o| o.kind == Kind::Commit),
+            false => count.ext.at(p as u32).is_some_and(|o| o.1 == Kind::Commit),
         });
         for pos in sent_commits {
-            let id = if pos < n as usize {
-                index.oid_at(pos as u32)
+            let num = if pos < n as usize {
+                index.num_at(pos as u32)
             } else {
-                count.ext.objs.get(pos - n as usize).map(|o| o.id)
+                count.ext.at(pos as u32).map(|o| o.0)
             };
-            let Some(info) = id.and_then(|id| odb.commit(&id).ok()) else { continue };
+            let Some(info) = num.and_then(|num| odb.commit(&odb.id(num)).ok()) else { continue };
             for p in &info.parents {
                 if count.position(p).is_some_and(|pp| haves.get(pp as usize)) && boundary.len() < MAX_BOUNDARY
                 {
@@ -690,8 +757,17 @@ pub fn select<'i>(
     }
 
     let commits_walked = count.commits_walked;
-    let membership = BitmapMembership { index, ext: count.ext.pos, sent, client: haves };
-    Ok(Selection::from_membership(objects, commits_walked, thin_bases, verbatim, Box::new(membership)))
+    let client = BitmapClient { index, ext: count.ext.pos, haves };
+    Ok(Selection {
+        sent: sent_nums,
+        count: sent_count,
+        name_hashes,
+        client: Box::new(client),
+        commits_walked,
+        thin_bases,
+        verbatim,
+        used_bitmap: true,
+    })
 }
 
 /// `dir/name` (or `name` at the root): the path git's name hash is taken of, as in
@@ -756,9 +832,10 @@ fn changed_paths(
                 EntryKind::Blob => Kind::Blob,
                 EntryKind::Commit => continue,
             };
+            let num = odb.num_or_add(&id);
             let v = out.entry(h).or_default();
-            if v.len() < THIN_CANDIDATES && !v.iter().any(|(x, _)| *x == id) {
-                v.push((id, k));
+            if v.len() < THIN_CANDIDATES && !v.iter().any(|&(x, _)| x == num) {
+                v.push((num, k));
             }
             if let (EntryKind::Tree, Some((EntryKind::Tree, nid))) = (kind, counterpart) {
                 stack.push((id, *nid, full));

@@ -61,113 +61,10 @@ pub fn decode(data: &[u8]) -> Result<Bits, EwahError> {
             *last &= (1u64 << (bits % 64)) - 1;
         }
     }
-    Ok(Bits { words: out })
+    Ok(Bits::from_words(out))
 }
 
-/// A plain (uncompressed) bit set.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Bits {
-    words: Vec<u64>,
-}
-
-impl Bits {
-    /// An empty set.
-    pub fn new() -> Self {
-        Bits::default()
-    }
-
-    /// Whether bit `i` is set.
-    pub fn get(&self, i: usize) -> bool {
-        self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-
-    /// Sets bit `i`.
-    pub fn set(&mut self, i: usize) {
-        let w = i / 64;
-        if w >= self.words.len() {
-            self.words.resize(w + 1, 0);
-        }
-        self.words[w] |= 1 << (i % 64);
-    }
-
-    /// `self |= other`.
-    pub fn or(&mut self, other: &Bits) {
-        if other.words.len() > self.words.len() {
-            self.words.resize(other.words.len(), 0);
-        }
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a |= b;
-        }
-    }
-
-    /// `self ^= other`.
-    pub fn xor(&mut self, other: &Bits) {
-        if other.words.len() > self.words.len() {
-            self.words.resize(other.words.len(), 0);
-        }
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a ^= b;
-        }
-    }
-
-    /// `self &= !other`.
-    pub fn and_not(&mut self, other: &Bits) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a &= !b;
-        }
-    }
-
-    /// `self &= other`.
-    pub fn and(&mut self, other: &Bits) {
-        self.words.truncate(other.words.len());
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a &= b;
-        }
-    }
-
-    /// Number of set bits.
-    pub fn count(&self) -> usize {
-        self.words.iter().map(|w| w.count_ones() as usize).sum()
-    }
-
-    /// The words (bit `i` is bit `i % 64` of word `i / 64`).
-    pub fn words(&self) -> &[u64] {
-        &self.words
-    }
-
-    /// Set bits in increasing order.
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words.iter().enumerate().flat_map(|(wi, &w)| {
-            let mut w = w;
-            std::iter::from_fn(move || {
-                if w == 0 {
-                    return None;
-                }
-                let b = w.trailing_zeros() as usize;
-                w &= w - 1;
-                Some(wi * 64 + b)
-            })
-        })
-    }
-
-    /// The number of leading positions `0..n` that are all set.
-    pub fn leading_ones(&self) -> usize {
-        let mut n = 0;
-        for &w in &self.words {
-            if w == u64::MAX {
-                n += 64;
-            } else {
-                return n + w.trailing_ones() as usize;
-            }
-        }
-        n
-    }
-
-    /// Bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        self.words.capacity() * 8
-    }
-}
+pub use crate::bits::Bits;
 
 #[cfg(test)]
 mod tests {
@@ -211,22 +108,5 @@ mod tests {
     fn masks_bits_past_the_end() {
         let b = decode(&ser(3, &[rlw(false, 0, 1), u64::MAX])).unwrap();
         assert_eq!(b.count(), 3);
-    }
-
-    #[test]
-    fn set_operations() {
-        let mut a = Bits::new();
-        a.set(1);
-        a.set(100);
-        let mut b = Bits::new();
-        b.set(100);
-        b.set(300);
-        let mut c = a.clone();
-        c.or(&b);
-        assert_eq!(c.iter().collect::<Vec<_>>(), vec![1, 100, 300]);
-        c.and_not(&a);
-        assert_eq!(c.iter().collect::<Vec<_>>(), vec![300]);
-        a.xor(&b);
-        assert_eq!(a.iter().collect::<Vec<_>>(), vec![1, 300]);
     }
 }

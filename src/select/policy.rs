@@ -102,7 +102,7 @@ pub fn first_disallowed(
         let req = walk::Request { wants: tips.iter().copied().collect(), ..Default::default() };
         let sel = walk::enumerate(odb, &req, &mut walk::Ticker::new(&mut || {}))
             .map_err(|walk::WalkError::Odb(e)| e)?;
-        if let Some(bad) = rest.into_iter().find(|r| !sel.is_sent(r)) {
+        if let Some(bad) = rest.into_iter().find(|r| !odb.num(r).is_some_and(|n| sel.sent.get(n as usize))) {
             return Ok(Some(bad));
         }
     }

@@ -5,6 +5,11 @@
 //! "uninteresting" propagation; the trees of the boundary commits (uninteresting parents of
 //! sent commits) are marked as present on the client, which is what limits trees and blobs and
 //! what a thin pack may use as delta bases.
+//!
+//! Everything is kept by number, not by id: commits by their commit-graph position (a side
+//! table holds those outside the graph), trees and blobs by object number
+//! ([`crate::pack::ObjNum`]), so the flags are bit sets and nothing per object is a hash-map
+//! entry.
 
 use std::collections::BinaryHeap;
 
@@ -12,86 +17,54 @@ use gix::hash::{oid, ObjectId};
 use gix::hashtable::{HashMap, HashSet};
 use gix::objs::Kind;
 
+use crate::bits::Bits;
 use crate::odb::{EntryKind, Odb, OdbError};
 pub use crate::pack::plan::Verbatim;
 pub use crate::pack::writer::ThinBases;
+use crate::pack::ObjNum;
 use crate::select::filter::ObjectFilter;
 
-/// Flags kept per object.
-mod flag {
-    /// The client has it (or it is behind the boundary).
-    pub const UNINTERESTING: u8 = 1;
-    /// It is in the list of objects to send.
-    pub const SENT: u8 = 2;
-    /// The walk has been here (it may have been filtered out).
-    pub const SEEN: u8 = 4;
+/// What the client is known to have, by object number, however the selection was counted.
+pub trait ClientHas {
+    /// Whether the client has object number `num` (usable as a thin-pack base).
+    fn has(&self, num: ObjNum) -> bool;
 }
 
-/// One object to send.
-#[derive(Debug, Clone, Copy)]
-pub struct Obj {
-    /// Its id.
-    pub id: ObjectId,
-    /// Its type.
-    pub kind: Kind,
-    /// git's name hash of the path it was found at (0 for commits and tags), for delta search.
-    pub name_hash: u32,
+impl ClientHas for Bits {
+    fn has(&self, num: ObjNum) -> bool {
+        self.get(num as usize)
+    }
 }
 
-/// The result of a walk.
+/// The result of counting, by object number.
 pub struct Selection<'a> {
-    /// Objects to send: commits, then tags, trees and blobs in traversal order.
-    pub objects: Vec<Obj>,
-    flags: HashMap<ObjectId, u8>,
+    /// Objects to send (the verbatim run's are not in it).
+    pub sent: Bits,
+    /// How many bits of `sent` are set.
+    pub count: usize,
+    /// git's name hash of the path each sent tree or blob was found at (0 for commits, tags
+    /// and unknown paths), by object number; shorter than the highest number when the rest are 0.
+    pub name_hashes: Vec<u32>,
+    /// What the client has.
+    pub client: Box<dyn ClientHas + 'a>,
     /// Commits walked in total (both sides).
     pub commits_walked: usize,
     /// Trees and blobs of the boundary commits by name hash: the client has them, so a thin
     /// pack may use them as delta bases. At most [`THIN_CANDIDATES`] per name hash.
     pub thin_bases: ThinBases,
-    /// Objects sent as one byte range from the start of a pack (not in `objects`).
+    /// Objects sent as one byte range from the start of a pack (not in `sent`).
     pub verbatim: Option<Verbatim>,
-    /// Membership answers when the selection was computed elsewhere (bitmaps).
-    membership: Option<Box<dyn Membership + 'a>>,
-}
-
-/// Answers for a selection computed without the walk's flag table (see [`super::bitmap`]).
-pub trait Membership {
-    /// Whether `id` is going to be sent.
-    fn is_sent(&self, id: &oid) -> bool;
-    /// Whether the client is known to have `id`.
-    fn client_has(&self, id: &oid) -> bool;
+    /// Whether reachability bitmaps did the counting.
+    pub used_bitmap: bool,
 }
 
 /// How many client-side objects are remembered per name hash as thin delta bases.
 pub const THIN_CANDIDATES: usize = 8;
 
-impl<'a> Selection<'a> {
-    /// A selection computed elsewhere (bitmaps), answering membership through `membership`.
-    pub fn from_membership(
-        objects: Vec<Obj>,
-        commits_walked: usize,
-        thin_bases: ThinBases,
-        verbatim: Option<Verbatim>,
-        membership: Box<dyn Membership + 'a>,
-    ) -> Self {
-        Selection {
-            objects,
-            flags: HashMap::default(),
-            commits_walked,
-            thin_bases,
-            verbatim,
-            membership: Some(membership),
-        }
-    }
-
+impl Selection<'_> {
     /// Objects to send, the verbatim run included.
     pub fn len(&self) -> usize {
-        self.objects.len() + self.verbatim.as_ref().map_or(0, |v| v.objects as usize)
-    }
-
-    /// Whether the selection was counted with reachability bitmaps.
-    pub fn used_bitmap(&self) -> bool {
-        self.membership.is_some()
+        self.count + self.verbatim.as_ref().map_or(0, |v| v.objects as usize)
     }
 
     /// Whether nothing is sent.
@@ -99,30 +72,14 @@ impl<'a> Selection<'a> {
         self.len() == 0
     }
 
-    /// Whether `id` is going to be sent (not after [`Selection::forget_sent`] for a walk).
-    pub fn is_sent(&self, id: &oid) -> bool {
-        if let Some(m) = &self.membership {
-            return m.is_sent(id);
-        }
-        self.flags.get(id).is_some_and(|f| f & flag::SENT != 0)
+    /// Whether the selection was counted with reachability bitmaps.
+    pub fn used_bitmap(&self) -> bool {
+        self.used_bitmap
     }
 
-    /// Forgets which objects are sent, keeping only what the client has: once the list is
-    /// planned, the plan answers "is it sent", and a clone's flag table (one entry per object)
-    /// need not live while the pack is written. A bitmap selection is left as it is.
-    pub fn forget_sent(&mut self) {
-        if self.membership.is_none() {
-            self.flags.retain(|_, f| *f & flag::UNINTERESTING != 0);
-            self.flags.shrink_to_fit();
-        }
-    }
-
-    /// Whether the client is known to have `id` (usable as a thin-pack base).
-    pub fn client_has(&self, id: &oid) -> bool {
-        if let Some(m) = &self.membership {
-            return m.client_has(id);
-        }
-        self.flags.get(id).is_some_and(|f| f & flag::UNINTERESTING != 0)
+    /// The name hash of a sent object.
+    pub fn name_hash(&self, num: ObjNum) -> u32 {
+        self.name_hashes.get(num as usize).copied().unwrap_or(0)
     }
 }
 
@@ -157,20 +114,16 @@ pub fn rev_list(
     let mut walk = CommitWalk::new(odb, parentless, max_age);
     for e in exclude {
         if let Ok((c, Kind::Commit)) = odb.peel(e) {
-            walk.add(&c, true)?;
+            walk.add_id(&c, true)?;
         }
     }
     for i in include {
         if let Ok((c, Kind::Commit)) = odb.peel(i) {
-            walk.add(&c, false)?;
+            walk.add_id(&c, false)?;
         }
     }
     let order = walk.run(&mut Ticker::new(&mut || {}))?;
-    Ok(order
-        .into_iter()
-        .filter(|&i| walk.arena[i as usize].1.flags & flag::UNINTERESTING == 0)
-        .map(|i| walk.arena[i as usize].0)
-        .collect())
+    Ok(order.into_iter().map(|i| walk.id(i)).collect())
 }
 
 /// Errors of the walk.
@@ -180,21 +133,54 @@ pub enum WalkError {
     Odb(#[from] OdbError),
 }
 
+/// Node flags of the commit walk.
+mod node {
+    pub const UNINTERESTING: u8 = 1;
+    pub const IN_QUEUE: u8 = 2;
+    pub const PROCESSED: u8 = 4;
+    /// The key is an index into the side table, not a commit-graph position.
+    pub const EXTRA: u8 = 8;
+}
+
+/// One commit met by the walk.
 #[derive(Clone, Copy)]
 struct Node {
+    /// Commit-graph position, or index into [`CommitWalk::extra`] with [`node::EXTRA`].
+    key: u32,
     flags: u8,
-    in_queue: bool,
-    processed: bool,
+    /// Its parents (arena indices) are `parents[at..at + len]`, once processed.
+    parents_at: u32,
+    parents_len: u32,
+}
+
+/// A commit outside the commit-graph.
+struct ExtraCommit {
+    id: ObjectId,
+    tree: ObjectId,
+    parents: Vec<ObjectId>,
+}
+
+/// Where a commit is found.
+#[derive(Clone, Copy)]
+enum Key<'o> {
+    Graph(u32),
+    Id(&'o oid),
 }
 
 struct CommitWalk<'a> {
     odb: &'a Odb,
+    graph: Option<&'a gix::commitgraph::Graph>,
     /// Commits treated as having no parents (the shallow boundary of this request).
     parentless: &'a HashSet<ObjectId>,
     /// Commits older than this are uninteresting, and so is everything below them (`--max-age`).
     max_age: Option<i64>,
-    nodes: HashMap<ObjectId, u32>,
-    arena: Vec<(ObjectId, Node, Vec<u32>, ObjectId)>,
+    /// Arena index + 1 of each commit-graph position met (0: not met).
+    by_position: Vec<u32>,
+    /// Arena index of each commit outside the graph met.
+    by_id: HashMap<ObjectId, u32>,
+    extra: Vec<ExtraCommit>,
+    arena: Vec<Node>,
+    parents: Vec<u32>,
     queue: BinaryHeap<(u32, i64, std::cmp::Reverse<u64>, u32)>,
     seq: u64,
     interesting_in_queue: usize,
@@ -204,12 +190,17 @@ struct CommitWalk<'a> {
 
 impl<'a> CommitWalk<'a> {
     fn new(odb: &'a Odb, parentless: &'a HashSet<ObjectId>, max_age: Option<i64>) -> Self {
+        let graph = odb.graph();
         CommitWalk {
             odb,
+            graph,
             parentless,
             max_age,
-            nodes: HashMap::default(),
+            by_position: Vec::new(),
+            by_id: HashMap::default(),
+            extra: Vec::new(),
             arena: Vec::new(),
+            parents: Vec::new(),
             queue: BinaryHeap::new(),
             seq: 0,
             interesting_in_queue: 0,
@@ -217,91 +208,178 @@ impl<'a> CommitWalk<'a> {
         }
     }
 
+    fn key_of<'o>(&self, id: &'o oid) -> Key<'o> {
+        match self.graph.and_then(|g| g.lookup(id)) {
+            Some(p) => Key::Graph(p.0),
+            None => Key::Id(id),
+        }
+    }
+
+    fn add_id(&mut self, id: &oid, uninteresting: bool) -> Result<Option<u32>, OdbError> {
+        let key = self.key_of(id);
+        self.add(key, uninteresting)
+    }
+
     /// Adds a commit to the queue if it is new; returns its arena index, or None if it is missing
     /// and uninteresting (a have whose history we lack is no error).
-    fn add(&mut self, id: &oid, uninteresting: bool) -> Result<Option<u32>, OdbError> {
-        if let Some(&i) = self.nodes.get(id) {
+    fn add(&mut self, key: Key<'_>, uninteresting: bool) -> Result<Option<u32>, OdbError> {
+        let known = match key {
+            Key::Graph(p) => self.by_position.get(p as usize).copied().filter(|&i| i != 0).map(|i| i - 1),
+            Key::Id(id) => self.by_id.get(id).copied(),
+        };
+        if let Some(i) = known {
             if uninteresting {
-                self.mark_uninteresting(i)?;
+                self.mark_uninteresting(i);
             }
             return Ok(Some(i));
         }
-        let info = match self.odb.commit(id) {
-            Ok(info) => info,
-            Err(OdbError::Missing(_)) if uninteresting => return Ok(None),
-            Err(e) => return Err(e),
-        };
         let i = self.arena.len() as u32;
-        self.all_generations &= info.generation != u32::MAX;
-        let node = Node {
-            flags: if uninteresting { flag::UNINTERESTING } else { 0 },
-            in_queue: true,
-            processed: false,
+        let (node_key, extra_flag, generation, time) = match key {
+            Key::Graph(p) => {
+                let Some(g) = self.graph else { return Ok(None) };
+                let c = g.commit_at(gix::commitgraph::Position(p));
+                if self.by_position.is_empty() {
+                    self.by_position = vec![0; g.num_commits() as usize];
+                }
+                self.by_position[p as usize] = i + 1;
+                (p, 0, c.generation(), c.committer_timestamp() as i64)
+            }
+            Key::Id(id) => {
+                let info = match self.odb.commit(id) {
+                    Ok(info) => info,
+                    Err(OdbError::Missing(_)) if uninteresting => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let x = self.extra.len() as u32;
+                self.extra.push(ExtraCommit { id: id.to_owned(), tree: info.tree, parents: info.parents });
+                self.by_id.insert(id.to_owned(), i);
+                (x, node::EXTRA, info.generation, info.time)
+            }
         };
-        self.arena.push((id.to_owned(), node, Vec::new(), info.tree));
-        self.nodes.insert(id.to_owned(), i);
+        self.all_generations &= generation != u32::MAX;
+        let flags = node::IN_QUEUE | extra_flag | if uninteresting { node::UNINTERESTING } else { 0 };
+        self.arena.push(Node { key: node_key, flags, parents_at: 0, parents_len: 0 });
         self.seq += 1;
-        self.queue.push((info.generation, info.time, std::cmp::Reverse(self.seq), i));
+        self.queue.push((generation, time, std::cmp::Reverse(self.seq), i));
         if !uninteresting {
             self.interesting_in_queue += 1;
         }
         Ok(Some(i))
     }
 
+    /// The id of the commit at arena index `i`.
+    fn id(&self, i: u32) -> ObjectId {
+        let n = self.arena[i as usize];
+        if n.flags & node::EXTRA != 0 {
+            self.extra[n.key as usize].id
+        } else {
+            self.graph.map_or_else(
+                || ObjectId::null(self.odb.hash_kind()),
+                |g| g.id_at(gix::commitgraph::Position(n.key)).to_owned(),
+            )
+        }
+    }
+
+    /// The root tree of the commit at arena index `i`.
+    fn tree(&self, i: u32) -> ObjectId {
+        let n = self.arena[i as usize];
+        if n.flags & node::EXTRA != 0 {
+            self.extra[n.key as usize].tree
+        } else {
+            self.graph.map_or_else(
+                || ObjectId::null(self.odb.hash_kind()),
+                |g| g.commit_at(gix::commitgraph::Position(n.key)).root_tree_id().to_owned(),
+            )
+        }
+    }
+
+    fn is_uninteresting(&self, i: u32) -> bool {
+        self.arena[i as usize].flags & node::UNINTERESTING != 0
+    }
+
     /// Marks a commit and everything below it that we already know as uninteresting.
-    fn mark_uninteresting(&mut self, start: u32) -> Result<(), OdbError> {
+    fn mark_uninteresting(&mut self, start: u32) {
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
-            let node = &mut self.arena[i as usize].1;
-            if node.flags & flag::UNINTERESTING != 0 {
+            let node = &mut self.arena[i as usize];
+            if node.flags & node::UNINTERESTING != 0 {
                 continue;
             }
-            node.flags |= flag::UNINTERESTING;
-            if node.in_queue {
+            node.flags |= node::UNINTERESTING;
+            if node.flags & node::IN_QUEUE != 0 {
                 self.interesting_in_queue -= 1;
             }
-            if node.processed {
-                stack.extend(self.arena[i as usize].2.iter().copied());
+            if node.flags & node::PROCESSED != 0 {
+                let (at, len) = (node.parents_at as usize, node.parents_len as usize);
+                stack.extend_from_slice(&self.parents[at..at + len]);
             }
         }
-        Ok(())
+    }
+
+    /// Whether the commit at `i` is walked without its parents: the request's shallow boundary,
+    /// or a shallow commit of the repository itself.
+    fn cut_here(&self, i: u32) -> bool {
+        if self.parentless.is_empty() && self.odb.shallow().is_empty() {
+            return false;
+        }
+        let id = self.id(i);
+        self.parentless.contains(&id) || self.odb.shallow().contains(&id)
     }
 
     fn run(&mut self, ticker: &mut Ticker<'_>) -> Result<Vec<u32>, OdbError> {
         let mut order = Vec::new();
         let mut slop = 5;
         let mut last_interesting_time = i64::MAX;
+        let mut parent_keys: Vec<(bool, u32)> = Vec::new();
         while let Some((_, time, _, i)) = self.queue.pop() {
             ticker.tick();
             {
-                let node = &mut self.arena[i as usize].1;
-                node.in_queue = false;
-                node.processed = true;
-                if node.flags & flag::UNINTERESTING == 0 {
+                let node = &mut self.arena[i as usize];
+                node.flags = (node.flags & !node::IN_QUEUE) | node::PROCESSED;
+                if node.flags & node::UNINTERESTING == 0 {
                     self.interesting_in_queue -= 1;
                 }
             }
             if self.max_age.is_some_and(|m| time < m) {
-                self.arena[i as usize].1.flags |= flag::UNINTERESTING;
+                self.arena[i as usize].flags |= node::UNINTERESTING;
             }
-            let uninteresting = self.arena[i as usize].1.flags & flag::UNINTERESTING != 0;
-            let id = self.arena[i as usize].0;
-            let parents = if self.parentless.contains(&id) {
-                Vec::new()
-            } else {
-                match self.odb.commit(&id) {
-                    Ok(info) => info.parents,
-                    Err(OdbError::Missing(_)) if uninteresting => Vec::new(),
-                    Err(e) => return Err(e),
-                }
-            };
-            let mut pidx = Vec::with_capacity(parents.len());
-            for p in &parents {
-                if let Some(pi) = self.add(p, uninteresting)? {
-                    pidx.push(pi);
+            let uninteresting = self.is_uninteresting(i);
+            // The parents, as (in graph, graph position or index into the side table's parents).
+            parent_keys.clear();
+            let node = self.arena[i as usize];
+            if !self.cut_here(i) {
+                if node.flags & node::EXTRA != 0 {
+                    let x = node.key as usize;
+                    for (k, p) in self.extra[x].parents.iter().enumerate() {
+                        match self.graph.and_then(|g| g.lookup(p)) {
+                            Some(pos) => parent_keys.push((true, pos.0)),
+                            None => parent_keys.push((false, k as u32)),
+                        }
+                    }
+                } else if let Some(g) = self.graph {
+                    let c = g.commit_at(gix::commitgraph::Position(node.key));
+                    for p in c.iter_parents() {
+                        let p =
+                            p.map_err(|e| OdbError::Corrupt { id: self.id(i), message: e.to_string() })?;
+                        parent_keys.push((true, p.0));
+                    }
                 }
             }
-            self.arena[i as usize].2 = pidx;
+            let at = self.parents.len() as u32;
+            for &(in_graph, v) in &parent_keys {
+                let added = if in_graph {
+                    self.add(Key::Graph(v), uninteresting)?
+                } else {
+                    let id = self.extra[node.key as usize].parents[v as usize];
+                    self.add(Key::Id(&id), uninteresting)?
+                };
+                if let Some(pi) = added {
+                    self.parents.push(pi);
+                }
+            }
+            let n = &mut self.arena[i as usize];
+            n.parents_at = at;
+            n.parents_len = self.parents.len() as u32 - at;
             if !uninteresting {
                 order.push(i);
                 last_interesting_time = time;
@@ -321,7 +399,15 @@ impl<'a> CommitWalk<'a> {
                 slop = 5;
             }
         }
+        // Commits marked uninteresting after they were listed are not sent.
+        order.retain(|&i| !self.is_uninteresting(i));
         Ok(order)
+    }
+
+    /// The parents (arena indices) of a processed commit.
+    fn parents_of(&self, i: u32) -> &[u32] {
+        let n = &self.arena[i as usize];
+        &self.parents[n.parents_at as usize..(n.parents_at + n.parents_len) as usize]
     }
 }
 
@@ -337,7 +423,8 @@ impl<'a> Ticker<'a> {
         Ticker { f, n: 0 }
     }
 
-    fn tick(&mut self) {
+    /// Counts one step.
+    pub fn tick(&mut self) {
         self.n = self.n.wrapping_add(1);
         if self.n.is_multiple_of(1024) {
             (self.f)();
@@ -347,8 +434,13 @@ impl<'a> Ticker<'a> {
 
 /// git's `pack_name_hash`: sorts similar file names together, weighting the last characters most.
 pub fn name_hash(name: &[u8]) -> u32 {
-    let mut hash: u32 = 0;
-    for &c in name {
+    name_hash_continue(0, name)
+}
+
+/// The name hash of a path that continues with `more` after a path whose hash is `hash`: the
+/// hash is a left fold over the characters, so `dir/name` is hashed without building it.
+pub fn name_hash_continue(mut hash: u32, more: &[u8]) -> u32 {
+    for &c in more {
         if c.is_ascii_whitespace() {
             continue;
         }
@@ -357,14 +449,63 @@ pub fn name_hash(name: &[u8]) -> u32 {
     hash
 }
 
+/// The name hash of `name` inside a directory whose path hashes to `dir` (the root's is 0 and
+/// has no slash).
+pub(crate) fn child_hash(dir: u32, at_root: bool, name: &[u8]) -> u32 {
+    let h = if at_root { dir } else { name_hash_continue(dir, b"/") };
+    name_hash_continue(h, name)
+}
+
+/// The walk's flags, by object number.
+#[derive(Default)]
+struct Flags {
+    /// The client has it (or it is behind the boundary).
+    uninteresting: Bits,
+    /// It is going to be sent.
+    sent: Bits,
+    /// The walk has been here (it may have been filtered out).
+    seen: Bits,
+    sent_count: usize,
+    name_hashes: Vec<u32>,
+}
+
+impl Flags {
+    fn new(odb: &Odb) -> Self {
+        let n = odb.num_end() as usize;
+        Flags {
+            uninteresting: Bits::with_len(n),
+            sent: Bits::with_len(n),
+            seen: Bits::with_len(n),
+            sent_count: 0,
+            name_hashes: Vec::new(),
+        }
+    }
+
+    /// Marks `num` as sent (if it is neither sent nor on the client's side); whether it was.
+    fn send(&mut self, num: ObjNum, name_hash: u32) -> bool {
+        let n = num as usize;
+        if self.uninteresting.get(n) || self.sent.test_and_set(n) {
+            return false;
+        }
+        self.sent_count += 1;
+        if name_hash != 0 {
+            if self.name_hashes.len() <= n {
+                // Zeroed growth: untouched pages of a big table cost no memory.
+                let want = (n + 1).max(self.name_hashes.len() * 2).max(1024);
+                self.name_hashes.resize(want, 0);
+            }
+            self.name_hashes[n] = name_hash;
+        }
+        true
+    }
+}
+
 /// Walks from the wants, subtracting what is reachable from `common`.
 pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Selection<'static>, WalkError> {
-    let mut flags: HashMap<ObjectId, u8> = HashMap::default();
-    let mut objects: Vec<Obj> = Vec::new();
+    let mut flags = Flags::new(odb);
     let mut walk = CommitWalk::new(odb, &req.shallow, None);
     let mut buf = Vec::new();
-    let mut uninteresting_trees = Vec::new();
-    let mut uninteresting_blobs = Vec::new();
+    let mut uninteresting_trees: Vec<ObjNum> = Vec::new();
 
     // The client's side first: only commits walk; trees and blobs it names are marked directly.
     for have in &req.common {
@@ -372,19 +513,19 @@ pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Se
         loop {
             match odb.kind(&cur)? {
                 Some(Kind::Tag) => {
-                    *flags.entry(cur).or_default() |= flag::UNINTERESTING;
+                    flags.uninteresting.set(odb.num_or_add(&cur) as usize);
                     cur = odb.tag_target(&cur)?.0;
                 }
                 Some(Kind::Commit) => {
-                    walk.add(&cur, true)?;
+                    walk.add_id(&cur, true)?;
                     break;
                 }
                 Some(Kind::Tree) => {
-                    uninteresting_trees.push(cur);
+                    uninteresting_trees.push(odb.num_or_add(&cur));
                     break;
                 }
                 Some(Kind::Blob) => {
-                    uninteresting_blobs.push(cur);
+                    flags.uninteresting.set(odb.num_or_add(&cur) as usize);
                     break;
                 }
                 None => break,
@@ -393,9 +534,9 @@ pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Se
     }
 
     // The wants: tags are sent and peeled, commits walked, trees and blobs queued.
-    let mut pending_trees: Vec<ObjectId> = Vec::new();
-    let mut pending_blobs: Vec<ObjectId> = Vec::new();
-    let mut tags: Vec<ObjectId> = Vec::new();
+    let mut pending_trees: Vec<ObjNum> = Vec::new();
+    let mut pending_blobs: Vec<ObjNum> = Vec::new();
+    let mut tags: Vec<ObjNum> = Vec::new();
     // What the client named, and what its tags point at, is never filtered out.
     let mut explicit: HashSet<ObjectId> = HashSet::default();
     for want in &req.wants {
@@ -404,19 +545,19 @@ pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Se
             explicit.insert(cur);
             match odb.kind(&cur)?.ok_or(OdbError::Missing(cur))? {
                 Kind::Tag => {
-                    tags.push(cur);
+                    tags.push(odb.num_or_add(&cur));
                     cur = odb.tag_target(&cur)?.0;
                 }
                 Kind::Commit => {
-                    walk.add(&cur, false)?;
+                    walk.add_id(&cur, false)?;
                     break;
                 }
                 Kind::Tree => {
-                    pending_trees.push(cur);
+                    pending_trees.push(odb.num_or_add(&cur));
                     break;
                 }
                 Kind::Blob => {
-                    pending_blobs.push(cur);
+                    pending_blobs.push(odb.num_or_add(&cur));
                     break;
                 }
             }
@@ -429,79 +570,67 @@ pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Se
     // Boundary: uninteresting parents of the commits we send. Their trees are on the client.
     // For shallow requests git goes further (`--objects-edge-aggressive`): the trees of every
     // uninteresting commit the client named are on the client too.
+    let mut boundary: Vec<u32> = Vec::new();
     if !req.shallow.is_empty() {
         for c in &req.common {
-            if let Some(&i) = walk.nodes.get(c) {
-                let (id, node, _, tree) = &walk.arena[i as usize];
-                if node.flags & flag::UNINTERESTING != 0 {
-                    uninteresting_trees.push(*tree);
-                    *flags.entry(*id).or_default() |= flag::UNINTERESTING;
-                }
+            let known = match walk.key_of(c) {
+                Key::Graph(p) => walk.by_position.get(p as usize).copied().filter(|&i| i != 0).map(|i| i - 1),
+                Key::Id(id) => walk.by_id.get(id).copied(),
+            };
+            if let Some(i) = known.filter(|&i| walk.is_uninteresting(i)) {
+                boundary.push(i);
             }
         }
     }
     for &i in &order {
-        for &p in &walk.arena[i as usize].2 {
-            let (pid, pnode, _, ptree) = &walk.arena[p as usize];
-            if pnode.flags & flag::UNINTERESTING != 0 {
-                uninteresting_trees.push(*ptree);
-                *flags.entry(*pid).or_default() |= flag::UNINTERESTING;
-            }
+        boundary.extend(walk.parents_of(i).iter().copied().filter(|&p| walk.is_uninteresting(p)));
+    }
+    boundary.sort_unstable();
+    boundary.dedup();
+    for &i in &boundary {
+        uninteresting_trees.push(odb.num_or_add(&walk.tree(i)));
+    }
+    // Every uninteresting commit met is on the client (include-tag and thin bases ask).
+    for i in 0..walk.arena.len() as u32 {
+        if walk.is_uninteresting(i) {
+            flags.uninteresting.set(odb.num_or_add(&walk.id(i)) as usize);
         }
     }
-    for (id, node, _, _) in &walk.arena {
-        if node.flags & flag::UNINTERESTING != 0 {
-            *flags.entry(*id).or_default() |= flag::UNINTERESTING;
-        }
-    }
-    for b in uninteresting_blobs {
-        *flags.entry(b).or_default() |= flag::UNINTERESTING;
-    }
-    let mut thin_bases = std::collections::HashMap::new();
+    let mut thin_bases = ThinBases::new();
     mark_trees_uninteresting(odb, &mut flags, &mut thin_bases, uninteresting_trees, &mut buf, ticker)?;
 
     // What we send: commits, tags, then trees and blobs.
     let filter = req.filter.as_ref();
     let keeps_plain = |kind: Kind| filter.is_none_or(|f| f.filter.keeps(kind, 0, 0, &|| true));
-    let mut roots = Vec::with_capacity(order.len());
+    let keep_commits = keeps_plain(Kind::Commit);
+    let mut roots: Vec<(ObjNum, bool)> = Vec::with_capacity(order.len());
     for &i in &order {
-        let (id, node, _, tree) = &walk.arena[i as usize];
-        if node.flags & flag::UNINTERESTING != 0 {
-            continue;
+        let id = walk.id(i);
+        if keep_commits || explicit.contains(&id) {
+            flags.send(odb.num_or_add(&id), 0);
         }
-        if keeps_plain(Kind::Commit) || explicit.contains(id) {
-            flags.insert(*id, flag::SENT);
-            objects.push(Obj { id: *id, kind: Kind::Commit, name_hash: 0 });
-        }
-        roots.push((*tree, false));
+        roots.push((odb.num_or_add(&walk.tree(i)), false));
     }
     drop(walk);
     for t in tags {
-        let f = flags.entry(t).or_default();
-        if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
-            *f |= flag::SENT;
-            objects.push(Obj { id: t, kind: Kind::Tag, name_hash: 0 });
-        }
+        flags.send(t, 0);
     }
     roots.extend(pending_trees.into_iter().map(|t| (t, true)));
-    let mut trees = TreeWalk { odb, filter, min_depth: HashMap::default(), buf: &mut buf };
+    let mut trees = TreeWalk { odb, filter, min_depth: std::collections::HashMap::new(), buf: &mut buf };
     for (root, explicit) in roots {
-        trees.add(&mut flags, &mut objects, root, explicit, ticker)?;
+        trees.add(&mut flags, root, explicit, ticker)?;
     }
     for b in pending_blobs {
-        let f = flags.entry(b).or_default();
-        if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
-            *f |= flag::SENT;
-            objects.push(Obj { id: b, kind: Kind::Blob, name_hash: 0 });
-        }
+        flags.send(b, 0);
     }
 
     // include-tag: annotated tags whose target ends up in the pack.
     for &tag in &req.include_tags {
-        if flags.get(&tag).is_some_and(|f| f & (flag::SENT | flag::UNINTERESTING) != 0) {
+        let tnum = odb.num_or_add(&tag);
+        if flags.sent.get(tnum as usize) || flags.uninteresting.get(tnum as usize) {
             continue;
         }
-        let mut chain = vec![tag];
+        let mut chain = vec![tnum];
         let mut cur = tag;
         let mut depth = 0;
         let peeled = loop {
@@ -511,65 +640,81 @@ pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Se
                     if depth > 100 {
                         break None;
                     }
-                    chain.push(target);
+                    chain.push(odb.num_or_add(&target));
                     cur = target;
                 }
                 Ok((target, _)) => break Some(target),
                 Err(_) => break None,
             }
         };
-        if peeled.is_some_and(|p| flags.get(&p).is_some_and(|f| f & flag::SENT != 0)) {
+        if peeled.and_then(|p| odb.num(&p)).is_some_and(|p| flags.sent.get(p as usize)) {
             for t in chain {
-                let f = flags.entry(t).or_default();
-                if *f & (flag::SENT | flag::UNINTERESTING) == 0 {
-                    *f |= flag::SENT;
-                    objects.push(Obj { id: t, kind: Kind::Tag, name_hash: 0 });
-                }
+                flags.send(t, 0);
             }
         }
     }
 
-    Ok(Selection { objects, flags, commits_walked, thin_bases, verbatim: None, membership: None })
+    let Flags { uninteresting, sent, sent_count, name_hashes, .. } = flags;
+    Ok(Selection {
+        sent,
+        count: sent_count,
+        name_hashes,
+        client: Box::new(uninteresting),
+        commits_walked,
+        thin_bases,
+        verbatim: None,
+        used_bitmap: false,
+    })
 }
 
 fn mark_trees_uninteresting(
     odb: &Odb,
-    flags: &mut HashMap<ObjectId, u8>,
+    flags: &mut Flags,
     thin_bases: &mut ThinBases,
-    roots: Vec<ObjectId>,
+    roots: Vec<ObjNum>,
     buf: &mut Vec<u8>,
     ticker: &mut Ticker<'_>,
 ) -> Result<(), OdbError> {
-    let mut remember = |hash: u32, id: &oid, kind: Kind| {
+    let mut remember = |hash: u32, num: ObjNum, kind: Kind| {
         let v = thin_bases.entry(hash).or_default();
-        if v.len() < THIN_CANDIDATES && !v.iter().any(|(x, _)| x.as_ref() == id) {
-            v.push((id.to_owned(), kind));
+        if v.len() < THIN_CANDIDATES && !v.iter().any(|&(x, _)| x == num) {
+            v.push((num, kind));
         }
     };
-    let mut stack: Vec<(ObjectId, u32)> = roots.into_iter().map(|r| (r, 0)).collect();
-    while let Some((t, hash)) = stack.pop() {
+    // (tree, name hash of its path, whether it is a root)
+    let mut stack: Vec<(ObjNum, u32, bool)> = roots.into_iter().map(|r| (r, 0, true)).collect();
+    let mut entries: Vec<(EntryKind, ObjectId, u32)> = Vec::new();
+    while let Some((t, hash, root)) = stack.pop() {
         ticker.tick();
-        let f = flags.entry(t).or_default();
-        if *f & flag::UNINTERESTING != 0 {
+        if flags.uninteresting.test_and_set(t as usize) {
             continue;
         }
-        *f |= flag::UNINTERESTING;
-        remember(hash, &t, Kind::Tree);
-        let res = odb.for_each_tree_entry(&t, buf, |kind, name, id| match kind {
-            EntryKind::Tree => stack.push((id.to_owned(), name_hash(name))),
-            EntryKind::Blob => {
-                let f = flags.entry(id.to_owned()).or_default();
-                if *f & flag::UNINTERESTING == 0 {
-                    *f |= flag::UNINTERESTING;
-                    remember(name_hash(name), id, Kind::Blob);
-                }
+        remember(hash, t, Kind::Tree);
+        entries.clear();
+        let res = odb.for_each_tree_entry_num(t, buf, |kind, name, id| {
+            if kind != EntryKind::Commit {
+                entries.push((kind, id.to_owned(), child_hash(hash, root, name)));
             }
-            EntryKind::Commit => {}
         });
         match res {
             // The client's side may be incomplete here (e.g. behind a shallow boundary).
-            Err(OdbError::Missing(_)) => {}
+            Err(OdbError::Missing(_)) => continue,
             other => other?,
+        }
+        for &(kind, ref id, h) in &entries {
+            let num = odb.num_or_add(id);
+            match kind {
+                EntryKind::Tree => {
+                    if !flags.uninteresting.get(num as usize) {
+                        stack.push((num, h, false));
+                    }
+                }
+                _ => {
+                    if !flags.uninteresting.test_and_set(num as usize) {
+                        remember(h, num, Kind::Blob);
+                    }
+                }
+            }
         }
     }
     Ok(())
@@ -581,27 +726,28 @@ struct TreeWalk<'a, 'b> {
     filter: Option<&'a ObjectFilter>,
     /// For depth filters: the smallest depth each tree was walked at (git re-walks a tree seen
     /// again closer to the root).
-    min_depth: HashMap<ObjectId, u64>,
+    min_depth: std::collections::HashMap<ObjNum, u64>,
     buf: &'b mut Vec<u8>,
 }
 
 impl TreeWalk<'_, '_> {
     fn add(
         &mut self,
-        flags: &mut HashMap<ObjectId, u8>,
-        objects: &mut Vec<Obj>,
-        root: ObjectId,
+        flags: &mut Flags,
+        root: ObjNum,
         explicit: bool,
         ticker: &mut Ticker<'_>,
     ) -> Result<(), OdbError> {
         let depth_limit = self.filter.and_then(|f| f.filter.depth_limit());
         let sparse = self.filter.and_then(|f| f.sparse.as_ref());
-        // (tree, depth, name hash, path)
-        let mut stack: Vec<(ObjectId, u64, u32, Vec<u8>)> = vec![(root, 0, 0, Vec::new())];
+        // (tree, depth, name hash, path (sparse filters only))
+        let mut stack: Vec<(ObjNum, u64, u32, Vec<u8>)> = vec![(root, 0, 0, Vec::new())];
+        let mut subtrees: Vec<(ObjectId, u32, Vec<u8>)> = Vec::new();
+        let mut blobs: Vec<(ObjectId, u32, Vec<u8>)> = Vec::new();
         while let Some((t, depth, hash, path)) = stack.pop() {
             ticker.tick();
-            let f = flags.entry(t).or_default();
-            if *f & flag::UNINTERESTING != 0 {
+            let n = t as usize;
+            if flags.uninteresting.get(n) {
                 continue;
             }
             if depth_limit.is_some() {
@@ -609,53 +755,61 @@ impl TreeWalk<'_, '_> {
                     continue;
                 }
                 self.min_depth.insert(t, depth);
-            } else if *f & flag::SEEN != 0 {
+                flags.seen.set(n);
+            } else if flags.seen.test_and_set(n) {
                 continue;
             }
-            *f |= flag::SEEN;
             let keep = (explicit && depth == 0)
                 || self.filter.is_none_or(|fl| fl.filter.keeps(Kind::Tree, depth, 0, &|| true));
-            if keep && *f & flag::SENT == 0 {
-                *f |= flag::SENT;
-                objects.push(Obj { id: t, kind: Kind::Tree, name_hash: hash });
+            if keep {
+                flags.send(t, hash);
             }
             if depth_limit.is_some_and(|l| depth >= l) {
                 continue;
             }
-            let mut subtrees = Vec::new();
-            let mut blobs = Vec::new();
-            self.odb.for_each_tree_entry(&t, self.buf, |kind, name, id| match kind {
-                EntryKind::Tree => {
-                    subtrees.push((id.to_owned(), name_hash(name), join(&path, name, sparse.is_some())))
-                }
-                EntryKind::Blob => {
-                    blobs.push((id.to_owned(), name_hash(name), join(&path, name, sparse.is_some())))
-                }
+            subtrees.clear();
+            blobs.clear();
+            let at_root = depth == 0;
+            self.odb.for_each_tree_entry_num(t, self.buf, |kind, name, id| match kind {
+                EntryKind::Tree => subtrees.push((
+                    id.to_owned(),
+                    child_hash(hash, at_root, name),
+                    join(&path, name, sparse.is_some()),
+                )),
+                EntryKind::Blob => blobs.push((
+                    id.to_owned(),
+                    child_hash(hash, at_root, name),
+                    join(&path, name, sparse.is_some()),
+                )),
                 EntryKind::Commit => {}
             })?;
-            for (id, h, bpath) in blobs {
-                let f = flags.entry(id).or_default();
-                if *f & (flag::SENT | flag::UNINTERESTING) != 0 {
+            for (id, h, bpath) in blobs.drain(..) {
+                let num = self.odb.num_or_add(&id);
+                let b = num as usize;
+                if flags.sent.get(b) || flags.uninteresting.get(b) {
                     continue;
                 }
                 let keep = match self.filter {
                     None => true,
                     Some(fl) => {
-                        let size =
-                            if fl.filter.needs_blob_size() { self.odb.size(&id)?.unwrap_or(0) } else { 0 };
+                        let size = if fl.filter.needs_blob_size() {
+                            self.odb.size_num(num)?.unwrap_or(0)
+                        } else {
+                            0
+                        };
                         fl.filter
                             .keeps(Kind::Blob, depth + 1, size, &|| sparse.is_none_or(|s| s.keeps(&bpath)))
                     }
                 };
-                let f = flags.entry(id).or_default();
-                *f |= flag::SEEN;
+                flags.seen.set(b);
                 if keep {
-                    *f |= flag::SENT;
-                    objects.push(Obj { id, kind: Kind::Blob, name_hash: h });
+                    flags.send(num, h);
                 }
             }
             // Reverse so the first subtree is walked first.
-            stack.extend(subtrees.into_iter().rev().map(|(id, h, p)| (id, depth + 1, h, p)));
+            for (id, h, p) in subtrees.drain(..).rev() {
+                stack.push((self.odb.num_or_add(&id), depth + 1, h, p));
+            }
         }
         Ok(())
     }
@@ -688,5 +842,12 @@ mod tests {
         let h2 = (h1 >> 2).wrapping_add((b'b' as u32) << 24);
         assert_eq!(name_hash(b"ab"), h2);
         assert_eq!(name_hash(b"a b"), h2);
+    }
+
+    #[test]
+    fn path_hashes_continue() {
+        assert_eq!(child_hash(0, true, b"src"), name_hash(b"src"));
+        let dir = name_hash(b"src/pack");
+        assert_eq!(child_hash(dir, false, b"writer.rs"), name_hash(b"src/pack/writer.rs"));
     }
 }

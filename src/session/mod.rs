@@ -286,7 +286,7 @@ pub(crate) fn send_pack<W: Write>(
         };
         let packs = repo.packs().map_err(SessionError::internal)?;
         let index = bitmap::open_if_eligible(packs, &repo.repo.common_dir().join("objects/pack"), conditions);
-        let mut sel = bitmap::select_or_walk(
+        let sel = bitmap::select_or_walk(
             index.as_ref(),
             &repo.odb,
             &walk_req,
@@ -299,30 +299,22 @@ pub(crate) fn send_pack<W: Write>(
         options.thin &= req.filter.is_none();
         let how = if sel.used_bitmap() { " (bitmap)" } else { "" };
         sb.progress(&format!("Enumerating objects: {}, done{how}.\n", sel.len()))?;
-        // The walk's cache of decoded trees and the table of sent objects are not needed while
-        // the pack is planned and written: the list moves into the plan, which answers "is it
-        // sent" from here on (a bitmap selection keeps answering for itself).
+        // The walk's cache of decoded trees is not needed while the pack is planned and written.
         repo.odb.drop_caches();
-        let bitmap_counted = sel.used_bitmap();
-        sel.forget_sent();
-        let mut objects = std::mem::take(&mut sel.objects);
-        // Up to half of a grown vector is spare capacity; a large one shrinks in place (mremap).
-        objects.shrink_to_fit();
-        let mut plan = Plan::new(objects.into_iter().map(|o| (o.id, o.kind, o.name_hash)), packs);
+        let mut plan = Plan::new(&sel.sent, packs).map_err(SessionError::internal)?;
         plan.verbatim = sel.verbatim;
-        let is_sent =
-            |id: &gix::hash::oid| if bitmap_counted { sel.is_sent(id) } else { plan.contains(id, packs) };
         let stats = {
             let mut on_entry = |_: &writer::PackStats| {};
             writer::write_pack(
                 &mut sb,
-                &plan,
+                &mut plan,
                 packs,
                 &repo.odb,
                 &writer::Known {
-                    is_sent: &is_sent,
-                    client_has: &|id| sel.client_has(id),
+                    is_sent: &|num| sel.sent.get(num as usize),
+                    client_has: &|num| sel.client.has(num),
                     thin_bases: &sel.thin_bases,
+                    name_hash: &|num| sel.name_hash(num),
                 },
                 options,
                 &mut on_entry,
