@@ -39,7 +39,9 @@ pub fn require_python_module(module: &str) {
     let out = Command::new("python3").args(["-c", &format!("import {module}")]).output();
     match out {
         Ok(o) if o.status.success() => {}
-        _ => panic!("python3 module {module} is missing: `python3 -m pip install {module}` (scripts/setup does)"),
+        _ => panic!(
+            "python3 module {module} is missing: `python3 -m pip install {module}` (scripts/setup does)"
+        ),
     }
 }
 
