@@ -360,7 +360,7 @@ pub fn session_output(data: &[u8]) -> Vec<u8> {
     let repo = &fixture_repos()[usize::from(has("open"))];
     let trace = has("trace").then(|| {
         let sink: Box<dyn std::io::Write> = Box::new(std::io::sink());
-        crate::trace::Trace(std::rc::Rc::new(std::cell::RefCell::new(sink)))
+        crate::trace::Trace { sink: std::rc::Rc::new(std::cell::RefCell::new(sink)), bare: has("bare") }
     });
     let settings = Settings {
         namespace: has("namespace").then(|| "n".to_owned()),
@@ -368,6 +368,7 @@ pub fn session_output(data: &[u8]) -> Vec<u8> {
         version,
         stateless_rpc: has("stateless"),
         advertise_refs: has("advertise"),
+        agent: crate::session::caps::agent(None),
     };
     let mut out = Vec::new();
     let _ = session::serve(repo, input, &mut out, settings, &mut Summary::default());

@@ -42,6 +42,8 @@ pub struct Settings {
     pub stateless_rpc: bool,
     /// Only print the advertisement.
     pub advertise_refs: bool,
+    /// The `agent=` value advertised (`GIT_USER_AGENT`, sanitized; see [`caps::agent`]).
+    pub agent: String,
 }
 
 /// Why a session ended in failure.
@@ -105,15 +107,15 @@ pub fn serve<R: Read, W: Write>(
     let mut reader = PktReader::new(input);
     reader.set_max_request_bytes(repo.config.limits.max_request_bytes);
     let mut writer = PktWriter::new(output);
-    if let Some(crate::trace::Trace(sink)) = &settings.trace {
-        let mut rt = crate::trace::Tracer::new(sink.clone(), '<');
+    if let Some(trace) = &settings.trace {
+        let mut rt = crate::trace::Tracer::new(trace.clone(), '<');
         reader.set_trace(Box::new(move |p| match p {
             Packet::Data(d) => rt.packet(Some(d)),
             Packet::Flush => rt.packet(None),
             Packet::Delim => rt.packet(Some(b"0001")),
             Packet::ResponseEnd => rt.packet(Some(b"0002")),
         }));
-        let mut wt = crate::trace::Tracer::new(sink.clone(), '>');
+        let mut wt = crate::trace::Tracer::new(trace.clone(), '>');
         writer.set_trace(Box::new(move |d| wt.packet(d)));
     }
     let res = match settings.version {
@@ -138,9 +140,10 @@ pub fn serve<R: Read, W: Write>(
 }
 
 /// What this connection advertises.
-pub(crate) fn advertised(repo: &Repo, no_done: bool) -> caps::Advertise {
+pub(crate) fn advertised(repo: &Repo, settings: &Settings, no_done: bool) -> caps::Advertise {
     let c = &repo.config;
     caps::Advertise {
+        agent: settings.agent.clone(),
         object_format: v0::hash_name(repo.odb.hash_kind()),
         shallow: true,
         allow_tip: c.allow.tip || c.allow.any,

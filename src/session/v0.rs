@@ -278,7 +278,7 @@ pub fn serve<R: Read, W: Write>(
         advertise(
             w,
             &refs,
-            &super::advertised(repo, settings.stateless_rpc || settings.advertise_refs),
+            &super::advertised(repo, settings, settings.stateless_rpc || settings.advertise_refs),
             hash,
         )?;
         // A shallow repository tells its boundary (git's advertise_shallow_grafts).

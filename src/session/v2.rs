@@ -131,7 +131,7 @@ pub fn serve<R: Read, W: Write>(
 ) -> Result<(), SessionError> {
     let hash = repo.odb.hash_kind();
     if settings.advertise_refs || !settings.stateless_rpc {
-        advertise(w, &super::advertised(repo, false))?;
+        advertise(w, &super::advertised(repo, settings, false))?;
         summary.commands.push("advertise");
     }
     if settings.advertise_refs {
