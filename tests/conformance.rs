@@ -112,6 +112,187 @@ fn git_in(sb: &Sandbox, dir: &Path, args: &[&str]) -> String {
 }
 
 // ---------------------------------------------------------------------------
+// 1. Naming the repository
+
+/// A directory with a repository of every kind: bare `b.git`, bare `plain` (no suffix),
+/// non-bare `nb` (with `nb/sub`), `gf` whose `.git` file points at `sep.git`, a linked worktree
+/// `wt` of `nb`, a symlink `link.git` to `b.git`, a relative gitfile `relgf`, and files that are
+/// not usable gitfiles (`garbage`, `gd/.git` and `gfile` naming a missing directory, `nopath`).
+fn repositories(sb: &Sandbox) -> PathBuf {
+    let w = sb.join("w");
+    std::fs::create_dir_all(&w).unwrap();
+    sb.sh(
+        &w,
+        r#"
+        git init -q --bare b.git
+        git init -q nb
+        (cd nb && commit a.txt 1 one && git tag -a -m t v1 && commit a.txt 2 two)
+        git -C nb push -q ../b.git main v1
+        git init -q --bare plain
+        git -C nb push -q ../plain main:refs/heads/other
+        git init -q --separate-git-dir="$PWD/sep.git" gf
+        (cd gf && commit g.txt 1 sep)
+        git -C nb worktree add -q ../wt -b wtb
+        mkdir -p nb/sub
+        ln -s b.git link.git
+        printf 'gitdir: sep.git\n' > relgf
+        echo hello > garbage
+        mkdir gd && echo "gitdir: /nonexistent" > gd/.git
+        echo "gitdir: $PWD/missing.git" > gfile
+        printf 'gitdir: ' > nopath
+        "#,
+    );
+    w
+}
+
+/// Every way of naming a repository (relative, absolute, `.`, `..`, trailing slashes, with and
+/// without `.git`, `.git` files and worktrees, `~/`, broken gitfiles), from every directory
+/// git accepts (the git directory itself, as git-daemon and git-http-backend start it, a work
+/// tree, a subdirectory, a worktree's git directory...), with and without `--strict`: the same
+/// advertisement, or the same error, as git's.
+#[test]
+fn every_way_of_naming_a_repository() {
+    let sb = Sandbox::new("conf-naming");
+    let w = repositories(&sb);
+    let ws = w.to_str().unwrap();
+    let cwds = [
+        "",
+        "nb",
+        "nb/.git",
+        "nb/sub",
+        "b.git",
+        "b.git/refs",
+        "plain",
+        "gf",
+        "sep.git",
+        "wt",
+        "nb/.git/worktrees/wt",
+    ];
+    let mut names: Vec<String> = [
+        ".",
+        "..",
+        "./",
+        "../",
+        "b.git",
+        "b",
+        "b.git//",
+        "nb",
+        "nb/",
+        "nb/.git",
+        "nb/.git/",
+        "plain",
+        "gf",
+        "gf/.git",
+        "sep.git",
+        "sep",
+        "wt",
+        "wt/.git",
+        ".git",
+        "../nb",
+        "../b.git",
+        "../.git",
+        "link.git",
+        "link",
+        "relgf",
+        "garbage",
+        "gd",
+        "gd/.git",
+        "gfile",
+        "nopath",
+        "nothing-here",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for abs in ["nb", "nb/.git", "b", "b.git", "gf", "wt", "nb/.git/.", "nb/.git/worktrees/wt"] {
+        names.push(format!("{ws}/{abs}"));
+    }
+    // HOME is the sandbox's `home`, next to `w`.
+    names.push("~/../w/b.git".into());
+    names.push("~/../w/nb/".into());
+    let mut compared = 0;
+    for strict in [false, true] {
+        for cwd in cwds {
+            let dir = w.join(cwd);
+            for name in &names {
+                let mut args = vec!["--advertise-refs"];
+                if strict {
+                    args.push("--strict");
+                }
+                args.push(name);
+                let runs = both(&sb, &dir, &args, &[], b"");
+                let what = format!("(cd {cwd:?}) {}", args.join(" "));
+                let [git, ours] = &runs;
+                // Deliberate: under --strict, git checks the ownership of a path before it
+                // finds it missing and says "detected dubious ownership"; packserve says the
+                // path is not a repository.
+                if strict
+                    && git.stderr_str().contains("detected dubious ownership")
+                    && !dir.join(name).exists()
+                {
+                    assert_eq!(code(ours), 128, "{what}: {ours}");
+                    assert_eq!(
+                        ours.stderr_str(),
+                        format!("fatal: '{name}' does not appear to be a git repository\n"),
+                        "{what}"
+                    );
+                    continue;
+                }
+                assert_same(&what, &runs);
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 500, "only {compared} cases compared");
+}
+
+/// `.` from inside a non-bare repository's `.git` directory, as git-daemon and
+/// git-http-backend run upload-pack, in v1 and v2 too, and stateless.
+#[test]
+fn dot_inside_a_git_directory_in_every_version() {
+    let sb = Sandbox::new("conf-dot");
+    let w = repositories(&sb);
+    let main = git_in(&sb, &w.join("nb"), &["rev-parse", "main"]);
+    for (cwd, name) in [("nb/.git", "."), ("nb/.git", "./"), ("nb/.git/worktrees/wt", "."), ("sep.git", ".")]
+    {
+        let dir = w.join(cwd);
+        for proto in ["version=1", "version=2"] {
+            let env = [("GIT_PROTOCOL", proto)];
+            assert_same(
+                &format!("{cwd} {name} {proto}"),
+                &both(&sb, &dir, &["--advertise-refs", name], &env, b""),
+            );
+        }
+        let ls = pktline::request(&["command=ls-refs", "0001", "symrefs", "peel", "0000"]);
+        let env = [("GIT_PROTOCOL", "version=2")];
+        assert_same(&format!("{cwd} ls-refs"), &both(&sb, &dir, &["--stateless-rpc", name], &env, &ls));
+        let fetch = pktline::request(&[&format!("want {main} side-band-64k no-progress"), "0000", "done"]);
+        assert_same(&format!("{cwd} fetch"), &both(&sb, &dir, &["--stateless-rpc", name], &[], &fetch));
+    }
+}
+
+/// Real clients cloning through an upload-pack started the git-daemon way (in the git
+/// directory of a non-bare repository, naming it `.`): the same refs as through git's.
+fn clone_from_inside_the_git_dir(client: Client, protocol: u8) {
+    let sb = Sandbox::new("conf-dot-clone");
+    let w = repositories(&sb);
+    let git_dir = w.join("nb/.git");
+    let setup = format!("cd {} && set -- .", sh_quote(git_dir.to_str().unwrap()));
+    let mut refs = Vec::new();
+    for server in BOTH {
+        let wrapper = sb.wrapper(server, &[], &setup);
+        let dest = sb.unique(&format!("clone-{}", server_name(server)));
+        let t = sb.try_clone_via(client, protocol, &wrapper, &w.join("nb"), &dest, &[]);
+        assert!(t.output.status.success(), "{}: {}", server_name(server), t.output);
+        sb.fsck(&dest);
+        refs.push((sb.refs(&dest), sb.head(&dest)));
+    }
+    assert_eq!(refs[1], refs[0], "clone through packserve (left) and git (right)");
+}
+
+client_tests!(clone_from_inside_the_git_dir; dot_clone_git247_v0(New, 0), dot_clone_git247_v2(New, 2), dot_clone_git239_v2(Old, 2));
+
+// ---------------------------------------------------------------------------
 // 5. GIT_TRACE_BARE, GIT_USER_AGENT
 
 /// With `GIT_TRACE_BARE` the packet trace has no time and file prefix: byte for byte git's

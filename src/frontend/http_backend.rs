@@ -315,6 +315,15 @@ pub fn run(args: &HttpBackendArgs) -> Result<(), Failure> {
                 Refusal::new(404, format!("Not a git repository: '{}'", route.name)),
             )
         }
+        Err(repo::EnterError::BadGitfile(_)) => {
+            // git http-backend dies on a broken `.git` file too (500); its message names
+            // server paths, so the client is told less.
+            return refuse(
+                &mut entry,
+                &mut stdout,
+                Refusal::new(500, format!("broken .git file in '{}'", route.name)),
+            );
+        }
         // git http-backend dies here too (500); the web server's user does not own the
         // repository and safe.directory does not list it.
         Err(repo::EnterError::DubiousOwnership(_)) => {

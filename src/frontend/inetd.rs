@@ -128,7 +128,9 @@ pub fn path_ok(args: &InetdArgs, path: &str, owner: &repo::Ownership) -> Result<
         None => path.to_owned(),
     };
     let git_dir = repo::enter_repo(&dir, args.strict_paths, None, owner).map_err(|e| match e {
-        repo::EnterError::NotFound => no("does not appear to be a git repository"),
+        repo::EnterError::NotFound | repo::EnterError::BadGitfile(_) => {
+            no("does not appear to be a git repository")
+        }
         repo::EnterError::DubiousOwnership(_) => {
             no("detected dubious ownership in repository (see safe.directory)")
         }
