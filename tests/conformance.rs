@@ -293,6 +293,207 @@ fn clone_from_inside_the_git_dir(client: Client, protocol: u8) {
 client_tests!(clone_from_inside_the_git_dir; dot_clone_git247_v0(New, 0), dot_clone_git247_v2(New, 2), dot_clone_git239_v2(Old, 2));
 
 // ---------------------------------------------------------------------------
+// 2. Broken refs
+
+/// A bare repository with `main` and an annotated tag, plus what `setup` (a shell snippet run
+/// inside it) breaks. `$MAIN` and `$MISSING` (an id no object has) are set for it.
+fn broken(sb: &Sandbox, name: &str, setup: &str) -> PathBuf {
+    let dir = sb.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    sb.sh(
+        &dir,
+        &format!(
+            r#"
+            git init -q work
+            (cd work && commit a.txt 1 one && commit a.txt 2 two && tick && git tag -a -m t v1)
+            git clone -q --bare work repo.git
+            cd repo.git
+            MAIN=$(git rev-parse main)
+            MISSING=1111111111111111111111111111111111111111
+            {setup}
+            "#
+        ),
+    );
+    dir.join("repo.git")
+}
+
+/// The ways a ref store can be broken, as shell snippets run in the repository.
+const BROKEN: &[(&str, &str)] = &[
+    ("loose-ref-missing-object", "echo $MISSING > refs/heads/missing"),
+    ("loose-ref-garbage", "echo garbage > refs/heads/corrupt"),
+    ("loose-ref-empty", ": > refs/heads/empty"),
+    ("symref-to-missing-object", "echo $MISSING > refs/heads/missing && git symbolic-ref refs/heads/sym refs/heads/missing"),
+    ("symref-to-garbage", "echo garbage > refs/heads/corrupt && git symbolic-ref refs/heads/sym refs/heads/corrupt"),
+    ("symref-dangling", "git symbolic-ref refs/heads/sym refs/heads/nothing"),
+    ("head-to-missing-object", "echo $MISSING > refs/heads/missing && git symbolic-ref HEAD refs/heads/missing"),
+    ("head-to-garbage", "echo garbage > refs/heads/corrupt && git symbolic-ref HEAD refs/heads/corrupt"),
+    ("head-through-symref-to-garbage", "echo garbage > refs/heads/corrupt && git symbolic-ref refs/heads/s1 refs/heads/corrupt && git symbolic-ref HEAD refs/heads/s1"),
+    ("head-detached-missing-object", "echo $MISSING > HEAD"),
+    ("packed-ref-missing-object", "git pack-refs --all && sed -i \"s#^\\(.* refs/heads/main\\)\\$#\\1\\n$MISSING refs/heads/pmissing#\" packed-refs"),
+    ("packed-ref-bad-name", "git pack-refs --all && sed -i \"s#^\\(.* refs/heads/main\\)\\$#\\1\\n$MAIN refs/heads/z..bad#\" packed-refs"),
+    ("all-objects-missing", "echo $MISSING > refs/heads/main && rm -rf objects/pack/* objects/??"),
+];
+
+/// A request that shows refs: its name, the server's arguments (the repository is
+/// appended), its environment and its input.
+type Listing = (&'static str, Vec<&'static str>, Vec<(&'static str, &'static str)>, Vec<u8>);
+
+/// The requests that show refs: v0 and v1 advertisements, v2 ls-refs (with and without
+/// arguments, and with a prefix).
+fn ref_listings() -> Vec<Listing> {
+    let ls = |args: &[&str]| {
+        let mut l = vec!["command=ls-refs", "object-format=sha1", "0001"];
+        l.extend_from_slice(args);
+        l.push("0000");
+        pktline::request(&l)
+    };
+    vec![
+        ("v0", vec!["--advertise-refs"], vec![], vec![]),
+        ("v1", vec!["--advertise-refs"], vec![("GIT_PROTOCOL", "version=1")], vec![]),
+        ("v0-stateful", vec![], vec![], b"0000".to_vec()),
+        ("ls-refs", vec!["--stateless-rpc"], vec![("GIT_PROTOCOL", "version=2")], ls(&[])),
+        (
+            "ls-refs-all-args",
+            vec!["--stateless-rpc"],
+            vec![("GIT_PROTOCOL", "version=2")],
+            ls(&["peel", "symrefs", "unborn"]),
+        ),
+        (
+            "ls-refs-prefix",
+            vec!["--stateless-rpc"],
+            vec![("GIT_PROTOCOL", "version=2")],
+            ls(&["symrefs", "ref-prefix refs/heads/", "ref-prefix HEAD"]),
+        ),
+    ]
+}
+
+/// Broken refs are listed as git lists them (GIT_REF_PARANOIA, on by default since 2.36): a
+/// missing object with the id the ref stores, a garbage file or a bad name with the null id;
+/// symbolic refs to missing or broken refs left out; HEAD through a broken ref not at all.
+#[test]
+fn broken_refs_are_advertised_as_git_advertises_them() {
+    let sb = Sandbox::new("conf-broken");
+    for (name, setup) in BROKEN {
+        let repo = broken(&sb, name, setup);
+        for (how, args, env, input) in ref_listings() {
+            let mut args = args.clone();
+            let r = repo.to_str().unwrap();
+            args.push(r);
+            let runs = both(&sb, sb.path(), &args, &env, &input);
+            assert_same(&format!("{name}, {how}"), &runs);
+            assert!(runs[0].status.success(), "{name}, {how}: git failed:\n{}", runs[0]);
+        }
+    }
+}
+
+/// A `packed-refs` file git cannot parse ends the session with git's message and status 128,
+/// in every version. (git may have written the refs before the bad line when it dies;
+/// packserve writes none.) Deliberately, packserve reads the whole file for every listing (it
+/// checks wants against every visible ref): an `ls-refs` with prefixes fails too where git,
+/// reading only the prefixes' part of a sorted file, may never reach the bad line.
+#[test]
+fn unparsable_packed_refs_end_the_session_as_in_git() {
+    let sb = Sandbox::new("conf-packed");
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "garbage-line",
+            "echo 'garbage line here' >> packed-refs",
+            "unexpected line in ./packed-refs: garbage line here",
+        ),
+        (
+            "bad-header",
+            "sed -i 's/# pack-refs/# pock-refs/' packed-refs",
+            "unexpected line in ./packed-refs: # pock-refs with:",
+        ),
+        (
+            "no-header-garbage",
+            "sed -i 1d packed-refs && echo xx >> packed-refs",
+            "unexpected line in ./packed-refs: xx",
+        ),
+        ("unterminated", "printf '%s refs/x' $MAIN >> packed-refs", "unterminated line in ./packed-refs: "),
+        ("bad-peel", "sed -i 's/^\\^/^zz/' packed-refs", "unexpected line in ./packed-refs: ^zz"),
+        ("long-garbage", "printf '%0100d\\n' 5 >> packed-refs", "..."),
+    ];
+    for (name, setup, needle) in cases {
+        let repo = broken(&sb, name, &format!("git pack-refs --all && {setup}"));
+        let mut message = None;
+        for (how, args, env, input) in ref_listings() {
+            let mut args = args.clone();
+            args.push(repo.to_str().unwrap());
+            let [git, ours] = both(&sb, sb.path(), &args, &env, &input);
+            let what = format!("{name}, {how}");
+            if how == "ls-refs-prefix" && git.status.success() {
+                assert_eq!(Some(ours.stderr_str()), message, "{what}: {ours}");
+                assert_eq!(code(&ours), 128, "{what}: {ours}");
+                continue;
+            }
+            assert_eq!(code(&git), 128, "{what}: git: {git}");
+            assert!(git.stderr_str().contains(needle), "{what}: scenario is off: {git}");
+            assert_eq!((code(&ours), ours.stderr_str()), (128, git.stderr_str()), "{what}: {ours}");
+            message = Some(git.stderr_str());
+            let refs: Vec<String> = shown(&ours.stdout)
+                .lines()
+                .filter(|l| l.len() > 40 && l.as_bytes()[..40].iter().all(u8::is_ascii_hexdigit))
+                .map(str::to_owned)
+                .collect();
+            assert!(refs.is_empty(), "{what}: packserve listed refs before dying: {refs:?}");
+        }
+    }
+}
+
+/// The refs `git ls-remote` shows through `server`.
+fn ls_remote(sb: &Sandbox, client: Client, protocol: u8, server: Server, repo: &Path) -> Output {
+    let mut cmd = sb.git_cmd(client, protocol, sb.path());
+    cmd.arg("ls-remote").arg(format!("--upload-pack={}", server.program().display())).arg(file_url(repo));
+    run(cmd, None)
+}
+
+/// Real clients: a clone of a repository with a broken ref fails loudly through both servers
+/// (`not our ref <id>`), never "succeeds" without the ref; ls-remote shows the broken refs as
+/// git does; fetching only a sound branch still works.
+fn broken_refs_with_real_clients(client: Client, protocol: u8) {
+    let sb = Sandbox::new("conf-broken-clients");
+    let null = "0000000000000000000000000000000000000000";
+    for (name, setup, refused) in [
+        ("missing", "echo $MISSING > refs/heads/missing", "1111111111111111111111111111111111111111"),
+        ("corrupt", "echo garbage > refs/heads/corrupt", null),
+        (
+            "all-missing",
+            "echo $MISSING > refs/heads/main && rm -rf objects/pack/* objects/??",
+            "1111111111111111111111111111111111111111",
+        ),
+    ] {
+        let repo = broken(&sb, name, setup);
+        let lists: Vec<String> = BOTH
+            .iter()
+            .map(|&s| ls_remote(&sb, client, protocol, s, &repo).assert_success().stdout_str())
+            .collect();
+        assert_eq!(lists[1], lists[0], "{name}: ls-remote through packserve (left) and git (right)");
+        assert!(lists[0].contains(refused), "{name}: scenario is off:\n{}", lists[0]);
+        for server in BOTH {
+            let who = format!("{name}, {}, {}", server_name(server), label(client, protocol));
+            let dest = sb.unique("clone");
+            let t = sb.try_clone(client, protocol, server, &repo, &dest, &[]);
+            // The ERR line (`remote error: ...`), or in v0 the server's own message when the
+            // client died of SIGPIPE writing its haves before it read the ERR line.
+            assert_failed_with(&t.output, &format!("upload-pack: not our ref {refused}"), &who);
+            assert!(!t.output.stderr_str().contains("empty repository"), "{who}: {}", t.output);
+            if name == "all-missing" {
+                continue;
+            }
+            let dest = sb.empty_clone_of(&repo, &format!("fetch-{name}-{}", server_name(server)));
+            let args = ["origin", "refs/heads/main:refs/remotes/origin/main"];
+            let t = sb.try_fetch_via(client, protocol, &server.program(), &dest, &args);
+            assert!(t.output.status.success(), "{who}: fetch of main failed:\n{}", t.output);
+            assert!(t.pack_objects.is_some(), "{who}: fetch of main brought no pack");
+            sb.fsck(&dest);
+        }
+    }
+}
+
+client_tests!(broken_refs_with_real_clients; broken_clients_git247_v0(New, 0), broken_clients_git247_v2(New, 2), broken_clients_git239_v0(Old, 0), broken_clients_git239_v2(Old, 2));
+
+// ---------------------------------------------------------------------------
 // 5. GIT_TRACE_BARE, GIT_USER_AGENT
 
 /// With `GIT_TRACE_BARE` the packet trace has no time and file prefix: byte for byte git's

@@ -222,16 +222,22 @@ pub(crate) fn check_limits(
     Ok(())
 }
 
-/// Checks the wants; a refused one is answered `ERR upload-pack: not our ref <oid>`.
+/// Checks the wants; a refused one is answered `ERR upload-pack: not our ref <oid>`. As in git,
+/// a want of an object the repository lacks is refused first, whatever names it (a ref whose
+/// object is missing is advertised with the id it stores).
 pub(crate) fn check_wants<W: Write>(
     repo: &Repo,
     w: &mut PktWriter<W>,
     wants: &[ObjectId],
     rules: &WantRules,
 ) -> Result<(), SessionError> {
-    if let Some(bad) =
-        crate::select::policy::first_disallowed(&repo.odb, wants, rules).map_err(SessionError::internal)?
-    {
+    let missing = wants.iter().find(|id| !repo.odb.exists(id)).copied();
+    let refused = match missing {
+        Some(id) => Some(id),
+        None => crate::select::policy::first_disallowed(&repo.odb, wants, rules)
+            .map_err(SessionError::internal)?,
+    };
+    if let Some(bad) = refused {
         let msg = format!("upload-pack: not our ref {}", bad.to_hex());
         w.error(&msg)?;
         w.flush()?;
