@@ -494,6 +494,223 @@ fn broken_refs_with_real_clients(client: Client, protocol: u8) {
 client_tests!(broken_refs_with_real_clients; broken_clients_git247_v0(New, 0), broken_clients_git247_v2(New, 2), broken_clients_git239_v0(Old, 0), broken_clients_git239_v2(Old, 2));
 
 // ---------------------------------------------------------------------------
+// 3 and 7. Where a request may end
+
+/// Every prefix of `input` at which a client could stop (after `skip` bytes): each pkt-line
+/// boundary, two bytes into each length, the middle of each payload, and the whole.
+fn cut_points(input: &[u8], skip: usize) -> Vec<usize> {
+    let mut cuts = vec![skip];
+    let mut pos = skip;
+    while pos + 4 <= input.len() {
+        let len =
+            std::str::from_utf8(&input[pos..pos + 4]).ok().and_then(|h| usize::from_str_radix(h, 16).ok());
+        let len = match len {
+            Some(n) if n >= 4 => n,
+            _ => 4,
+        };
+        cuts.push(pos + 2);
+        if len > 5 {
+            cuts.push(pos + 4 + (len - 4) / 2);
+        }
+        pos += len;
+        cuts.push(pos.min(input.len()));
+    }
+    cuts.push(input.len());
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
+
+/// The requests of a v0/v1 exchange: the first POST of a shallow fetch, the same with the
+/// client's shallow lines, a negotiation round without `done`, and a last round with `done`.
+fn v0_requests(main: &str, older: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let caps =
+        "multi_ack_detailed no-done side-band-64k thin-pack ofs-delta no-progress shallow agent=git/2.47";
+    let want = format!("want {main} {caps}");
+    vec![
+        ("shallow-first-post", pktline::request(&[&want, "deepen 1", "0000"])),
+        ("shallow-lines", pktline::request(&[&want, &format!("shallow {older}"), "deepen 2", "0000"])),
+        ("round-without-done", pktline::request(&[&want, "0000", &format!("have {older}"), "0000"])),
+        ("round-with-done", pktline::request(&[&want, "0000", &format!("have {older}"), "done"])),
+        ("deepen-and-done", pktline::request(&[&want, "deepen 1", "0000", "done"])),
+    ]
+}
+
+/// Every point at which a v0 or v1 request may end, stateless (`--stateless-rpc`, smart
+/// HTTP's POST bodies) and stateful: the same answer, the same exit status, the same message
+/// as git. In particular a stateless request may end right after its wants (the first POST
+/// of a shallow fetch): the shallow lines, then a quiet exit 0.
+#[test]
+fn every_end_of_a_v0_or_v1_request() {
+    let sb = Sandbox::new("conf-ends-v0");
+    let repo = fixture("tags");
+    let (main, older) = (sb.rev_parse(&repo, "main"), sb.rev_parse(&repo, "main~1"));
+    let r = repo.to_str().unwrap();
+    let mut cases = 0;
+    for (name, request) in v0_requests(&main, &older) {
+        for (mode, args, env) in [
+            ("stateless-v0", vec!["--stateless-rpc", r], vec![]),
+            ("stateless-v1", vec!["--stateless-rpc", r], vec![("GIT_PROTOCOL", "version=1")]),
+            ("v0", vec![r], vec![]),
+            ("v1", vec![r], vec![("GIT_PROTOCOL", "version=1")]),
+        ] {
+            for cut in cut_points(&request, 0) {
+                let runs = both(&sb, sb.path(), &args, &env, &request[..cut]);
+                assert_same(&format!("{mode} {name} cut at {cut}/{}", request.len()), &runs);
+                cases += 1;
+            }
+        }
+    }
+    eprintln!("{cases} cases");
+}
+
+/// v2 requests: ls-refs, fetch with haves (acknowledgments only), fetch with `done`, and
+/// object-info (with `transfer.advertiseObjectInfo`).
+fn v2_requests(main: &str, older: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let head = ["agent=git/2.47", "object-format=sha1", "0001"];
+    let req = |command: &str, args: &[&str]| {
+        let mut l = vec![command];
+        l.extend_from_slice(&head);
+        l.extend_from_slice(args);
+        l.push("0000");
+        pktline::request(&l)
+    };
+    let (want, have) = (format!("want {main}"), format!("have {older}"));
+    vec![
+        (
+            "ls-refs",
+            req(
+                "command=ls-refs",
+                &["peel", "symrefs", "unborn", "ref-prefix refs/heads/", "ref-prefix HEAD"],
+            ),
+        ),
+        ("ls-refs-no-args", pktline::request(&["command=ls-refs", "0000"])),
+        ("fetch-acks", req("command=fetch", &["thin-pack", "no-progress", "ofs-delta", &want, &have])),
+        (
+            "fetch-done",
+            req("command=fetch", &["thin-pack", "no-progress", "ofs-delta", &want, &have, "done"]),
+        ),
+        ("fetch-shallow", req("command=fetch", &["no-progress", &want, "deepen 1", "done"])),
+        ("object-info", req("command=object-info", &["size", &format!("oid {main}")])),
+    ]
+}
+
+/// A copy of `tags` that serves object-info, with the ids of `main` and `main~1`.
+fn v2_repo(sb: &Sandbox) -> (PathBuf, String, String) {
+    let repo = sb.fixture_copy("tags");
+    sb.config(&repo, "transfer.advertiseObjectInfo", "true");
+    let (main, older) = (sb.rev_parse(&repo, "main"), sb.rev_parse(&repo, "main~1"));
+    (repo, main, older)
+}
+
+/// Every point at which a v2 request may end, stateless and stateful (after the capability
+/// advertisement, and after a first complete request): the same answer, exit status and
+/// message as git's. A stream that ends inside the first packet of the next request is a
+/// quiet end, as git reads it.
+#[test]
+fn every_end_of_a_v2_request() {
+    let sb = Sandbox::new("conf-ends-v2");
+    let (repo, main, older) = v2_repo(&sb);
+    let r = repo.to_str().unwrap();
+    let env = [("GIT_PROTOCOL", "version=2")];
+    let first = pktline::request(&["command=ls-refs", "0001", "symrefs", "0000"]);
+    let mut cases = 0;
+    for (name, request) in v2_requests(&main, &older) {
+        for cut in cut_points(&request, 0) {
+            let runs = both(&sb, sb.path(), &["--stateless-rpc", r], &env, &request[..cut]);
+            assert_same(&format!("stateless {name} cut at {cut}/{}", request.len()), &runs);
+            let runs = both(&sb, sb.path(), &[r], &env, &request[..cut]);
+            assert_same(&format!("stateful {name} cut at {cut}/{}", request.len()), &runs);
+            cases += 2;
+        }
+        // The same request as the second of a connection.
+        let two = [first.as_slice(), request.as_slice()].concat();
+        for cut in cut_points(&two, first.len()) {
+            let runs = both(&sb, sb.path(), &[r], &env, &two[..cut]);
+            assert_same(&format!("second request {name} cut at {cut}/{}", two.len()), &runs);
+            cases += 1;
+        }
+    }
+    eprintln!("{cases} cases");
+}
+
+/// Bytes after a complete v2 request (a newline after the final flush of ls-refs, as some
+/// scripts send, or the start of a packet): git answers the request completely and exits 0
+/// when the stream ends inside the next packet; a bad length, a delimiter or a flush get
+/// git's answer too. Stateless, nothing after the request is read at all.
+#[test]
+fn trailing_bytes_after_a_complete_v2_request() {
+    let sb = Sandbox::new("conf-trailing");
+    let (repo, main, older) = v2_repo(&sb);
+    let r = repo.to_str().unwrap();
+    let env = [("GIT_PROTOCOL", "version=2")];
+    let tails: &[&[u8]] =
+        &[b"\n", b"\r\n", b"0", b"00", b"000", b"0009do", b"0000", b"0001", b"garbage", b"\n\n\n\n\n"];
+    for (name, request) in v2_requests(&main, &older) {
+        for tail in tails {
+            let input = [request.as_slice(), tail].concat();
+            for args in [vec![r], vec!["--stateless-rpc", r]] {
+                let runs = both(&sb, sb.path(), &args, &env, &input);
+                let what = format!("{name} {args:?} + {:?}", String::from_utf8_lossy(tail));
+                assert_same(&what, &runs);
+                if tail.len() < 4 || args.len() == 2 || *tail == b"0009do" || *tail == b"0000" {
+                    assert!(runs[1].status.success(), "{what}: {}", runs[1]);
+                }
+            }
+        }
+    }
+}
+
+/// The first POST of a v0 shallow fetch through `packserve http-backend`: the shallow lines,
+/// exit 0 and `outcome=ok` in the log, where it logged `outcome=error` before.
+#[test]
+fn http_backend_shallow_first_post_is_ok() {
+    let sb = Sandbox::new("conf-http-shallow");
+    let root = sb.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    sb.git(
+        sb.path(),
+        &["clone", "-q", "--bare", fixture("tags").to_str().unwrap(), root.join("r.git").to_str().unwrap()],
+    );
+    let main = sb.rev_parse(&root.join("r.git"), "main");
+    let body =
+        pktline::request(&[&format!("want {main} side-band-64k shallow no-progress"), "deepen 1", "0000"]);
+    let mut outs = Vec::new();
+    for program in [server_under_test(), PathBuf::from(git_exec_path()).join("git-http-backend")] {
+        let mut cmd = sb.command(&program);
+        if program == server_under_test() {
+            cmd.arg("http-backend");
+        }
+        cmd.env("REQUEST_METHOD", "POST")
+            .env("PATH_INFO", "/r.git/git-upload-pack")
+            .env("GIT_PROJECT_ROOT", &root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("CONTENT_TYPE", "application/x-git-upload-pack-request")
+            .env("CONTENT_LENGTH", body.len().to_string());
+        let out = run(cmd, Some(&body));
+        assert!(out.status.success(), "{}: {out}", program.display());
+        let text = out.stdout_str();
+        let pkts = &text[text.find("\r\n\r\n").expect("CGI headers") + 4..];
+        outs.push((pkts.to_owned(), out.stderr_str()));
+    }
+    assert_eq!(outs[0].0, outs[1].0, "response body: packserve (left), git http-backend (right)");
+    assert!(outs[0].0.starts_with("0034shallow "), "{:?}", outs[0].0);
+    assert!(outs[0].1.contains("outcome=ok"), "log: {}", outs[0].1);
+}
+
+fn git_exec_path() -> String {
+    let out = run(
+        {
+            let mut c = std::process::Command::new(Client::New.program());
+            c.arg("--exec-path");
+            c
+        },
+        None,
+    );
+    out.stdout_str().trim().to_owned()
+}
+
+// ---------------------------------------------------------------------------
 // 5. GIT_TRACE_BARE, GIT_USER_AGENT
 
 /// With `GIT_TRACE_BARE` the packet trace has no time and file prefix: byte for byte git's

@@ -329,6 +329,11 @@ pub fn serve<R: Read, W: Write>(
         }
     }
 
+    // A stateless request may end here: the first request of a shallow fetch over smart HTTP
+    // only wants the shallow lines. git reads this point gently, as any end of input.
+    if settings.stateless_rpc && r.peek_gentle()?.is_none() {
+        return Ok(());
+    }
     let mut neg = Negotiator::new();
     match get_common_commits(repo, r, w, &mut neg, &needs.wants, needs.caps, settings.stateless_rpc)? {
         Negotiated::RoundDone => return Ok(()),

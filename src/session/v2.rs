@@ -39,7 +39,9 @@ pub struct RequestAccepts {
     pub object_info: bool,
 }
 
-/// Reads one request; `Ok(None)` when the client ends the session (flush or EOF first).
+/// Reads one request; `Ok(None)` when the client ends the session: a flush first, or the end of
+/// input anywhere before the first packet is complete (git's serve loop reads that packet
+/// gently, so trailing bytes after a complete request end the session quietly).
 pub fn read_request<R: Read>(
     r: &mut PktReader<R>,
     accept: RequestAccepts,
@@ -47,6 +49,9 @@ pub fn read_request<R: Read>(
     let mut req = Request::default();
     let mut seen_any = false;
     r.start_request();
+    if r.peek_gentle()?.is_none() {
+        return Ok(None);
+    }
     let mut command: Option<String> = None;
     loop {
         let pkt = match r.read()? {
