@@ -74,7 +74,7 @@ pub fn v0_request(data: &[u8]) {
 /// arguments of each with every combination of what the server accepts.
 pub fn v2_request(data: &[u8]) {
     let mut r = PktReader::new(data);
-    let accept = v2::RequestAccepts { session_id: true, object_info: true };
+    let accept = v2::RequestAccepts { session_id: true, object_info: true, config: None };
     while let Ok(Some(req)) = v2::read_request(&mut r, accept) {
         fetch_args(&req.args);
     }

@@ -711,6 +711,83 @@ fn git_exec_path() -> String {
 }
 
 // ---------------------------------------------------------------------------
+// 4. lsrefs.unborn
+
+/// `lsrefs.unborn` as git honours it: `advertise` (and unset) → `ls-refs=unborn` and the
+/// `unborn` line; `allow` → plain `ls-refs`, the line when asked; `ignore` → neither (the
+/// argument is accepted); anything else, and a key without a value, end the advertisement or
+/// the `ls-refs` that asks with git's message.
+#[test]
+fn lsrefs_unborn_as_git_honours_it() {
+    let sb = Sandbox::new("conf-unborn");
+    let repo = sb.fixture_copy("empty");
+    let r = repo.to_str().unwrap();
+    let env = [("GIT_PROTOCOL", "version=2")];
+    let ls = |args: &[&str]| {
+        let mut l = vec!["command=ls-refs", "0001"];
+        l.extend_from_slice(args);
+        l.push("0000");
+        pktline::request(&l)
+    };
+    for value in [
+        None,
+        Some("advertise"),
+        Some("allow"),
+        Some("ignore"),
+        Some("bogus"),
+        Some("Allow"),
+        Some(""),
+        Some("NOVALUE"),
+    ] {
+        let config = repo.join("config");
+        let base = std::fs::read_to_string(&config).unwrap();
+        let base = base.split("[lsrefs]").next().unwrap().to_owned();
+        let extra = match value {
+            None => String::new(),
+            Some("NOVALUE") => "[lsrefs]\n\tunborn\n".into(),
+            Some(v) => format!("[lsrefs]\n\tunborn = \"{v}\"\n"),
+        };
+        std::fs::write(&config, format!("{base}{extra}")).unwrap();
+        let what = |how: &str| format!("lsrefs.unborn={value:?}, {how}");
+        assert_same(&what("advertisement"), &both(&sb, sb.path(), &["--advertise-refs", r], &env, b""));
+        for args in [&["symrefs", "unborn"][..], &["unborn"], &["symrefs"], &["peel", "unborn", "symrefs"]] {
+            let input = ls(args);
+            assert_same(
+                &what(&format!("ls-refs {args:?}")),
+                &both(&sb, sb.path(), &["--stateless-rpc", r], &env, &input),
+            );
+            assert_same(
+                &what(&format!("stateful ls-refs {args:?}")),
+                &both(&sb, sb.path(), &[r], &env, &input),
+            );
+        }
+    }
+}
+
+/// A real client cloning an empty repository whose HEAD names `trunk`: it learns the branch
+/// unless `lsrefs.unborn` is `ignore`, the same through both servers.
+fn unborn_clone(client: Client) {
+    let sb = Sandbox::new("conf-unborn-clone");
+    let repo = sb.fixture_copy("empty");
+    for value in ["advertise", "allow", "ignore"] {
+        sb.config(&repo, "lsrefs.unborn", value);
+        let mut heads = Vec::new();
+        for server in BOTH {
+            let dest = sb.unique("clone");
+            let t = sb.try_clone(client, 2, server, &repo, &dest, &[]);
+            assert!(t.output.status.success(), "{value} {}: {}", server_name(server), t.output);
+            heads.push(sb.git(&dest, &["symbolic-ref", "HEAD"]));
+        }
+        assert_eq!(
+            heads[1], heads[0],
+            "lsrefs.unborn={value}: HEAD of the clone through packserve (left), git (right)"
+        );
+    }
+}
+
+client_tests!(|client, _| unborn_clone(client); unborn_clone_git247(New, 2), unborn_clone_git239(Old, 2));
+
+// ---------------------------------------------------------------------------
 // 5. GIT_TRACE_BARE, GIT_USER_AGENT
 
 /// With `GIT_TRACE_BARE` the packet trace has no time and file prefix: byte for byte git's
@@ -775,3 +852,391 @@ fn user_agent_like_git() {
     );
 }
 
+// ---------------------------------------------------------------------------
+// 6. Malformed configuration
+
+/// A private bare copy of the `tags` fixture (its config is the repository's `config`).
+fn bare_tags(sb: &Sandbox) -> PathBuf {
+    let dest = sb.unique("tags.git");
+    sb.git(sb.path(), &["clone", "-q", "--bare", fixture("tags").to_str().unwrap(), dest.to_str().unwrap()]);
+    dest
+}
+
+/// Where a configuration value is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// The repository's `config`.
+    File,
+    /// `$HOME/.gitconfig`.
+    Global,
+    /// `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_0`/`GIT_CONFIG_VALUE_0` (always has a value).
+    Count,
+    /// `GIT_CONFIG_PARAMETERS`, what `git -c` exports.
+    Params,
+}
+
+/// A value: `None` is a key without `=` (git's NULL).
+type Value = Option<&'static str>;
+
+/// The config file text setting `key` (`section.name` or `section.sub.name`) to `value`.
+fn config_text(key: &str, value: Value) -> String {
+    let (section, name) = key.rsplit_once('.').unwrap();
+    let header = match section.split_once('.') {
+        Some((s, sub)) => format!("[{s} \"{sub}\"]"),
+        None => format!("[{section}]"),
+    };
+    match value {
+        None => format!("{header}\n\t{name}\n"),
+        Some(v) => format!("{header}\n\t{name} = \"{v}\"\n"),
+    }
+}
+
+/// Sets `key` in `source` for one case: rewrites the repository's config from `base` and
+/// returns the environment to run the servers with.
+fn configure(
+    sb: &Sandbox,
+    repo: &Path,
+    base: &str,
+    key: &str,
+    value: Value,
+    source: Source,
+) -> Vec<(String, String)> {
+    let mut config = base.to_owned();
+    let mut env = Vec::new();
+    match source {
+        Source::File => config.push_str(&config_text(key, value)),
+        Source::Global => {
+            let home = sb.unique("home");
+            std::fs::create_dir_all(&home).unwrap();
+            let global = std::fs::read_to_string(sb.home().join(".gitconfig")).unwrap();
+            std::fs::write(home.join(".gitconfig"), global + &config_text(key, value)).unwrap();
+            env.push(("HOME".into(), home.display().to_string()));
+            env.push(("XDG_CONFIG_HOME".into(), home.join(".config").display().to_string()));
+        }
+        Source::Count => {
+            env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
+            env.push(("GIT_CONFIG_KEY_0".into(), key.into()));
+            env.push((
+                "GIT_CONFIG_VALUE_0".into(),
+                value.expect("GIT_CONFIG_VALUE_<n> always has a value").into(),
+            ));
+        }
+        Source::Params => {
+            let p = match value {
+                None => format!("'{key}'"),
+                Some(v) => format!("'{key}'='{v}'"),
+            };
+            env.push(("GIT_CONFIG_PARAMETERS".into(), p));
+        }
+    }
+    std::fs::write(repo.join("config"), config).unwrap();
+    env
+}
+
+/// The requests that make git read its configuration at different points.
+fn config_requests(r: &str, main: &str) -> Vec<(&'static str, Vec<String>, &'static str, Vec<u8>)> {
+    let args = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let stateless_v2 =
+        |name, lines: &[&str]| (name, args(&["--stateless-rpc", r]), "version=2", pktline::request(lines));
+    let want = format!("want {main}");
+    let oid = format!("oid {main}");
+    vec![
+        ("v0", args(&[r]), "", b"0000".to_vec()),
+        ("v1", args(&[r]), "version=1", b"0000".to_vec()),
+        ("v2-advertisement", args(&["--advertise-refs", r]), "version=2", Vec::new()),
+        (
+            "v0-stateless-fetch",
+            args(&["--stateless-rpc", r]),
+            "",
+            pktline::request(&[&format!("{want} side-band-64k no-progress"), "0000", "done"]),
+        ),
+        stateless_v2("v2-ls-refs", &["command=ls-refs", "0001", "symrefs", "0000"]),
+        stateless_v2("v2-ls-refs-unborn", &["command=ls-refs", "0001", "unborn", "0000"]),
+        stateless_v2("v2-ls-refs-session-id", &["command=ls-refs", "session-id=x", "0001", "0000"]),
+        stateless_v2("v2-fetch", &["command=fetch", "0001", "no-progress", &want, "done", "0000"]),
+        stateless_v2("v2-object-info", &["command=object-info", "0001", "size", &oid, "0000"]),
+    ]
+}
+
+/// Every numeric and boolean key packserve reads (and the string keys git dies on without a
+/// value), malformed and well-formed, from every source: the same answer, message and exit
+/// status as git's upload-pack, at the same point (git reads upload-pack's keys when a v0/v1
+/// session starts and for v2's advertisement and `fetch`, hideRefs for `ls-refs` too,
+/// `lsrefs.unborn` for the advertisement and `ls-refs unborn`, `transfer.advertiseSID` for
+/// `session-id=`, `transfer.advertiseObjectInfo` for the advertisement and `object-info`).
+#[test]
+fn malformed_configuration_as_git_reads_it() {
+    let sb = Sandbox::new("conf-config");
+    let repo = bare_tags(&sb);
+    let base = std::fs::read_to_string(repo.join("config")).unwrap();
+    let main = sb.rev_parse(&repo, "main");
+    let r = repo.to_str().unwrap().to_owned();
+    let bools = [
+        "uploadpack.allowTipSHA1InWant",
+        "uploadpack.allowReachableSHA1InWant",
+        "uploadpack.allowAnySHA1InWant",
+        "uploadpack.allowFilter",
+        "uploadpack.allowRefInWant",
+        "uploadpack.allowSidebandAll",
+        "transfer.advertiseSID",
+        "transfer.advertiseObjectInfo",
+        "core.precomposeUnicode",
+        "uploadpackfilter.allow",
+        "uploadpackfilter.blob:none.allow",
+        "uploadpackfilter.tree.allow",
+    ];
+    let mut cases: Vec<(&str, Value, Source)> = Vec::new();
+    for key in bools {
+        for value in [Some("maybe"), Some("2x"), Some(""), None, Some("yes"), Some("0x0")] {
+            cases.push((key, value, Source::File));
+        }
+    }
+    for value in [
+        Some("abc"),
+        None,
+        Some(""),
+        Some("99999999999"),
+        Some("1x"),
+        Some(" 5 "),
+        Some("0x10"),
+        Some("-1"),
+        Some("2k"),
+        Some("0"),
+    ] {
+        cases.push(("uploadpack.keepAlive", value, Source::File));
+    }
+    for value in [
+        None,
+        Some("abc"),
+        Some("-1"),
+        Some(""),
+        Some("1x"),
+        Some("99999999999999999999999"),
+        Some("2k"),
+        Some("0x3"),
+    ] {
+        cases.push(("uploadpackfilter.tree.maxDepth", value, Source::File));
+    }
+    for key in ["uploadpack.hideRefs", "transfer.hideRefs", "lsrefs.unborn"] {
+        cases.push((key, None, Source::File));
+    }
+    cases.push(("lsrefs.unborn", Some("bogus"), Source::File));
+    for source in [Source::Global, Source::Count, Source::Params] {
+        for (key, value) in [
+            ("uploadpack.keepAlive", Some("abc")),
+            ("uploadpack.allowFilter", Some("maybe")),
+            ("uploadpackfilter.tree.maxDepth", Some("abc")),
+            ("uploadpackfilter.tree.maxDepth", None),
+            ("uploadpackfilter.tree.maxDepth", Some("")),
+            ("uploadpack.hideRefs", None),
+            ("lsrefs.unborn", Some("bogus")),
+            ("lsrefs.unborn", None),
+            ("transfer.advertiseObjectInfo", Some("x")),
+            ("transfer.advertiseSID", Some("x")),
+        ] {
+            if source == Source::Count && value.is_none() {
+                continue;
+            }
+            cases.push((key, value, source));
+        }
+    }
+    let mut compared = 0;
+    for (key, value, source) in cases {
+        let env = configure(&sb, &repo, &base, key, value, source);
+        for (how, args, proto, input) in config_requests(&r, &main) {
+            let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            env.push(("GIT_PROTOCOL", proto));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let runs = both(&sb, sb.path(), &args, &env, &input);
+            assert_same(&format!("{key}={value:?} in {source:?}, {how}"), &runs);
+            compared += 1;
+        }
+    }
+    std::fs::write(repo.join("config"), &base).unwrap();
+    eprintln!("{compared} cases");
+}
+
+/// The line git names for a key without a value is the key's own line, counted through
+/// comments, continued values and other sections.
+#[test]
+fn missing_value_names_the_line_as_git() {
+    let sb = Sandbox::new("conf-config-line");
+    let repo = bare_tags(&sb);
+    let base = std::fs::read_to_string(repo.join("config")).unwrap();
+    let text = format!(
+        "{base}# a comment\n[uploadpack]\n\tallowFilter = true ; trailing\n\tkeepAlive = \"1\\\n0\"\n\n[uploadpackfilter \"tree\"]\n\tallow = true\n\tmaxDepth\n"
+    );
+    std::fs::write(repo.join("config"), text).unwrap();
+    let runs = both(&sb, sb.path(), &["--advertise-refs", repo.to_str().unwrap()], &[], b"");
+    assert!(runs[0].stderr_str().contains("' at line "), "scenario is off: {}", runs[0]);
+    assert_same("maxDepth without a value", &runs);
+}
+
+/// `core.commitGraph` is read when objects are: a malformed value ends the session with
+/// git's message and status. (git dies while peeling the advertised refs, after writing the
+/// first of them; packserve before the advertisement.)
+#[test]
+fn malformed_core_commit_graph() {
+    let sb = Sandbox::new("conf-config-graph");
+    let repo = bare_tags(&sb);
+    let main = sb.rev_parse(&repo, "main");
+    sb.config(&repo, "core.commitGraph", "x");
+    let r = repo.to_str().unwrap();
+    for (how, args, proto, input) in config_requests(r, &main) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let [git, ours] = both(&sb, sb.path(), &args, &[("GIT_PROTOCOL", proto)], &input);
+        let what = format!("core.commitGraph=x, {how}");
+        assert_eq!((code(&ours), ours.stderr_str()), (code(&git), git.stderr_str()), "{what}\n{git}\n{ours}");
+        if ["v0", "v1", "v0-stateless-fetch", "v2-fetch"].contains(&how) {
+            assert_eq!(
+                git.stderr_str(),
+                "fatal: bad boolean config value 'x' for 'core.commitgraph'\n",
+                "{what}"
+            );
+        }
+    }
+}
+
+/// `pack.useBitmaps` is read when a pack is made (git's pack-objects dies on a malformed
+/// value): a clone fails through both servers with the message, in v0 and v2.
+fn malformed_pack_use_bitmaps(client: Client, protocol: u8) {
+    let sb = Sandbox::new("conf-config-bitmaps");
+    let repo = sb.fixture_copy("tags");
+    sb.config(&repo, "pack.useBitmaps", "x");
+    for server in BOTH {
+        let dest = sb.unique("clone");
+        let t = sb.try_clone(client, protocol, server, &repo, &dest, &[]);
+        // git's pack-objects dies with the message on the side band, which the client does
+        // not always get to show before the connection ends; packserve's is on band 3.
+        let needle = match server {
+            Server::Reference => "",
+            Server::UnderTest => "remote: fatal: bad boolean config value 'x' for 'pack.usebitmaps'",
+        };
+        assert_failed_with(&t.output, needle, server_name(server));
+    }
+    // A listing reads no pack configuration.
+    for server in BOTH {
+        ls_remote(&sb, client, protocol, server, &repo).assert_success();
+    }
+}
+
+client_tests!(malformed_pack_use_bitmaps; bitmaps_git247_v0(New, 0), bitmaps_git247_v2(New, 2), bitmaps_git239_v2(Old, 2));
+
+/// packserve's own keys (`packserve.max*`, `packserve.bitmapDeltaSearch`) are read as git
+/// reads its own: a malformed value ends the session with git's words for such a value.
+#[test]
+fn malformed_packserve_keys() {
+    let sb = Sandbox::new("conf-config-packserve");
+    let repo = bare_tags(&sb);
+    let base = std::fs::read_to_string(repo.join("config")).unwrap();
+    let r = repo.to_str().unwrap();
+    for (key, value, message) in [
+        ("packserve.maxWants", Some("lots"), "fatal: bad numeric config value 'lots' for 'packserve.maxwants' in file config: invalid unit\n"),
+        ("packserve.maxRequestBytes", None, "fatal: bad numeric config value '' for 'packserve.maxrequestbytes' in file config: invalid unit\n"),
+        ("packserve.maxDepth", Some("-1"), "fatal: bad numeric config value '-1' for 'packserve.maxdepth' in file config: invalid unit\n"),
+        ("packserve.maxHaves", Some("99999999999999999999999"), "fatal: bad numeric config value '99999999999999999999999' for 'packserve.maxhaves' in file config: out of range\n"),
+        ("packserve.maxFilterDepth", Some("2x"), "fatal: bad numeric config value '2x' for 'packserve.maxfilterdepth' in file config: invalid unit\n"),
+        ("packserve.bitmapDeltaSearch", Some("sometimes"), "fatal: bad boolean config value 'sometimes' for 'packserve.bitmapdeltasearch'\n"),
+    ] {
+        configure(&sb, &repo, &base, key, value, Source::File);
+        for proto in ["", "version=2"] {
+            let out = upload_pack(&sb, Server::UnderTest, sb.path(), &["--advertise-refs", r], &[("GIT_PROTOCOL", proto)], b"");
+            assert_eq!((code(&out), out.stderr_str().as_str()), (128, message), "{key}={value:?} {proto}: {out}");
+        }
+    }
+    std::fs::write(repo.join("config"), &base).unwrap();
+}
+
+/// The front-ends' keys, read as git http-backend and git daemon read them: a malformed
+/// `http.uploadpack`, `http.receivepack`, `http.getanyfile` or `http.maxRequestBuffer` is a
+/// 500 from both CGI programs; a malformed `daemon.uploadpack` ends a git:// connection
+/// without an answer.
+#[test]
+fn malformed_front_end_keys() {
+    let sb = Sandbox::new("conf-config-frontends");
+    let root = sb.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let repo = root.join("r.git");
+    sb.git(sb.path(), &["clone", "-q", "--bare", fixture("tags").to_str().unwrap(), repo.to_str().unwrap()]);
+    std::fs::write(repo.join("git-daemon-export-ok"), b"").unwrap();
+    let base = std::fs::read_to_string(repo.join("config")).unwrap();
+    let exec = PathBuf::from(git_exec_path());
+    let cgi = |program: &Path, ours: bool| {
+        let mut cmd = sb.command(program);
+        if ours {
+            cmd.arg("http-backend");
+        }
+        cmd.env("REQUEST_METHOD", "GET")
+            .env("PATH_INFO", "/r.git/info/refs")
+            .env("QUERY_STRING", "service=git-upload-pack")
+            .env("GIT_PROJECT_ROOT", &root);
+        run(cmd, None)
+    };
+    for (key, value, status) in [
+        ("http.uploadpack", Some("x"), "Status: 500"),
+        ("http.receivepack", Some("x"), "Status: 500"),
+        ("http.getanyfile", Some("x"), "Status: 500"),
+        ("http.maxRequestBuffer", Some("lots"), "Status: 500"),
+        ("http.uploadpack", Some("false"), "Status: 403"),
+        ("http.uploadpack", None, "Content-Type: application/x-git-upload-pack-advertisement"),
+    ] {
+        configure(&sb, &repo, &base, key, value, Source::File);
+        let git = cgi(&exec.join("git-http-backend"), false);
+        let ours = cgi(&server_under_test(), true);
+        let what = format!("{key}={value:?}");
+        assert!(git.stdout_str().contains(status), "{what}: scenario is off: {git}");
+        assert!(ours.stdout_str().contains(status), "{what}: packserve: {ours}");
+        assert_eq!(code(&ours), code(&git), "{what}: {ours}");
+        if status == "Status: 500" {
+            let fatal =
+                git.stderr_str().lines().find(|l| l.starts_with("fatal: ")).unwrap_or_default().to_owned();
+            let message = fatal.trim_start_matches("fatal: ");
+            assert!(!message.is_empty() && ours.stderr_str().contains(message), "{what}: {git}\n{ours}");
+        }
+    }
+    configure(&sb, &repo, &base, "daemon.uploadpack", Some("x"), Source::File);
+    let line = pktline::data("git-upload-pack /r.git\0host=localhost\0");
+    let mut git = sb.command(Client::New.program());
+    git.args(["daemon", "--inetd", "--export-all"]).arg(format!("--base-path={}", root.display()));
+    let git = run(git, Some(&line));
+    let mut ours = sb.command(server_under_test());
+    ours.args(["inetd", "--export-all", "--base-path"]).arg(&root);
+    let ours = run(ours, Some(&line));
+    assert!(git.stdout.is_empty() && !git.status.success(), "scenario is off: {git}");
+    assert!(ours.stdout.is_empty() && !ours.status.success(), "{ours}");
+    assert!(ours.stderr_str().contains("bad boolean config value 'x' for 'daemon.uploadpack'"), "{ours}");
+    std::fs::write(repo.join("config"), &base).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// 8. Too many ref prefixes
+
+/// git ignores the `ref-prefix` lines of a request that has 65536 or more (and lists every
+/// ref, as without any); with fewer it applies them. Stateless and stateful.
+#[test]
+fn too_many_ref_prefixes_list_every_ref() {
+    let sb = Sandbox::new("conf-prefixes");
+    let repo = fixture("tags");
+    let r = repo.to_str().unwrap();
+    let env = [("GIT_PROTOCOL", "version=2")];
+    for (n, last) in
+        [(65535, None), (65535, Some("ref-prefix refs/tags/")), (65536, None), (65537, None), (70000, None)]
+    {
+        let mut req = pktline::request(&["command=ls-refs", "0001", "peel"]);
+        for i in 0..n {
+            req.extend(pktline::data(format!("ref-prefix refs/nothing/{i}\n")));
+        }
+        if let Some(l) = last {
+            req.extend(pktline::data(format!("{l}\n")));
+        }
+        req.extend_from_slice(b"0000");
+        for args in [vec!["--stateless-rpc", r], vec![r]] {
+            let runs = both(&sb, sb.path(), &args, &env, &req);
+            let what = format!("{n} prefixes then {last:?}, {args:?}");
+            assert_same(&what, &runs);
+            let listed = shown(&runs[1].stdout).matches(" refs/").count();
+            let all = n + usize::from(last.is_some()) >= 65536;
+            assert_eq!(listed > 0, all || last.is_some(), "{what}: {listed} refs listed");
+        }
+    }
+}

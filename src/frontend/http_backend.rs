@@ -353,8 +353,22 @@ pub fn run(args: &HttpBackendArgs) -> Result<(), Failure> {
             return Err(Failure { code: 128, message: Some(format!("fatal: {e}")) });
         }
     };
-    if repo.repo.config_snapshot().boolean("http.uploadpack") == Some(false) {
-        return refuse(&mut entry, &mut stdout, Refusal::new(403, "Service not enabled: 'upload-pack'"));
+    // git http-backend reads these keys (their last values) before it serves anything, and
+    // dies (500) on a malformed one.
+    let http_config = (|| {
+        use crate::config::{last_bool, last_ulong};
+        last_bool(&repo.repo, "http.getanyfile")?;
+        last_ulong(&repo.repo, "http.maxrequestbuffer")?;
+        let upload_pack = last_bool(&repo.repo, "http.uploadpack")?;
+        last_bool(&repo.repo, "http.receivepack")?;
+        Ok::<_, crate::config::ConfigError>(upload_pack)
+    })();
+    match http_config {
+        Err(e) => return refuse(&mut entry, &mut stdout, Refusal::new(500, e.fatal)),
+        Ok(Some(false)) => {
+            return refuse(&mut entry, &mut stdout, Refusal::new(403, "Service not enabled: 'upload-pack'"))
+        }
+        Ok(_) => {}
     }
     let version = protocol_version(cgi.git_protocol.as_deref());
     let res = match route.service {

@@ -224,9 +224,18 @@ pub fn run(args: &InetdArgs) -> Result<(), Failure> {
             return refuse(&mut entry, &mut stdout, e, &req.path);
         }
     };
-    if repo.repo.config_snapshot().boolean("daemon.uploadpack") == Some(false) {
-        let e = Refused::DisabledByConfig(req.path.clone());
-        return refuse(&mut entry, &mut stdout, e, &req.path);
+    match crate::config::last_bool(&repo.repo, "daemon.uploadpack") {
+        Ok(Some(false)) => {
+            let e = Refused::DisabledByConfig(req.path.clone());
+            return refuse(&mut entry, &mut stdout, e, &req.path);
+        }
+        Ok(_) => {}
+        // git daemon's child dies on a malformed value: the client sees the connection end.
+        Err(e) => {
+            entry.outcome = crate::log::Outcome::Error(e.fatal);
+            entry.write(&sink);
+            return Err(Failure { code: 128, message: None });
+        }
     }
     let settings = crate::frontend::upload_pack::env_settings(
         protocol_version(req.git_protocol.as_deref()),

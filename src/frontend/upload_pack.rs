@@ -38,6 +38,7 @@ impl From<SessionError> for Failure {
             SessionError::Write(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
                 Failure { code: 141, message: None }
             }
+            SessionError::Config(e) => Failure { code: 128, message: Some(e.stderr()) },
             other => Failure { code: 128, message: Some(format!("fatal: {other}")) },
         }
     }

@@ -36,6 +36,8 @@ pub struct Advertise {
     pub sideband_all: bool,
     /// `object-info` (v2).
     pub object_info: bool,
+    /// `ls-refs=unborn` (v2, `lsrefs.unborn=advertise`); plain `ls-refs` otherwise.
+    pub unborn: bool,
     /// `session-id=<id>`.
     pub session_id: Option<String>,
 }
@@ -91,7 +93,7 @@ pub fn v2_capabilities(adv: &Advertise) -> Vec<String> {
         "version 2".into(),
         // An empty value (GIT_USER_AGENT="") is advertised as a bare `agent`, as git does.
         if adv.agent.is_empty() { "agent".into() } else { format!("agent={}", adv.agent) },
-        "ls-refs=unborn".into(),
+        if adv.unborn { "ls-refs=unborn".into() } else { "ls-refs".into() },
         fetch,
         "server-option".into(),
         format!("object-format={}", adv.object_format),
@@ -210,6 +212,7 @@ mod tests {
             ref_in_want: true,
             sideband_all: true,
             object_info: true,
+            unborn: true,
             session_id: Some("s1".into()),
             ..Default::default()
         };

@@ -68,6 +68,9 @@ pub enum SessionError {
     /// Something on our side failed.
     #[error("{0}")]
     Internal(String),
+    /// A configured value git dies on where it reads it (git's messages).
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl SessionError {
@@ -153,6 +156,7 @@ pub(crate) fn advertised(repo: &Repo, settings: &Settings, no_done: bool) -> cap
         ref_in_want: c.allow_ref_in_want,
         sideband_all: c.allow_sideband_all,
         object_info: c.advertise_object_info,
+        unborn: c.unborn == crate::config::Unborn::Advertise,
         session_id: c.advertise_sid.then(session_id),
     }
 }
@@ -270,6 +274,8 @@ pub(crate) fn send_pack<W: Write>(
 ) -> Result<(), SessionError> {
     let mut sb = SideBand::new(writer, req.framing, req.progress);
     let result = (|| -> Result<writer::PackStats, SessionError> {
+        // git's pack-objects reads its configuration when it starts.
+        repo.config.check(&[crate::config::ReadAt::Pack])?;
         let walk_req = walk::Request {
             wants: req.wants.to_vec(),
             common: req.common.to_vec(),
@@ -610,8 +616,7 @@ fn resolve_blob_expr(repo: &Repo, refs: &crate::refs::RefSet, expr: &str) -> Opt
 /// What the repository's configuration says about bitmaps: `pack.useBitmaps`. (Hidden refs
 /// need no special care: the wants were checked, and counting from them reaches nothing else.)
 fn bitmap_conditions(repo: &Repo) -> bitmap::Conditions {
-    let config = repo.repo.config_snapshot();
-    bitmap::Conditions { disabled: config.boolean("pack.useBitmaps") == Some(false), ..Default::default() }
+    bitmap::Conditions { disabled: !repo.config.use_bitmaps, ..Default::default() }
 }
 
 /// Parses a hex object id from a protocol line argument.
