@@ -269,12 +269,35 @@ pub fn refusal_response(r: &Refusal) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// A body of `CONTENT_LENGTH` bytes. One that ends sooner is an error (git http-backend dies
+/// on it), never a client ending its request where the protocol lets it end.
+struct FixedLength<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for FixedLength<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let max = usize::try_from(self.left).unwrap_or(usize::MAX).min(buf.len());
+        let n = self.inner.read(&mut buf[..max])?;
+        if n == 0 {
+            let msg = "the remote end hung up unexpectedly";
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, msg));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// The request body as the session reads it: at most `CONTENT_LENGTH` bytes (all of stdin
 /// for a chunked request, which the server has already de-chunked), gunzipped if needed.
 pub(crate) fn body<'a, R: Read + 'a>(cgi: &Cgi, stdin: R) -> Box<dyn Read + 'a> {
     let limited: Box<dyn Read> =
         match cgi.content_length.as_deref().and_then(|l| l.trim().parse::<u64>().ok()) {
-            Some(n) => Box::new(stdin.take(n)),
+            Some(n) => Box::new(FixedLength { inner: stdin, left: n }),
             None => Box::new(stdin),
         };
     match cgi.content_encoding.as_deref() {
