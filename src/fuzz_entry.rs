@@ -74,7 +74,7 @@ pub fn v0_request(data: &[u8]) {
 /// arguments of each with every combination of what the server accepts.
 pub fn v2_request(data: &[u8]) {
     let mut r = PktReader::new(data);
-    let accept = v2::RequestAccepts { session_id: true, object_info: true };
+    let accept = v2::RequestAccepts { session_id: true, object_info: true, config: None };
     while let Ok(Some(req)) = v2::read_request(&mut r, accept) {
         fetch_args(&req.args);
     }
@@ -360,7 +360,7 @@ pub fn session_output(data: &[u8]) -> Vec<u8> {
     let repo = &fixture_repos()[usize::from(has("open"))];
     let trace = has("trace").then(|| {
         let sink: Box<dyn std::io::Write> = Box::new(std::io::sink());
-        crate::trace::Trace(std::rc::Rc::new(std::cell::RefCell::new(sink)))
+        crate::trace::Trace { sink: std::rc::Rc::new(std::cell::RefCell::new(sink)), bare: has("bare") }
     });
     let settings = Settings {
         namespace: has("namespace").then(|| "n".to_owned()),
@@ -368,6 +368,7 @@ pub fn session_output(data: &[u8]) -> Vec<u8> {
         version,
         stateless_rpc: has("stateless"),
         advertise_refs: has("advertise"),
+        agent: crate::session::caps::agent(None),
     };
     let mut out = Vec::new();
     let _ = session::serve(repo, input, &mut out, settings, &mut Summary::default());

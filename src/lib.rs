@@ -19,3 +19,12 @@ pub mod select;
 pub mod session;
 pub mod trace;
 pub mod wire;
+
+/// An I/O error as C's `strerror` words it, as git prints it (without Rust's " (os error N)").
+pub(crate) fn strerror(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}

@@ -1,7 +1,11 @@
 //! The refs a client may see: HEAD and every ref under `refs/` (inside `GIT_NAMESPACE` if one is
 //! set, with the namespace prefix stripped), minus the hidden ones (`transfer.hideRefs`,
 //! `uploadpack.hideRefs`), sorted as git sorts them, with annotated tags peeled and symbolic
-//! refs resolved. Broken refs are skipped as git skips them.
+//! refs resolved. Broken refs are advertised as git (2.36+, `GIT_REF_PARANOIA` on by default)
+//! advertises them, so that a client fails loudly instead of silently missing a ref: a ref whose
+//! object is missing with the id it stores, a loose ref whose file is not a ref with the null
+//! id; symbolic refs whose target is missing or broken are left out, and a `packed-refs` line
+//! git cannot parse ends the session with git's message.
 
 use gix::bstr::{BString, ByteSlice};
 use gix::hash::ObjectId;
@@ -119,6 +123,9 @@ impl RefSet {
 pub enum RefsError {
     #[error("cannot read refs: {0}")]
     Read(String),
+    /// A `packed-refs` line git dies on (git's message: `unexpected line in <path>: <line>`).
+    #[error("{0}")]
+    PackedRefs(String),
 }
 
 /// What an annotated tag peels to; `None` for other objects. `stored` is the value
@@ -133,46 +140,146 @@ fn peeled(odb: &Odb, id: &ObjectId, stored: Option<ObjectId>) -> Option<ObjectId
     }
 }
 
-/// Resolves a ref by following symbolic refs, to its object id and the name it finally points to
-/// (for a symbolic ref). `Err(name)` when the chain ends at a ref that doesn't exist (unborn).
-fn resolve(
-    repo: &gix::Repository,
-    start: gix::Reference<'_>,
-) -> Result<(ObjectId, Option<BString>), Option<BString>> {
+/// Where a ref leads.
+enum Resolved {
+    /// To an object id (which may be missing), through the symbolic ref target named, if any.
+    Id(ObjectId, Option<BString>),
+    /// To a ref that does not exist (an unborn branch).
+    Unborn(BString),
+    /// To a ref that cannot be read, or round in circles.
+    Broken,
+}
+
+/// Resolves a ref by following symbolic refs, to its object id and the name it finally points
+/// to (for a symbolic ref).
+fn resolve(repo: &gix::Repository, start: gix::Reference<'_>) -> Resolved {
     let mut cur = start;
     let mut target_name: Option<BString> = None;
     for _ in 0..10 {
         match cur.target() {
-            gix::refs::TargetRef::Object(id) => return Ok((id.to_owned(), target_name)),
+            gix::refs::TargetRef::Object(id) => return Resolved::Id(id.to_owned(), target_name),
             gix::refs::TargetRef::Symbolic(name) => {
                 target_name = Some(name.as_bstr().to_owned());
                 cur = match repo.try_find_reference(name) {
                     Ok(Some(r)) => r,
-                    _ => return Err(target_name),
+                    Ok(None) => return Resolved::Unborn(name.as_bstr().to_owned()),
+                    Err(_) => return Resolved::Broken,
                 };
             }
         }
     }
-    Err(None)
+    Resolved::Broken
+}
+
+/// A ref as stored: one gix could read, or a loose ref file whose content is not a ref (git
+/// lists it with the null id).
+enum Stored {
+    Ref(gix::refs::Reference),
+    Corrupt(BString),
 }
 
 /// Every ref under `refs/`, sorted by name, read in git's order: the loose refs first, then
 /// `packed-refs` (a fresh read), a loose ref winning over its packed copy. A concurrent
 /// `git pack-refs` writes `packed-refs` before it deletes the loose files, so a ref it moves
 /// is seen in one or the other; reading `packed-refs` first could miss it.
-fn all_refs(repo: &gix::Repository) -> Result<Vec<gix::refs::Reference>, RefsError> {
+fn all_refs(repo: &gix::Repository) -> Result<Vec<Stored>, RefsError> {
     let read_err = |e: &dyn std::fmt::Display| RefsError::Read(e.to_string());
     let mut by_name = std::collections::BTreeMap::new();
-    // A loose ref that vanishes between listing and reading is an error item: packed now.
-    for r in repo.refs.loose_iter().map_err(|e| read_err(&e))?.flatten() {
-        by_name.insert(r.name.as_bstr().to_owned(), r);
+    for r in repo.refs.loose_iter().map_err(|e| read_err(&e))? {
+        match r {
+            Ok(r) => {
+                by_name.insert(r.name.as_bstr().to_owned(), Stored::Ref(r));
+            }
+            Err(e) => {
+                // A file that is not a ref. Any other error is a loose ref that vanished between
+                // listing and reading: packed now.
+                let decode = e.downcast_any_ref::<gix::refs::file::find::ReferenceDecode>();
+                if let Some(Ok(name)) = decode.map(|d| gix::path::into_bstr(&d.relative_path)) {
+                    let name = name.into_owned();
+                    by_name.insert(name.clone(), Stored::Corrupt(name));
+                }
+            }
+        }
     }
-    if let Some(packed) = repo.refs.open_packed_buffer().map_err(|e| read_err(&e))? {
-        for r in packed.iter().map_err(|e| read_err(&e))?.flatten() {
-            by_name.entry(r.name.as_bstr().to_owned()).or_insert_with(|| r.into());
+    // gix refuses what git dies on, and records with invalid names, which git lists.
+    let mut unparsed = false;
+    match repo.refs.open_packed_buffer() {
+        Ok(None) => {}
+        Ok(Some(packed)) => match packed.iter() {
+            Ok(iter) => {
+                for r in iter {
+                    match r {
+                        Ok(r) => {
+                            let name = r.name.as_bstr().to_owned();
+                            by_name.entry(name).or_insert_with(|| Stored::Ref(r.into()));
+                        }
+                        Err(_) => unparsed = true,
+                    }
+                }
+            }
+            Err(_) => unparsed = true,
+        },
+        Err(_) => unparsed = true,
+    }
+    if unparsed {
+        // git names it relative to the git directory it was started in, or by the real path of
+        // the common directory of a worktree's git directory.
+        let path = repo.common_dir().join("packed-refs");
+        let shown = if repo.common_dir() == repo.git_dir() {
+            "./packed-refs".into()
+        } else {
+            let common = repo.common_dir().canonicalize().unwrap_or_else(|_| repo.common_dir().to_owned());
+            common.join("packed-refs").display().to_string()
+        };
+        let buf = std::fs::read(&path).map_err(|e| read_err(&e))?;
+        for name in packed_bad_names(&buf, repo.object_hash().len_in_hex(), &shown)? {
+            by_name.entry(name.clone()).or_insert(Stored::Corrupt(name));
         }
     }
     Ok(by_name.into_values().collect())
+}
+
+/// What git makes of a `packed-refs` file that gix would not parse (packed-backend.c
+/// `next_record`): the names of records that are refs with invalid names (listed with the null
+/// id), or git's message for the first line it dies on.
+fn packed_bad_names(buf: &[u8], hex_len: usize, shown: &str) -> Result<Vec<BString>, RefsError> {
+    let die = |rest: &[u8]| {
+        let (kind, line) = match rest.iter().position(|&b| b == b'\n') {
+            Some(eol) => ("unexpected", &rest[..eol]),
+            None => ("unterminated", rest),
+        };
+        let line =
+            if line.len() < 80 { line.as_bstr().to_string() } else { format!("{}...", line[..75].as_bstr()) };
+        RefsError::PackedRefs(format!("{kind} line in {shown}: {line}"))
+    };
+    let hex_at = |s: &[u8]| s.len() >= hex_len && s[..hex_len].iter().all(u8::is_ascii_hexdigit);
+    let mut rest = buf;
+    if rest.starts_with(b"#") {
+        let eol = rest.iter().position(|&b| b == b'\n').ok_or_else(|| die(rest))?;
+        if !rest.starts_with(b"# pack-refs with:") {
+            return Err(die(rest));
+        }
+        rest = &rest[eol + 1..];
+    }
+    let mut bad = Vec::new();
+    while !rest.is_empty() {
+        if rest.len() < hex_len + 2 || !hex_at(rest) || !rest[hex_len].is_ascii_whitespace() {
+            return Err(die(rest));
+        }
+        let eol = rest.iter().position(|&b| b == b'\n').ok_or_else(|| die(rest))?;
+        let name = &rest[hex_len + 1..eol];
+        if gix::validate::reference::name(name.as_bstr()).is_err() {
+            bad.push(name.into());
+        }
+        rest = &rest[eol + 1..];
+        if rest.first() == Some(&b'^') {
+            if rest.len() < hex_len + 2 || !hex_at(&rest[1..]) || rest[hex_len + 1] != b'\n' {
+                return Err(die(rest));
+            }
+            rest = &rest[hex_len + 2..];
+        }
+    }
+    Ok(bad)
 }
 
 /// Loads the visible refs of `repo`.
@@ -186,15 +293,19 @@ pub fn load(repo: &gix::Repository, odb: &Odb, view: &RefView) -> Result<RefSet,
             .filter(|n| n.starts_with(b"refs/"))
             .map(|n| n.as_bstr().to_owned())
     };
-    for r in iter {
-        let r = gix::prelude::ReferenceExt::attach(r, repo);
-        let full = r.name().as_bstr().to_owned();
+    for stored in iter {
+        let (full, id, stored_peel, symref_target) = match stored {
+            Stored::Ref(r) => {
+                let r = gix::prelude::ReferenceExt::attach(r, repo);
+                let full = r.name().as_bstr().to_owned();
+                let stored_peel = r.inner.peeled;
+                // Symbolic refs to missing or broken refs are left out, as git does.
+                let Resolved::Id(id, target) = resolve(repo, r) else { continue };
+                (full, id, stored_peel, target)
+            }
+            Stored::Corrupt(full) => (full, ObjectId::null(repo.object_hash()), None, None),
+        };
         let Some(name) = strip(&full) else { continue };
-        let stored_peel = r.inner.peeled;
-        let Ok((id, symref_target)) = resolve(repo, r) else { continue };
-        if !odb.exists(&id) {
-            continue;
-        }
         let peeled = peeled(odb, &id, stored_peel);
         if !view.hide.is_empty() && view.is_hidden(&name.to_string(), &full.to_string()) {
             set.hidden_tips.push(id);
@@ -212,7 +323,7 @@ pub fn load(repo: &gix::Repository, odb: &Odb, view: &RefView) -> Result<RefSet,
     if let Ok(Some(head)) = repo.try_find_reference(head_full.as_str()) {
         let symbolic = matches!(head.target(), gix::refs::TargetRef::Symbolic(_));
         match resolve(repo, head) {
-            Ok((id, target)) if odb.exists(&id) => {
+            Resolved::Id(id, target) => {
                 let symref_target = if symbolic { target.map(|t| strip(&t).unwrap_or(t)) } else { None };
                 set.head_symref.clone_from(&symref_target);
                 let head = Ref { name: "HEAD".into(), peeled: peeled(odb, &id, None), id, symref_target };
@@ -223,9 +334,8 @@ pub fn load(repo: &gix::Repository, odb: &Odb, view: &RefView) -> Result<RefSet,
                     set.head = Some(head);
                 }
             }
-            Ok(_) => {}
-            Err(target) if !hidden => set.unborn_head = target.map(|t| strip(&t).unwrap_or(t)),
-            Err(_) => {}
+            Resolved::Unborn(target) if !hidden => set.unborn_head = Some(strip(&target).unwrap_or(target)),
+            Resolved::Unborn(_) | Resolved::Broken => {}
         }
     }
     Ok(set)

@@ -3,6 +3,7 @@
 //! repository ownership check (`safe.directory`); then the object database, the packs and the
 //! refs' home.
 
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,11 @@ pub enum EnterError {
         "detected dubious ownership in repository at '{0}'\nTo add an exception for this directory, call:\n\n\tgit config --global --add safe.directory {0}"
     )]
     DubiousOwnership(String),
+    /// A regular file where a repository was looked for, which is not a usable `.git` file
+    /// (git's `read_gitfile` messages: `invalid gitfile format: <path>`, `no path in gitfile:
+    /// <path>`, `not a git repository: <dir>`, ...).
+    #[error("{0}")]
+    BadGitfile(String),
 }
 
 /// What git's ownership check (setup.c `ensure_valid_ownership`, run by `enter_repo` in
@@ -199,7 +205,7 @@ pub fn enter_repo(
         if std::fs::symlink_metadata(&p).is_err() {
             return Err(EnterError::NotFound);
         }
-        let gitfile = if p.is_file() { Some(read_gitfile(&p).ok_or(EnterError::NotFound)?) } else { None };
+        let gitfile = read_gitfile(&p)?;
         checked(gitfile.as_deref(), &p)?;
         let p = gitfile.unwrap_or(p);
         return if is_git_directory(&p) { Ok(p) } else { Err(EnterError::NotFound) };
@@ -214,9 +220,9 @@ pub fn enter_repo(
             continue;
         };
         if meta.is_file() {
-            let dir = read_gitfile(&candidate).ok_or(EnterError::NotFound)?;
+            let dir = read_gitfile(&candidate)?.ok_or(EnterError::NotFound)?;
             checked(Some(&dir), &candidate)?;
-            return if is_git_directory(&dir) { Ok(dir) } else { Err(EnterError::NotFound) };
+            return Ok(dir);
         }
         if meta.is_dir() && is_git_directory(&candidate) {
             checked(None, &candidate)?;
@@ -247,12 +253,46 @@ fn home_of(user: &str) -> Option<PathBuf> {
     })
 }
 
-/// Reads a `.git` file (`gitdir: <path>`), relative paths resolved against its directory.
-fn read_gitfile(file: &Path) -> Option<PathBuf> {
-    let content = std::fs::read_to_string(file).ok()?;
-    let target = content.lines().next()?.strip_prefix("gitdir: ")?.trim_end();
-    let p = PathBuf::from(target);
-    Some(if p.is_absolute() { p } else { file.parent()?.join(p) })
+/// Reads a `.git` file (`gitdir: <path>`) as git's `read_gitfile` does: `Ok(None)` when
+/// `file` is missing or not a regular file; the real path of the git directory it names
+/// (relative to the file's directory) when that is one; otherwise git's message, with which
+/// git dies.
+fn read_gitfile(file: &Path) -> Result<Option<PathBuf>, EnterError> {
+    use std::io::Read;
+    let bad = |m: String| Err(EnterError::BadGitfile(m));
+    let shown = file.display();
+    match std::fs::metadata(file) {
+        Ok(m) if m.is_file() && m.len() > 1 << 20 => {
+            return bad(format!("too large to be a .git file: '{shown}'"))
+        }
+        Ok(m) if m.is_file() => {}
+        _ => return Ok(None),
+    }
+    let mut content = Vec::new();
+    match std::fs::File::open(file) {
+        Ok(mut f) => {
+            if f.read_to_end(&mut content).is_err() {
+                return bad(format!("error reading {shown}"));
+            }
+        }
+        Err(e) => return bad(format!("error opening '{shown}': {}", crate::strerror(&e))),
+    }
+    let Some(rest) = content.strip_prefix(b"gitdir: ") else {
+        return bad(format!("invalid gitfile format: {shown}"));
+    };
+    let end = rest.iter().rposition(|&b| b != b'\n' && b != b'\r').map_or(0, |i| i + 1);
+    if end == 0 {
+        return bad(format!("no path in gitfile: {shown}"));
+    }
+    let target = PathBuf::from(std::ffi::OsStr::from_bytes(&rest[..end]));
+    let dir = match file.parent() {
+        Some(parent) if !target.is_absolute() => parent.join(target),
+        _ => target,
+    };
+    if !is_git_directory(&dir) {
+        return bad(format!("not a git repository: {}", dir.display()));
+    }
+    Ok(Some(dir.canonicalize().unwrap_or(dir)))
 }
 
 /// git's `is_git_directory`: a HEAD, an objects directory and a refs directory (through
@@ -293,7 +333,12 @@ impl Repo {
         let opts = gix::open::Options::default()
             .with(gix::sec::Trust::Full)
             .strict_config(false)
+            .open_path_as_is(true)
             .config_overrides(overrides.iter().map(|o| gix::bstr::BString::from(o.as_str())));
+        // `git_dir` is the git directory itself, never a work tree to look into. gix derives a
+        // non-bare repository's work tree from the directory's name, which a relative `.` (git
+        // daemon and http-backend start upload-pack inside the git directory) does not have.
+        let git_dir = std::path::absolute(git_dir).map_err(|e| open_err(&e))?;
         let mut repo = gix::open_opts(git_dir, opts).map_err(|e| open_err(&e))?;
         // Namespaces are applied by refs.rs from the session's settings, not by gix.
         repo.clear_namespace();

@@ -269,12 +269,35 @@ pub fn refusal_response(r: &Refusal) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// A body of `CONTENT_LENGTH` bytes. One that ends sooner is an error (git http-backend dies
+/// on it), never a client ending its request where the protocol lets it end.
+struct FixedLength<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for FixedLength<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let max = usize::try_from(self.left).unwrap_or(usize::MAX).min(buf.len());
+        let n = self.inner.read(&mut buf[..max])?;
+        if n == 0 {
+            let msg = "the remote end hung up unexpectedly";
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, msg));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// The request body as the session reads it: at most `CONTENT_LENGTH` bytes (all of stdin
 /// for a chunked request, which the server has already de-chunked), gunzipped if needed.
 pub(crate) fn body<'a, R: Read + 'a>(cgi: &Cgi, stdin: R) -> Box<dyn Read + 'a> {
     let limited: Box<dyn Read> =
         match cgi.content_length.as_deref().and_then(|l| l.trim().parse::<u64>().ok()) {
-            Some(n) => Box::new(stdin.take(n)),
+            Some(n) => Box::new(FixedLength { inner: stdin, left: n }),
             None => Box::new(stdin),
         };
     match cgi.content_encoding.as_deref() {
@@ -315,6 +338,15 @@ pub fn run(args: &HttpBackendArgs) -> Result<(), Failure> {
                 Refusal::new(404, format!("Not a git repository: '{}'", route.name)),
             )
         }
+        Err(repo::EnterError::BadGitfile(_)) => {
+            // git http-backend dies on a broken `.git` file too (500); its message names
+            // server paths, so the client is told less.
+            return refuse(
+                &mut entry,
+                &mut stdout,
+                Refusal::new(500, format!("broken .git file in '{}'", route.name)),
+            );
+        }
         // git http-backend dies here too (500); the web server's user does not own the
         // repository and safe.directory does not list it.
         Err(repo::EnterError::DubiousOwnership(_)) => {
@@ -344,8 +376,22 @@ pub fn run(args: &HttpBackendArgs) -> Result<(), Failure> {
             return Err(Failure { code: 128, message: Some(format!("fatal: {e}")) });
         }
     };
-    if repo.repo.config_snapshot().boolean("http.uploadpack") == Some(false) {
-        return refuse(&mut entry, &mut stdout, Refusal::new(403, "Service not enabled: 'upload-pack'"));
+    // git http-backend reads these keys (their last values) before it serves anything, and
+    // dies (500) on a malformed one.
+    let http_config = (|| {
+        use crate::config::{last_bool, last_ulong};
+        last_bool(&repo.repo, "http.getanyfile")?;
+        last_ulong(&repo.repo, "http.maxrequestbuffer")?;
+        let upload_pack = last_bool(&repo.repo, "http.uploadpack")?;
+        last_bool(&repo.repo, "http.receivepack")?;
+        Ok::<_, crate::config::ConfigError>(upload_pack)
+    })();
+    match http_config {
+        Err(e) => return refuse(&mut entry, &mut stdout, Refusal::new(500, e.fatal)),
+        Ok(Some(false)) => {
+            return refuse(&mut entry, &mut stdout, Refusal::new(403, "Service not enabled: 'upload-pack'"))
+        }
+        Ok(_) => {}
     }
     let version = protocol_version(cgi.git_protocol.as_deref());
     let res = match route.service {

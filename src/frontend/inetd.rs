@@ -128,7 +128,9 @@ pub fn path_ok(args: &InetdArgs, path: &str, owner: &repo::Ownership) -> Result<
         None => path.to_owned(),
     };
     let git_dir = repo::enter_repo(&dir, args.strict_paths, None, owner).map_err(|e| match e {
-        repo::EnterError::NotFound => no("does not appear to be a git repository"),
+        repo::EnterError::NotFound | repo::EnterError::BadGitfile(_) => {
+            no("does not appear to be a git repository")
+        }
         repo::EnterError::DubiousOwnership(_) => {
             no("detected dubious ownership in repository (see safe.directory)")
         }
@@ -222,9 +224,18 @@ pub fn run(args: &InetdArgs) -> Result<(), Failure> {
             return refuse(&mut entry, &mut stdout, e, &req.path);
         }
     };
-    if repo.repo.config_snapshot().boolean("daemon.uploadpack") == Some(false) {
-        let e = Refused::DisabledByConfig(req.path.clone());
-        return refuse(&mut entry, &mut stdout, e, &req.path);
+    match crate::config::last_bool(&repo.repo, "daemon.uploadpack") {
+        Ok(Some(false)) => {
+            let e = Refused::DisabledByConfig(req.path.clone());
+            return refuse(&mut entry, &mut stdout, e, &req.path);
+        }
+        Ok(_) => {}
+        // git daemon's child dies on a malformed value: the client sees the connection end.
+        Err(e) => {
+            entry.outcome = crate::log::Outcome::Error(e.fatal);
+            entry.write(&sink);
+            return Err(Failure { code: 128, message: None });
+        }
     }
     let settings = crate::frontend::upload_pack::env_settings(
         protocol_version(req.git_protocol.as_deref()),

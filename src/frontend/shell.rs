@@ -162,7 +162,9 @@ pub fn locate(
     let candidate = resolve(&args.root, path)?;
     let candidate_str = candidate.to_string_lossy();
     let git_dir = repo::enter_repo(&candidate_str, false, None, owner).map_err(|e| match e {
-        repo::EnterError::NotFound => ShellError::NotARepository(path.to_owned()),
+        repo::EnterError::NotFound | repo::EnterError::BadGitfile(_) => {
+            ShellError::NotARepository(path.to_owned())
+        }
         repo::EnterError::DubiousOwnership(_) => ShellError::DubiousOwnership(path.to_owned()),
     })?;
     let (dir, rel) = confine(&args.root, &git_dir).ok_or_else(|| ShellError::OutsideRoot(path.to_owned()))?;

@@ -38,6 +38,7 @@ impl From<SessionError> for Failure {
             SessionError::Write(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
                 Failure { code: 141, message: None }
             }
+            SessionError::Config(e) => Failure { code: 128, message: Some(e.stderr()) },
             other => Failure { code: 128, message: Some(format!("fatal: {other}")) },
         }
     }
@@ -139,17 +140,31 @@ pub(crate) fn env_ownership() -> Ownership {
     }
 }
 
-/// Session settings with what the environment adds: `GIT_NAMESPACE` and `GIT_TRACE_PACKET`.
+/// Session settings with what the environment adds: `GIT_NAMESPACE`, `GIT_TRACE_PACKET` (with
+/// `GIT_TRACE_BARE`) and `GIT_USER_AGENT`. A trace value git would warn about gets git's
+/// warning on stderr.
 pub(crate) fn env_settings(version: Version, stateless_rpc: bool, advertise_refs: bool) -> Settings {
+    fn warned<T: Default>(r: Result<T, String>) -> T {
+        r.unwrap_or_else(|w| {
+            eprintln!("warning: {w}");
+            T::default()
+        })
+    }
+    let var = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
+    let trace = warned(crate::trace::open("GIT_TRACE_PACKET", var("GIT_TRACE_PACKET").as_deref())).map(|w| {
+        crate::trace::Trace {
+            sink: std::rc::Rc::new(std::cell::RefCell::new(w)),
+            bare: warned(crate::trace::bare(var("GIT_TRACE_BARE").as_deref())),
+        }
+    });
+    let user_agent = std::env::var_os("GIT_USER_AGENT");
     Settings {
         namespace: std::env::var("GIT_NAMESPACE").ok().filter(|n| !n.is_empty()),
-        trace: std::env::var("GIT_TRACE_PACKET")
-            .ok()
-            .and_then(|v| crate::trace::open(&v))
-            .map(|w| crate::trace::Trace(std::rc::Rc::new(std::cell::RefCell::new(w)))),
+        trace,
         version,
         stateless_rpc,
         advertise_refs,
+        agent: crate::session::caps::agent(user_agent.as_ref().map(|v| v.as_encoded_bytes())),
     }
 }
 

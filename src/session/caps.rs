@@ -1,13 +1,23 @@
 //! What is advertised. Only what is implemented appears here.
 
-/// `agent=` value.
-pub fn agent() -> String {
-    format!("packserve/{}", env!("CARGO_PKG_VERSION"))
+/// The `agent=` value, as git's `git_user_agent_sanitized` makes it: `user_agent`
+/// (`GIT_USER_AGENT`) when set, even empty, else `packserve/<version>`; surrounding spaces,
+/// tabs, CRs and LFs trimmed and every other byte outside `!`..`~` replaced by `.`.
+pub fn agent(user_agent: Option<&[u8]>) -> String {
+    let Some(ua) = user_agent else {
+        return format!("packserve/{}", env!("CARGO_PKG_VERSION"));
+    };
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let start = ua.iter().position(|b| !space(b)).unwrap_or(ua.len());
+    let end = ua.iter().rposition(|b| !space(b)).map_or(start, |i| i + 1);
+    ua[start..end].iter().map(|&b| if (33..127).contains(&b) { b as char } else { '.' }).collect()
 }
 
 /// What this server advertises, decided from configuration and the connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Advertise {
+    /// `agent=` value.
+    pub agent: String,
     /// `sha1` or `sha256`.
     pub object_format: &'static str,
     /// Shallow support (`shallow`, `deepen-*`).
@@ -26,6 +36,8 @@ pub struct Advertise {
     pub sideband_all: bool,
     /// `object-info` (v2).
     pub object_info: bool,
+    /// `ls-refs=unborn` (v2, `lsrefs.unborn=advertise`); plain `ls-refs` otherwise.
+    pub unborn: bool,
     /// `session-id=<id>`.
     pub session_id: Option<String>,
 }
@@ -57,7 +69,7 @@ pub fn v0_capabilities(adv: &Advertise, head_symref: Option<&[u8]>) -> Vec<u8> {
     if let Some(sid) = &adv.session_id {
         out.extend_from_slice(format!(" session-id={sid}").as_bytes());
     }
-    out.extend_from_slice(format!(" object-format={} agent={}", adv.object_format, agent()).as_bytes());
+    out.extend_from_slice(format!(" object-format={} agent={}", adv.object_format, adv.agent).as_bytes());
     out
 }
 
@@ -79,8 +91,9 @@ pub fn v2_capabilities(adv: &Advertise) -> Vec<String> {
     }
     let mut lines = vec![
         "version 2".into(),
-        format!("agent={}", agent()),
-        "ls-refs=unborn".into(),
+        // An empty value (GIT_USER_AGENT="") is advertised as a bare `agent`, as git does.
+        if adv.agent.is_empty() { "agent".into() } else { format!("agent={}", adv.agent) },
+        if adv.unborn { "ls-refs=unborn".into() } else { "ls-refs".into() },
         fetch,
         "server-option".into(),
         format!("object-format={}", adv.object_format),
@@ -161,7 +174,8 @@ mod tests {
 
     #[test]
     fn v0_list_is_exact() {
-        let adv = Advertise { object_format: "sha1", no_done: true, ..Default::default() };
+        let adv =
+            Advertise { agent: agent(None), object_format: "sha1", no_done: true, ..Default::default() };
         let caps = v0_capabilities(&adv, Some(b"refs/heads/main"));
         let want = format!(
             "multi_ack thin-pack side-band side-band-64k ofs-delta no-progress include-tag multi_ack_detailed no-done symref=HEAD:refs/heads/main object-format=sha1 agent=packserve/{}",
@@ -182,6 +196,14 @@ mod tests {
     }
 
     #[test]
+    fn agent_like_git() {
+        assert!(agent(None).starts_with("packserve/"));
+        assert_eq!(agent(Some(b"")), "");
+        assert_eq!(agent(Some(b" \tmy agent/1.0\r\n")), "my.agent/1.0");
+        assert_eq!(agent(Some("caf\u{e9}\x7f\x0b".as_bytes())), "caf....");
+    }
+
+    #[test]
     fn v2_list_is_exact() {
         let adv = Advertise {
             object_format: "sha1",
@@ -190,10 +212,12 @@ mod tests {
             ref_in_want: true,
             sideband_all: true,
             object_info: true,
+            unborn: true,
             session_id: Some("s1".into()),
             ..Default::default()
         };
         let lines = v2_capabilities(&adv);
+        assert_eq!(lines[2], "ls-refs=unborn");
         assert_eq!(lines[3], "fetch=shallow wait-for-done filter ref-in-want sideband-all");
         assert_eq!(&lines[5..], ["object-format=sha1", "session-id=s1", "object-info"]);
     }

@@ -42,6 +42,8 @@ pub struct Settings {
     pub stateless_rpc: bool,
     /// Only print the advertisement.
     pub advertise_refs: bool,
+    /// The `agent=` value advertised (`GIT_USER_AGENT`, sanitized; see [`caps::agent`]).
+    pub agent: String,
 }
 
 /// Why a session ended in failure.
@@ -66,6 +68,9 @@ pub enum SessionError {
     /// Something on our side failed.
     #[error("{0}")]
     Internal(String),
+    /// A configured value git dies on where it reads it (git's messages).
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl SessionError {
@@ -105,15 +110,15 @@ pub fn serve<R: Read, W: Write>(
     let mut reader = PktReader::new(input);
     reader.set_max_request_bytes(repo.config.limits.max_request_bytes);
     let mut writer = PktWriter::new(output);
-    if let Some(crate::trace::Trace(sink)) = &settings.trace {
-        let mut rt = crate::trace::Tracer::new(sink.clone(), '<');
+    if let Some(trace) = &settings.trace {
+        let mut rt = crate::trace::Tracer::new(trace.clone(), '<');
         reader.set_trace(Box::new(move |p| match p {
             Packet::Data(d) => rt.packet(Some(d)),
             Packet::Flush => rt.packet(None),
             Packet::Delim => rt.packet(Some(b"0001")),
             Packet::ResponseEnd => rt.packet(Some(b"0002")),
         }));
-        let mut wt = crate::trace::Tracer::new(sink.clone(), '>');
+        let mut wt = crate::trace::Tracer::new(trace.clone(), '>');
         writer.set_trace(Box::new(move |d| wt.packet(d)));
     }
     let res = match settings.version {
@@ -138,9 +143,10 @@ pub fn serve<R: Read, W: Write>(
 }
 
 /// What this connection advertises.
-pub(crate) fn advertised(repo: &Repo, no_done: bool) -> caps::Advertise {
+pub(crate) fn advertised(repo: &Repo, settings: &Settings, no_done: bool) -> caps::Advertise {
     let c = &repo.config;
     caps::Advertise {
+        agent: settings.agent.clone(),
         object_format: v0::hash_name(repo.odb.hash_kind()),
         shallow: true,
         allow_tip: c.allow.tip || c.allow.any,
@@ -150,6 +156,7 @@ pub(crate) fn advertised(repo: &Repo, no_done: bool) -> caps::Advertise {
         ref_in_want: c.allow_ref_in_want,
         sideband_all: c.allow_sideband_all,
         object_info: c.advertise_object_info,
+        unborn: c.unborn == crate::config::Unborn::Advertise,
         session_id: c.advertise_sid.then(session_id),
     }
 }
@@ -219,16 +226,22 @@ pub(crate) fn check_limits(
     Ok(())
 }
 
-/// Checks the wants; a refused one is answered `ERR upload-pack: not our ref <oid>`.
+/// Checks the wants; a refused one is answered `ERR upload-pack: not our ref <oid>`. As in git,
+/// a want of an object the repository lacks is refused first, whatever names it (a ref whose
+/// object is missing is advertised with the id it stores).
 pub(crate) fn check_wants<W: Write>(
     repo: &Repo,
     w: &mut PktWriter<W>,
     wants: &[ObjectId],
     rules: &WantRules,
 ) -> Result<(), SessionError> {
-    if let Some(bad) =
-        crate::select::policy::first_disallowed(&repo.odb, wants, rules).map_err(SessionError::internal)?
-    {
+    let missing = wants.iter().find(|id| !repo.odb.exists(id)).copied();
+    let refused = match missing {
+        Some(id) => Some(id),
+        None => crate::select::policy::first_disallowed(&repo.odb, wants, rules)
+            .map_err(SessionError::internal)?,
+    };
+    if let Some(bad) = refused {
         let msg = format!("upload-pack: not our ref {}", bad.to_hex());
         w.error(&msg)?;
         w.flush()?;
@@ -261,6 +274,8 @@ pub(crate) fn send_pack<W: Write>(
 ) -> Result<(), SessionError> {
     let mut sb = SideBand::new(writer, req.framing, req.progress);
     let result = (|| -> Result<writer::PackStats, SessionError> {
+        // git's pack-objects reads its configuration when it starts.
+        repo.config.check(&[crate::config::ReadAt::Pack])?;
         let walk_req = walk::Request {
             wants: req.wants.to_vec(),
             common: req.common.to_vec(),
@@ -593,8 +608,7 @@ fn resolve_blob_expr(repo: &Repo, refs: &crate::refs::RefSet, expr: &str) -> Opt
 /// What the repository's configuration says about bitmaps: `pack.useBitmaps`. (Hidden refs
 /// need no special care: the wants were checked, and counting from them reaches nothing else.)
 fn bitmap_conditions(repo: &Repo) -> bitmap::Conditions {
-    let config = repo.repo.config_snapshot();
-    bitmap::Conditions { disabled: config.boolean("pack.useBitmaps") == Some(false), ..Default::default() }
+    bitmap::Conditions { disabled: !repo.config.use_bitmaps, ..Default::default() }
 }
 
 /// Parses a hex object id from a protocol line argument.

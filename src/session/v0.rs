@@ -11,6 +11,7 @@ use super::{
     parse_deepen_line, parse_oid, send_pack, DeepenArgs, PackRequest, SessionError, Settings, Summary,
     Version,
 };
+use crate::config::ReadAt;
 use crate::negotiate::{Have, Negotiator};
 use crate::pack::writer::PackOptions;
 use crate::refs::RefSet;
@@ -270,15 +271,22 @@ pub fn serve<R: Read, W: Write>(
 ) -> Result<(), SessionError> {
     let hash = repo.odb.hash_kind();
     summary.commands.push(if settings.advertise_refs { "advertise" } else { "upload-pack" });
+    let advertising = settings.advertise_refs || !settings.stateless_rpc;
+    if advertising && settings.version == Version::V1 {
+        w.line("version 1")?;
+    }
+    // git reads upload-pack's configuration once the version line is out, then the refs.
+    repo.config.check(ReadAt::UPLOAD_PACK)?;
     let refs = super::visible_refs(repo, settings)?;
-    if settings.advertise_refs || !settings.stateless_rpc {
-        if settings.version == Version::V1 {
-            w.line("version 1")?;
+    if advertising {
+        // Peeling the advertised refs reads objects (a malformed core.commitGraph ends it).
+        if refs.iter().next().is_some() {
+            repo.config.check(&[ReadAt::Objects])?;
         }
         advertise(
             w,
             &refs,
-            &super::advertised(repo, settings.stateless_rpc || settings.advertise_refs),
+            &super::advertised(repo, settings, settings.stateless_rpc || settings.advertise_refs),
             hash,
         )?;
         // A shallow repository tells its boundary (git's advertise_shallow_grafts).
@@ -296,6 +304,7 @@ pub fn serve<R: Read, W: Write>(
     let Some(mut needs) = receive_needs(r, hash)? else {
         return Ok(());
     };
+    repo.config.check(&[ReadAt::Objects])?;
     summary.wants = needs.wants.len();
     summary.shallow = needs.deepen.any();
     super::check_limits(&repo.config.limits, needs.wants.len(), 0, &needs.deepen)?;
@@ -329,6 +338,11 @@ pub fn serve<R: Read, W: Write>(
         }
     }
 
+    // A stateless request may end here: the first request of a shallow fetch over smart HTTP
+    // only wants the shallow lines. git reads this point gently, as any end of input.
+    if settings.stateless_rpc && r.peek_gentle()?.is_none() {
+        return Ok(());
+    }
     let mut neg = Negotiator::new();
     match get_common_commits(repo, r, w, &mut neg, &needs.wants, needs.caps, settings.stateless_rpc)? {
         Negotiated::RoundDone => return Ok(()),

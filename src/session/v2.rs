@@ -12,6 +12,7 @@ use super::v0::hash_name;
 use super::{
     parse_deepen_line, parse_oid, send_pack, DeepenArgs, PackRequest, SessionError, Settings, Summary,
 };
+use crate::config::ReadAt;
 use crate::negotiate::{Have, Negotiator};
 use crate::pack::writer::PackOptions;
 use crate::refs::RefSet;
@@ -32,21 +33,39 @@ pub struct Request {
 
 /// Which advertised-only parts of a request are accepted.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RequestAccepts {
+pub struct RequestAccepts<'a> {
     /// `session-id=` (`transfer.advertiseSID`).
     pub session_id: bool,
     /// `command=object-info` (`transfer.advertiseObjectInfo`).
     pub object_info: bool,
+    /// The configuration whose malformed values end the request where git reads them: a
+    /// command's keys when the command is named, `transfer.advertiseSID` at `session-id=`.
+    pub config: Option<&'a crate::config::ServeConfig>,
 }
 
-/// Reads one request; `Ok(None)` when the client ends the session (flush or EOF first).
+impl RequestAccepts<'_> {
+    /// git reads the configuration of what a request line names as it reads the line.
+    fn check(&self, at: &[ReadAt]) -> Result<(), SessionError> {
+        match self.config {
+            Some(c) => Ok(c.check(at)?),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads one request; `Ok(None)` when the client ends the session: a flush first, or the end of
+/// input anywhere before the first packet is complete (git's serve loop reads that packet
+/// gently, so trailing bytes after a complete request end the session quietly).
 pub fn read_request<R: Read>(
     r: &mut PktReader<R>,
-    accept: RequestAccepts,
+    accept: RequestAccepts<'_>,
 ) -> Result<Option<Request>, SessionError> {
     let mut req = Request::default();
     let mut seen_any = false;
     r.start_request();
+    if r.peek_gentle()?.is_none() {
+        return Ok(None);
+    }
     let mut command: Option<String> = None;
     loop {
         let pkt = match r.read()? {
@@ -76,6 +95,11 @@ pub fn read_request<R: Read>(
                         )));
                     }
                     let c = String::from_utf8_lossy(c).into_owned();
+                    match c.as_str() {
+                        "fetch" => accept.check(ReadAt::UPLOAD_PACK)?,
+                        "object-info" => accept.check(&[ReadAt::ObjectInfo])?,
+                        _ => {}
+                    }
                     if c != "ls-refs" && c != "fetch" && !(c == "object-info" && accept.object_info) {
                         return Err(SessionError::Protocol(format!("invalid command '{c}'")));
                     }
@@ -84,7 +108,10 @@ pub fn read_request<R: Read>(
                     req.object_format = Some(String::from_utf8_lossy(f).into_owned());
                 } else if line.starts_with(b"agent=")
                     || line.starts_with(b"server-option=")
-                    || (line.starts_with(b"session-id=") && accept.session_id)
+                    || (line.starts_with(b"session-id=") && {
+                        accept.check(&[ReadAt::SessionId])?;
+                        accept.session_id
+                    })
                 {
                     // Accepted and ignored.
                 } else {
@@ -112,13 +139,28 @@ pub fn read_request<R: Read>(
     Ok(Some(req))
 }
 
-/// Writes the capability advertisement with its flush.
-pub fn advertise<W: Write>(w: &mut PktWriter<W>, adv: &caps::Advertise) -> std::io::Result<()> {
+/// Writes the capability advertisement with its flush. As git, it reads each capability's
+/// configuration as it comes to it, so a malformed value ends the advertisement there
+/// (`lsrefs.unborn` before `ls-refs`, upload-pack's keys before `fetch`,
+/// `transfer.advertiseObjectInfo` last).
+pub fn advertise<W: Write>(
+    w: &mut PktWriter<W>,
+    adv: &caps::Advertise,
+    config: &crate::config::ServeConfig,
+) -> Result<(), SessionError> {
     for line in caps::v2_capabilities(adv) {
+        if line.starts_with("ls-refs") {
+            config.check(&[ReadAt::Unborn])?;
+        } else if line.starts_with("fetch=") {
+            config.check(ReadAt::UPLOAD_PACK)?;
+        } else if line == "object-info" {
+            config.check(&[ReadAt::ObjectInfo])?;
+        }
         w.line(line)?;
     }
+    config.check(&[ReadAt::ObjectInfo])?;
     w.flush_pkt()?;
-    w.flush()
+    Ok(w.flush()?)
 }
 
 /// Serves a v2 connection (or one stateless request).
@@ -131,7 +173,7 @@ pub fn serve<R: Read, W: Write>(
 ) -> Result<(), SessionError> {
     let hash = repo.odb.hash_kind();
     if settings.advertise_refs || !settings.stateless_rpc {
-        advertise(w, &super::advertised(repo, false))?;
+        advertise(w, &super::advertised(repo, settings, false), &repo.config)?;
         summary.commands.push("advertise");
     }
     if settings.advertise_refs {
@@ -141,6 +183,7 @@ pub fn serve<R: Read, W: Write>(
         let accept = RequestAccepts {
             session_id: repo.config.advertise_sid,
             object_info: repo.config.advertise_object_info,
+            config: Some(&repo.config),
         };
         let Some(req) = read_request(r, accept)? else {
             return Ok(());
@@ -157,7 +200,7 @@ pub fn serve<R: Read, W: Write>(
         match req.command.as_str() {
             "ls-refs" => {
                 summary.commands.push("ls-refs");
-                ls_refs(w, &refs, &req.args)?
+                ls_refs(w, &refs, &req.args, &repo.config)?
             }
             "fetch" => {
                 summary.commands.push("fetch");
@@ -238,21 +281,37 @@ struct LsRefsArgs {
     prefixes: Vec<BString>,
 }
 
-/// `ls-refs`: one line per ref matching the prefixes, HEAD first.
-pub fn ls_refs<W: Write>(w: &mut PktWriter<W>, refs: &RefSet, args: &[BString]) -> Result<(), SessionError> {
+/// git ignores `ref-prefix` lines when a client sends this many or more (a client listing that
+/// many prefixes gets every ref, as it would have without any).
+const TOO_MANY_PREFIXES: usize = 65536;
+
+/// `ls-refs`: one line per ref matching the prefixes, HEAD first. `unborn` is answered as
+/// `lsrefs.unborn` says (`ignore`: the argument is accepted and does nothing).
+pub fn ls_refs<W: Write>(
+    w: &mut PktWriter<W>,
+    refs: &RefSet,
+    args: &[BString],
+    config: &crate::config::ServeConfig,
+) -> Result<(), SessionError> {
+    // git's ls-refs reads the hideRefs keys first, lsrefs.unborn when asked for `unborn`.
+    config.check(&[ReadAt::HideRefs])?;
     let mut a = LsRefsArgs::default();
     for arg in args {
         match arg.as_bytes() {
             b"peel" => a.peel = true,
             b"symrefs" => a.symrefs = true,
-            b"unborn" => a.unborn = true,
+            b"unborn" => {
+                config.check(&[ReadAt::Unborn])?;
+                a.unborn = config.unborn != crate::config::Unborn::Ignore;
+            }
             other => match other.strip_prefix(b"ref-prefix ") {
-                Some(p) => a.prefixes.push(p.into()),
+                Some(p) if a.prefixes.len() < TOO_MANY_PREFIXES => a.prefixes.push(p.into()),
+                Some(_) => {}
                 None => return Err(SessionError::Protocol(format!("unexpected line: '{arg}'"))),
             },
         }
     }
-    if a.prefixes.len() > 65536 {
+    if a.prefixes.len() >= TOO_MANY_PREFIXES {
         a.prefixes.clear();
     }
     let matches = |name: &[u8]| a.prefixes.is_empty() || a.prefixes.iter().any(|p| name.starts_with(p));
@@ -407,6 +466,10 @@ fn fetch<W: Write>(
     let accepts =
         Accepts { filter: c.allow_filter, want_ref: c.allow_ref_in_want, sideband_all: c.allow_sideband_all };
     let mut args = parse_fetch_args(args, odb.hash_kind(), accepts)?;
+    if !args.wants.is_empty() || !args.want_refs.is_empty() {
+        // git parses each wanted object as it reads the request.
+        c.check(&[ReadAt::Objects])?;
+    }
     summary.wants += args.wants.len() + args.want_refs.len();
     summary.haves += args.haves.len();
     summary.shallow |= args.deepen.any();

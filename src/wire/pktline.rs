@@ -64,6 +64,28 @@ pub struct PktReader<R> {
     /// Bytes of the current request so far, and the most it may have.
     request_bytes: u64,
     max_request_bytes: u64,
+    /// A packet read by [`peek_gentle`](Self::peek_gentle) and not yet returned (data in `buf`).
+    peeked: Option<Kind>,
+}
+
+/// What kind of packet `buf` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Data,
+    Flush,
+    Delim,
+    ResponseEnd,
+}
+
+impl Kind {
+    fn packet(self, buf: &[u8]) -> Packet<'_> {
+        match self {
+            Kind::Data => Packet::Data(buf),
+            Kind::Flush => Packet::Flush,
+            Kind::Delim => Packet::Delim,
+            Kind::ResponseEnd => Packet::ResponseEnd,
+        }
+    }
 }
 
 impl<R: Read> PktReader<R> {
@@ -75,6 +97,7 @@ impl<R: Read> PktReader<R> {
             trace: None,
             request_bytes: 0,
             max_request_bytes: u64::MAX,
+            peeked: None,
         }
     }
 
@@ -96,12 +119,36 @@ impl<R: Read> PktReader<R> {
 
     /// Reads the next packet; `Ok(None)` when the stream ends cleanly before a packet starts.
     pub fn read(&mut self) -> Result<Option<Packet<'_>>, ReadError> {
+        let kind = match self.peeked.take() {
+            Some(k) => Some(k),
+            None => self.read_packet(false)?,
+        };
+        Ok(kind.map(|k| self.packet(k)))
+    }
+
+    /// Reads the next packet the way git reads where a conversation may end
+    /// (`PACKET_READ_GENTLE_ON_EOF`): a stream that ends anywhere before the packet is complete,
+    /// inside its length or its payload, is `Ok(None)`, the end, not an error. The packet is
+    /// kept: the next [`read`](Self::read) returns it.
+    pub fn peek_gentle(&mut self) -> Result<Option<Packet<'_>>, ReadError> {
+        if self.peeked.is_none() {
+            self.peeked = self.read_packet(true)?;
+        }
+        Ok(self.peeked.map(|k| self.packet(k)))
+    }
+
+    fn packet(&self, kind: Kind) -> Packet<'_> {
+        kind.packet(&self.buf)
+    }
+
+    /// Reads one packet into `buf`; `gentle`: an end of stream inside it is `Ok(None)`.
+    fn read_packet(&mut self, gentle: bool) -> Result<Option<Kind>, ReadError> {
+        let ended = |got_any: bool| if gentle || !got_any { Ok(None) } else { Err(ReadError::UnexpectedEof) };
         let mut hdr = [0u8; 4];
         let mut got = 0;
         while got < 4 {
             match self.inner.read(&mut hdr[got..]) {
-                Ok(0) if got == 0 => return Ok(None),
-                Ok(0) => return Err(ReadError::UnexpectedEof),
+                Ok(0) => return ended(got > 0),
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
@@ -112,22 +159,25 @@ impl<R: Read> PktReader<R> {
         if self.request_bytes > self.max_request_bytes {
             return Err(ReadError::TooLarge(self.max_request_bytes));
         }
-        let pkt = match len {
-            0 => Packet::Flush,
-            1 => Packet::Delim,
-            2 => Packet::ResponseEnd,
+        let kind = match len {
+            0 => Kind::Flush,
+            1 => Kind::Delim,
+            2 => Kind::ResponseEnd,
             3 => return Err(ReadError::BadLengthValue(3)),
             n if n > MAX_PKT_LEN => return Err(ReadError::BadLengthValue(n)),
             n => {
                 self.buf.resize(n - 4, 0);
-                read_exact(&mut self.inner, &mut self.buf)?;
-                Packet::Data(&self.buf)
+                match read_exact(&mut self.inner, &mut self.buf) {
+                    Err(ReadError::UnexpectedEof) => return ended(true),
+                    other => other?,
+                }
+                Kind::Data
             }
         };
         if let Some(t) = self.trace.as_mut() {
-            t(&pkt);
+            t(&kind.packet(&self.buf));
         }
-        Ok(Some(pkt))
+        Ok(Some(kind))
     }
 
     /// Like [`read`](Self::read) but end of stream is an error.
@@ -319,6 +369,21 @@ mod tests {
         assert_eq!(read_all(b"fff1"), vec![Err("protocol error: bad line length 65521".into())]);
         assert_eq!(read_all(b"000adon"), vec![Err("the remote end hung up unexpectedly".into())]);
         assert_eq!(read_all(b"00"), vec![Err("the remote end hung up unexpectedly".into())]);
+    }
+
+    #[test]
+    fn gentle_end_anywhere_inside_a_packet() {
+        for input in [&b""[..], b"0", b"000", b"0009don", b"0009done"] {
+            let mut r = PktReader::new(input);
+            assert!(matches!(r.peek_gentle(), Ok(None)), "{input:?}");
+            assert!(matches!(r.read(), Ok(None)), "{input:?}");
+        }
+        let mut r = PktReader::new(&b"0009done\n0000"[..]);
+        assert_eq!(r.peek_gentle().unwrap(), Some(Packet::Data(b"done\n")));
+        assert_eq!(r.read().unwrap(), Some(Packet::Data(b"done\n")));
+        assert_eq!(r.read().unwrap(), Some(Packet::Flush));
+        assert!(matches!(PktReader::new(&b"zz"[..]).peek_gentle(), Ok(None)));
+        assert!(matches!(PktReader::new(&b"zzzz"[..]).peek_gentle(), Err(ReadError::BadLength(_))));
     }
 
     #[test]
