@@ -50,6 +50,8 @@ pub struct Selection<'a> {
     pub thin_bases: ThinBases,
     /// Objects sent as one byte range from the start of a pack (not in `objects`).
     pub verbatim: Option<Verbatim>,
+    /// Objects of [`Request::exclude`] that would have been sent and were left out.
+    pub excluded: Vec<ObjectId>,
     /// Membership answers when the selection was computed elsewhere (bitmaps).
     membership: Option<Box<dyn Membership + 'a>>,
 }
@@ -80,8 +82,25 @@ impl<'a> Selection<'a> {
             commits_walked,
             thin_bases,
             verbatim,
+            excluded: Vec::new(),
             membership: Some(membership),
         }
+    }
+
+    /// Leaves the objects of `exclude` out (recording those that were in): they reach the
+    /// client some other way. Answers "is it sent" with them left out from here on.
+    pub fn exclude(&mut self, exclude: &[ObjectId]) {
+        if exclude.is_empty() {
+            return;
+        }
+        let excluded = &mut self.excluded;
+        self.objects.retain(|o| {
+            let out = exclude.contains(&o.id);
+            if out {
+                excluded.push(o.id);
+            }
+            !out
+        });
     }
 
     /// Objects to send, the verbatim run included.
@@ -101,6 +120,9 @@ impl<'a> Selection<'a> {
 
     /// Whether `id` is going to be sent (not after [`Selection::forget_sent`] for a walk).
     pub fn is_sent(&self, id: &oid) -> bool {
+        if !self.excluded.is_empty() && self.excluded.iter().any(|e| e.as_ref() == id) {
+            return false;
+        }
         if let Some(m) = &self.membership {
             return m.is_sent(id);
         }
@@ -143,6 +165,9 @@ pub struct Request {
     /// that objects stored whole can be sent as thin deltas against them
     /// (`packserve.bitmapDeltaSearch`). The walk always finds them (its boundary gives them).
     pub bitmap_thin_bases: bool,
+    /// Objects to leave out of the selection although they would be sent (the client gets them
+    /// elsewhere); see [`Selection::excluded`]. No verbatim run is taken when there are any.
+    pub exclude: Vec<ObjectId>,
 }
 
 /// The commits reachable from `include` but not from `exclude`, ignoring commits older than
@@ -529,7 +554,7 @@ pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Se
         }
     }
 
-    Ok(Selection { objects, flags, commits_walked, thin_bases, verbatim: None, membership: None })
+    Ok(Selection { objects, flags, commits_walked, thin_bases, verbatim: None, excluded: Vec::new(), membership: None })
 }
 
 fn mark_trees_uninteresting(
