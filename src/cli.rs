@@ -298,7 +298,10 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
                 log: m.get_one::<PathBuf>("log").cloned(),
                 timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
                 receive_pack: m.get_one::<PathBuf>("receive-pack").cloned(),
-                allow_push: m.get_many::<String>("allow-push").map(|v| v.cloned().collect()).unwrap_or_default(),
+                allow_push: m
+                    .get_many::<String>("allow-push")
+                    .map(|v| v.cloned().collect())
+                    .unwrap_or_default(),
             }));
         }
         Some("http-backend") => {
@@ -388,14 +391,29 @@ mod tests {
         assert_eq!(a.allow, ["pub/*", "x.git"]);
         assert!(p(&["shell"]).is_err(), "--root is required");
         assert!(a.receive_pack.is_none() && a.allow_push.is_empty(), "pushes are off by default");
-        let Ok(Mode::Shell(a)) =
-            p(&["shell", "--root", "/r", "--receive-pack", "/usr/bin/git-receive-pack", "--allow-push", "t/*"])
-        else {
+        let Ok(Mode::Shell(a)) = p(&[
+            "shell",
+            "--root",
+            "/r",
+            "--receive-pack",
+            "/usr/bin/git-receive-pack",
+            "--allow-push",
+            "t/*",
+        ]) else {
             panic!("not shell")
         };
-        assert_eq!((a.receive_pack.as_deref(), &a.allow_push[..]), (Some(Path::new("/usr/bin/git-receive-pack")), &["t/*".to_owned()][..]));
-        assert!(p(&["shell", "--root", "/r", "--allow-push", "t/*"]).is_err(), "--allow-push needs --receive-pack");
-        assert!(p(&["shell", "--root", "/r", "--receive-pack", "git-receive-pack"]).is_err(), "relative program");
+        assert_eq!(
+            (a.receive_pack.as_deref(), &a.allow_push[..]),
+            (Some(Path::new("/usr/bin/git-receive-pack")), &["t/*".to_owned()][..])
+        );
+        assert!(
+            p(&["shell", "--root", "/r", "--allow-push", "t/*"]).is_err(),
+            "--allow-push needs --receive-pack"
+        );
+        assert!(
+            p(&["shell", "--root", "/r", "--receive-pack", "git-receive-pack"]).is_err(),
+            "relative program"
+        );
         assert_eq!(
             p(&["http-backend", "--log", "/l"]).unwrap(),
             Mode::HttpBackend(HttpBackendArgs { log: Some("/l".into()), timeout: None })

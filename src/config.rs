@@ -187,7 +187,9 @@ impl BlobPackfileUri {
             }
             let object = gix::hash::ObjectId::from_hex(obj.as_bytes()).map_err(|_| bad())?;
             if out.iter().any(|e| e.object == object) {
-                return Err(format!("object already configured in another uploadpack.blobpackfileuri (got '{v}')"));
+                return Err(format!(
+                    "object already configured in another uploadpack.blobpackfileuri (got '{v}')"
+                ));
             }
             out.push(BlobPackfileUri { object, pack_hash: pack.to_ascii_lowercase(), uri: uri.to_owned() });
         }
@@ -253,7 +255,8 @@ impl ServeConfig {
                         set_bool(&body, "allowRefInWant", &mut c.allow_ref_in_want);
                         set_bool(&body, "allowSidebandAll", &mut c.allow_sideband_all);
                         set_bool(&body, "advertiseBundleURIs", &mut c.advertise_bundle_uris);
-                        c.blob_packfile_uris.extend(body.values("blobPackfileUri").iter().map(|v| v.to_string()));
+                        c.blob_packfile_uris
+                            .extend(body.values("blobPackfileUri").iter().map(|v| v.to_string()));
                         if let Some(v) = last_value(&body, "keepAlive") {
                             c.keepalive = v
                                 .trim()

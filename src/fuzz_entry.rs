@@ -83,13 +83,12 @@ pub fn v2_request(data: &[u8]) {
 fn fetch_args(args: &[BString]) {
     for hash in HASHES {
         for bits in [0u8, 7] {
-            let accepts =
-                v2::Accepts {
-                    filter: bits & 1 != 0,
-                    want_ref: bits & 2 != 0,
-                    sideband_all: bits & 4 != 0,
-                    packfile_uris: bits & 8 != 0,
-                };
+            let accepts = v2::Accepts {
+                filter: bits & 1 != 0,
+                want_ref: bits & 2 != 0,
+                sideband_all: bits & 4 != 0,
+                packfile_uris: bits & 8 != 0,
+            };
             if let Ok(f) = v2::parse_fetch_args(args, hash, accepts) {
                 if let Some(spec) = &f.filter {
                     let _ = Filter::parse(spec);

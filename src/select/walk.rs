@@ -554,7 +554,15 @@ pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Se
         }
     }
 
-    Ok(Selection { objects, flags, commits_walked, thin_bases, verbatim: None, excluded: Vec::new(), membership: None })
+    Ok(Selection {
+        objects,
+        flags,
+        commits_walked,
+        thin_bases,
+        verbatim: None,
+        excluded: Vec::new(),
+        membership: None,
+    })
 }
 
 fn mark_trees_uninteresting(
