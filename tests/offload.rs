@@ -238,8 +238,14 @@ fn bundle_uri_clones_and_fetches_through_ssh_and_http() {
                 assert!(objects < visible as u64 / 2, "{ctx}: packserve sent {objects} of {visible} objects");
                 assert_eq!(sb.git(&dest, &["config", "fetch.bundleCreationToken"]).trim(), "1", "{ctx}");
                 keep = Some(dest.clone());
+                println!("ROW | bundle-uri | {} | {} | bundle downloaded; packserve sent {objects} of {visible} objects |", remote.transport, label(client, 2));
             } else {
                 assert_eq!(got_bundle, 0, "{ctx}: git 2.39 does not ask for bundles");
+                println!(
+                    "ROW | bundle-uri | {} | {} | not asked; packserve sent {objects} of {visible} objects |",
+                    remote.transport,
+                    label(client, 2)
+                );
             }
             // Hidden stays hidden, whatever the bundles hold.
             assert!(!sb.git(&dest, &["for-each-ref"]).contains("hidden"), "{ctx}");
@@ -281,6 +287,7 @@ fn bundle_uri_clones_and_fetches_through_ssh_and_http() {
     assert_eq!(files.downloads("base.bundle"), base_downloads, "the base bundle is not fetched again");
     assert_eq!(sb.git(&clone, &["config", "fetch.bundleCreationToken"]).trim(), "2");
     let with_bundle = nth_fetch_objects(&http.log, n + 1);
+    println!("ROW | bundle-uri (creationToken fetch) | http | git 2.47 | newer.bundle downloaded; packserve sent {with_bundle} of {new_objects} new objects |");
     assert!(
         with_bundle > 0 && with_bundle < new_objects,
         "packserve sent {with_bundle} of the {new_objects} new objects after the newer bundle"
@@ -313,6 +320,7 @@ fn bundle_uri_clones_and_fetches_through_ssh_and_http() {
     {
         sb.config(&repo, "bundle.base.uri", &uri);
         assert_eq!(clone_from_packserve(&bundle_on, &uri), full, "{uri}: the whole pack from packserve");
+        println!("ROW | bundle-uri (bundle server down / not http) | http | git 2.47 | {uri}: whole pack ({full} objects) from packserve |");
     }
 }
 
@@ -403,6 +411,7 @@ fn packfile_uris_offload_big_blobs_over_ssh_and_http() {
                 );
                 downloaded += 1;
                 assert_eq!(nth_fetch_objects(log, n + 1), full - 1, "{ctx}: the blob left the pack");
+                println!("ROW | packfile-uris ({state}) | {} | {} | blob from the web server; packserve sent {} of {full} objects |", remote.transport, label(client, 2), full - 1);
                 assert_eq!(sb.git(&dest, &["cat-file", "-s", &big]).trim(), "348894", "{ctx}");
                 assert_eq!(sb.rev_parse(&dest, "origin/main"), sb.rev_parse(&repo, "main"), "{ctx}");
             }
@@ -424,6 +433,7 @@ fn packfile_uris_offload_big_blobs_over_ssh_and_http() {
     assert!(out.status.success(), "sideband-all: {out}");
     sb.fsck(&dest);
     assert_eq!(files.downloads(&pack_of["big"]) - before, 1, "sideband-all");
+    println!("ROW | packfile-uris | http | git 2.47 (sideband-all) | pack downloaded from the web server |");
     // A filtered clone does not get the blob, so no URI either.
     let before = files.downloads(&pack_of["big"]);
     let dest = sb.unique("clone");
@@ -438,6 +448,7 @@ fn packfile_uris_offload_big_blobs_over_ssh_and_http() {
     );
     assert!(out.status.success(), "blob:none: {out}");
     assert_eq!(files.downloads(&pack_of["big"]), before, "blob:none");
+    println!("ROW | packfile-uris | http | git 2.47 (--filter=blob:none) | no URI: the filtered blob is not sent at all |");
     // The hidden blob's pack was never named to anyone.
     assert_eq!(files.downloads(&pack_of["secret"]), 0, "the hidden blob's URI was listed");
     assert!(!files.access_log().contains("secret-"), "{}", files.access_log());
@@ -546,6 +557,7 @@ fn replicas_behind_a_load_balancer() {
         );
     }
     assert_eq!(sb.rev_parse(&repo, "main"), *pushed.last().unwrap());
+    println!("ROW | replicas | http (nginx upstream, 2 lighttpd replicas) | git 2.47, 2.39 | {} pushes, {} fetches, 5 mirror clones; replica b stopped after round 3, repack -adb at round 2; nothing lost |", pushed.len(), pushed.len());
     drop(lb);
     drop(a);
 }
@@ -567,7 +579,15 @@ fn push_repo(sb: &Sandbox, served: &Served, name: &str) -> std::path::PathBuf {
 /// Push with each client, then fetch what was pushed with the other one; the server's refs
 /// and objects are intact after each push. `push` is the URL pushes go to, `fetch` the remote
 /// that fetches (through packserve, whose `log` must show them).
-fn push_then_fetch(sb: &Sandbox, fetch: &Remote, push_remote: &Remote, push: &str, repo: &Path, log: &Path) {
+fn push_then_fetch(
+    sb: &Sandbox,
+    what: &str,
+    fetch: &Remote,
+    push_remote: &Remote,
+    push: &str,
+    repo: &Path,
+    log: &Path,
+) {
     let work = sb.unique("work");
     let out = git_via(
         sb,
@@ -617,6 +637,7 @@ fn push_then_fetch(sb: &Sandbox, fetch: &Remote, push_remote: &Remote, push: &st
         fetched_objects(log, n + 1);
         assert_eq!(sb.rev_parse(&other, "origin/pushed"), head, "{ctx}");
         sb.fsck(&other);
+        println!("ROW | push, then fetch | {} | {} then {} | pushed {head:.12}, fetched back through packserve, fsck clean |", what, label(pusher, 0), label(fetcher, 2));
     }
 }
 
@@ -630,7 +651,15 @@ fn ssh_pushes_go_to_receive_pack_only_when_allowed() {
     let repo = push_repo(&sb, &served, "push.git");
     let ssh = SshServer::start(&sb, &served);
     let pusher = ssh.remote(Key::Pusher);
-    push_then_fetch(&sb, &ssh.remote(Key::Forced), &pusher, &pusher.url("push.git"), &repo, &ssh.log);
+    push_then_fetch(
+        &sb,
+        "ssh (sshd, packserve shell --receive-pack)",
+        &ssh.remote(Key::Forced),
+        &pusher,
+        &pusher.url("push.git"),
+        &repo,
+        &ssh.log,
+    );
     let log = log_when(&ssh.log, |t| t.matches("commands=receive-pack").count() >= 2);
     assert!(
         log.lines().any(|l| l.contains("user=pusher")
@@ -663,6 +692,9 @@ fn ssh_pushes_go_to_receive_pack_only_when_allowed() {
             assert!(out.stderr_str().contains(says), "{key:?} {repo_name}: {out}");
         }
         assert_eq!(sb.refs(&target), before, "{key:?}: refs changed");
+        println!(
+            "ROW | push refused | ssh | git 2.47, 2.39 | {key:?} to {repo_name}: refused, refs unchanged |"
+        );
     }
 }
 
@@ -696,7 +728,7 @@ fn web_push(sb: &Sandbox, served: &Served, port: u16, log: &Path, what: &str) {
     assert!(!out.status.success(), "{what}: an anonymous push succeeded: {out}");
     assert_eq!(sb.refs(&repo), before, "{what}");
     let push = format!("http://{}:{}@127.0.0.1:{port}/git/{name}", PUSHER.0, PUSHER.1);
-    push_then_fetch(sb, &fetch, &fetch, &push, &repo, log);
+    push_then_fetch(sb, &format!("http ({what} recipe)"), &fetch, &fetch, &push, &repo, log);
     // The pushes were git's: packserve logged fetches only.
     let text = std::fs::read_to_string(log).unwrap();
     assert!(!text.contains("receive-pack"), "{what}: {text}");
