@@ -37,17 +37,18 @@ fn is_fetch(line: &str) -> bool {
     fields(line).get("commands").is_some_and(|c| c.split(',').any(|c| c == "fetch" || c == "upload-pack"))
 }
 
-/// The `objects=` of the log's fetches, once there are at least `n` of them.
+/// The `objects=` of the first fetch after the log's first `n` that sent a pack, once it is
+/// logged (over HTTP a fetch takes several requests: negotiation rounds send no objects).
 #[track_caller]
-fn fetched_objects(log: &Path, n: usize) -> Vec<u64> {
-    let text = log_when(log, |t| t.lines().filter(|l| is_fetch(l)).count() >= n);
-    text.lines().filter(|l| is_fetch(l)).map(|l| fields(l)["objects"].parse().unwrap()).collect()
-}
-
-/// The `objects=` of the newest fetch in `log`, waiting for the `n`-th one.
-#[track_caller]
-fn nth_fetch_objects(log: &Path, n: usize) -> u64 {
-    fetched_objects(log, n)[n - 1]
+fn pack_objects_after(log: &Path, n: usize) -> u64 {
+    let sent = |t: &str| {
+        t.lines()
+            .filter(|l| is_fetch(l))
+            .skip(n)
+            .map(|l| fields(l)["objects"].parse::<u64>().unwrap())
+            .find(|&o| o > 0)
+    };
+    sent(&log_when(log, |t| sent(t).is_some())).unwrap()
 }
 
 fn fetch_count(log: &Path) -> usize {
@@ -72,6 +73,26 @@ fn git_via(
     cmd.arg(sub).args(args);
     remote.apply(&mut cmd);
     run(cmd, None)
+}
+
+/// `git clone <extra> <remote>/main.git <dest>` through `remote` (see [`git_via`]); the clone
+/// must succeed and pass fsck.
+#[allow(clippy::too_many_arguments)]
+fn clone_via(
+    sb: &Sandbox,
+    remote: &Remote,
+    client: Client,
+    config: &[&str],
+    extra: &[&str],
+    dest: &Path,
+    ctx: &str,
+) {
+    let url = remote.url("main.git");
+    let mut args = extra.to_vec();
+    args.extend([url.as_str(), dest.to_str().unwrap()]);
+    let out = git_via(sb, remote, client, config, sb.path(), "clone", &args);
+    assert!(out.status.success(), "{ctx}: {out}");
+    sb.fsck(dest);
 }
 
 /// Lets the sandbox's git read repositories owned by www-data (pushed to through web servers).
@@ -207,17 +228,7 @@ fn bundle_uri_clones_and_fetches_through_ssh_and_http() {
             let dest = sb.unique("clone");
             let before = files.downloads("base.bundle");
             let n = fetch_count(log);
-            let out = git_via(
-                &sb,
-                &remote,
-                client,
-                &bundle_on,
-                sb.path(),
-                "clone",
-                &[&remote.url("main.git"), dest.to_str().unwrap()],
-            );
-            assert!(out.status.success(), "{ctx}: {out}");
-            sb.fsck(&dest);
+            clone_via(&sb, &remote, client, &bundle_on, &[], &dest, &ctx);
             assert_eq!(
                 sb.refs(&dest)
                     .iter()
@@ -226,7 +237,7 @@ fn bundle_uri_clones_and_fetches_through_ssh_and_http() {
                 sb.git(&repo, &["for-each-ref", "refs/heads"]).lines().count(),
                 "{ctx}: branches"
             );
-            let objects = nth_fetch_objects(log, n + 1);
+            let objects = pack_objects_after(log, n);
             let visible = visible_objects(&sb, &repo);
             let got_bundle = files.downloads("base.bundle") - before;
             if client == Client::New {
@@ -286,7 +297,7 @@ fn bundle_uri_clones_and_fetches_through_ssh_and_http() {
     assert_eq!(files.downloads("newer.bundle"), 1, "the newer bundle");
     assert_eq!(files.downloads("base.bundle"), base_downloads, "the base bundle is not fetched again");
     assert_eq!(sb.git(&clone, &["config", "fetch.bundleCreationToken"]).trim(), "2");
-    let with_bundle = nth_fetch_objects(&http.log, n + 1);
+    let with_bundle = pack_objects_after(&http.log, n);
     println!("ROW | bundle-uri (creationToken fetch) | http | git 2.47 | newer.bundle downloaded; packserve sent {with_bundle} of {new_objects} new objects |");
     assert!(
         with_bundle > 0 && with_bundle < new_objects,
@@ -300,19 +311,9 @@ fn bundle_uri_clones_and_fetches_through_ssh_and_http() {
     let clone_from_packserve = |config: &[&str], ctx: &str| -> u64 {
         let dest = sb.unique("clone");
         let n = fetch_count(&http.log);
-        let out = git_via(
-            &sb,
-            &http.remote(),
-            Client::New,
-            config,
-            sb.path(),
-            "clone",
-            &[&http.remote().url("main.git"), dest.to_str().unwrap()],
-        );
-        assert!(out.status.success(), "{ctx}: {out}");
-        sb.fsck(&dest);
+        clone_via(&sb, &http.remote(), Client::New, config, &[], &dest, ctx);
         assert!(sb.git(&dest, &["for-each-ref", "refs/bundles/"]).is_empty(), "{ctx}");
-        nth_fetch_objects(&http.log, n + 1)
+        pack_objects_after(&http.log, n)
     };
     let full = clone_from_packserve(&[], "without bundles");
     sb.git(&repo, &["config", "--remove-section", "bundle.newer"]);
@@ -375,17 +376,8 @@ fn packfile_uris_offload_big_blobs_over_ssh_and_http() {
         // A client that does not ask gets everything.
         let n = fetch_count(&http.log);
         let dest = sb.unique("clone");
-        let out = git_via(
-            &sb,
-            &http.remote(),
-            Client::New,
-            &[],
-            sb.path(),
-            "clone",
-            &["--bare", &http.remote().url("main.git"), dest.to_str().unwrap()],
-        );
-        assert!(out.status.success(), "{state}: {out}");
-        let full = nth_fetch_objects(&http.log, n + 1);
+        clone_via(&sb, &http.remote(), Client::New, &[], &["--bare"], &dest, state);
+        let full = pack_objects_after(&http.log, n);
         assert_eq!(files.downloads(&pack_of["big"]), downloaded, "{state}: a client that did not ask");
         for (remote, log) in [(ssh.remote(Key::Forced), &ssh.log), (http.remote(), &http.log)] {
             for client in Client::ALL {
@@ -393,24 +385,14 @@ fn packfile_uris_offload_big_blobs_over_ssh_and_http() {
                 let before = files.downloads(&pack_of["big"]);
                 let n = fetch_count(log);
                 let dest = sb.unique("clone");
-                let out = git_via(
-                    &sb,
-                    &remote,
-                    client,
-                    &ask,
-                    sb.path(),
-                    "clone",
-                    &[&remote.url("main.git"), dest.to_str().unwrap()],
-                );
-                assert!(out.status.success(), "{ctx}: {out}");
-                sb.fsck(&dest);
+                clone_via(&sb, &remote, client, &ask, &[], &dest, &ctx);
                 assert_eq!(
                     files.downloads(&pack_of["big"]) - before,
                     1,
                     "{ctx}: the pack was not downloaded"
                 );
                 downloaded += 1;
-                assert_eq!(nth_fetch_objects(log, n + 1), full - 1, "{ctx}: the blob left the pack");
+                assert_eq!(pack_objects_after(log, n), full - 1, "{ctx}: the blob left the pack");
                 println!("ROW | packfile-uris ({state}) | {} | {} | blob from the web server; packserve sent {} of {full} objects |", remote.transport, label(client, 2), full - 1);
                 assert_eq!(sb.git(&dest, &["cat-file", "-s", &big]).trim(), "348894", "{ctx}");
                 assert_eq!(sb.rev_parse(&dest, "origin/main"), sb.rev_parse(&repo, "main"), "{ctx}");
@@ -421,32 +403,21 @@ fn packfile_uris_offload_big_blobs_over_ssh_and_http() {
     sb.config(&repo, "uploadpack.allowSidebandAll", "true");
     let dest = sb.unique("clone");
     let before = files.downloads(&pack_of["big"]);
-    let out = git_via(
-        &sb,
-        &http.remote(),
-        Client::New,
-        &ask,
-        sb.path(),
-        "clone",
-        &[&http.remote().url("main.git"), dest.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "sideband-all: {out}");
-    sb.fsck(&dest);
+    clone_via(&sb, &http.remote(), Client::New, &ask, &[], &dest, "sideband-all");
     assert_eq!(files.downloads(&pack_of["big"]) - before, 1, "sideband-all");
     println!("ROW | packfile-uris | http | git 2.47 (sideband-all) | pack downloaded from the web server |");
     // A filtered clone does not get the blob, so no URI either.
     let before = files.downloads(&pack_of["big"]);
     let dest = sb.unique("clone");
-    let out = git_via(
+    clone_via(
         &sb,
         &http.remote(),
         Client::New,
         &ask,
-        sb.path(),
-        "clone",
-        &["--filter=blob:none", "--no-checkout", &http.remote().url("main.git"), dest.to_str().unwrap()],
+        &["--filter=blob:none", "--no-checkout"],
+        &dest,
+        "blob:none",
     );
-    assert!(out.status.success(), "blob:none: {out}");
     assert_eq!(files.downloads(&pack_of["big"]), before, "blob:none");
     println!("ROW | packfile-uris | http | git 2.47 (--filter=blob:none) | no URI: the filtered blob is not sent at all |");
     // The hidden blob's pack was never named to anyone.
@@ -530,17 +501,7 @@ fn replicas_behind_a_load_balancer() {
             assert_eq!(sb.rev_parse(&work, "origin/main"), *pushed.last().unwrap(), "{ctx}");
         }
         let dest = sb.unique("clone");
-        let out = git_via(
-            &sb,
-            &remote,
-            Client::Old,
-            &[],
-            sb.path(),
-            "clone",
-            &["--mirror", &remote.url("main.git"), dest.to_str().unwrap()],
-        );
-        assert!(out.status.success(), "round {round}: clone: {out}");
-        sb.fsck(&dest);
+        clone_via(&sb, &remote, Client::Old, &[], &["--mirror"], &dest, &format!("round {round}: clone"));
         assert_eq!(sb.refs(&dest), sb.refs(&repo), "round {round}: the clone has the server's refs");
         if b.is_none() {
             assert!(lines(&a_log) > before_a, "round {round}: replica a answered");
@@ -588,28 +549,14 @@ fn push_then_fetch(
     repo: &Path,
     log: &Path,
 ) {
-    let work = sb.unique("work");
-    let out = git_via(
-        sb,
-        fetch,
-        Client::New,
-        &[],
-        sb.path(),
-        "clone",
-        &[&fetch.url(repo.file_name().unwrap().to_str().unwrap()), work.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{out}");
-    let other = sb.unique("other");
-    let out = git_via(
-        sb,
-        fetch,
-        Client::Old,
-        &[],
-        sb.path(),
-        "clone",
-        &[&fetch.url(repo.file_name().unwrap().to_str().unwrap()), other.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{out}");
+    let url = fetch.url(repo.file_name().unwrap().to_str().unwrap());
+    let clone = |client: Client, stem: &str| {
+        let dest = sb.unique(stem);
+        let out = git_via(sb, fetch, client, &[], sb.path(), "clone", &[&url, dest.to_str().unwrap()]);
+        assert!(out.status.success(), "{out}");
+        dest
+    };
+    let (work, other) = (clone(Client::New, "work"), clone(Client::Old, "other"));
     for (pusher, fetcher) in [(Client::New, Client::Old), (Client::Old, Client::New)] {
         let ctx = format!("{} push {} then fetch {}", fetch.transport, label(pusher, 0), label(fetcher, 2));
         sb.sh(&work, &format!("commit pushed-{}.txt x 'pushed by {ctx}'", label(pusher, 0)));
@@ -634,7 +581,7 @@ fn push_then_fetch(
         let n = fetch_count(log);
         let out = git_via(sb, fetch, fetcher, &[], &other, "fetch", &["origin"]);
         assert!(out.status.success(), "{ctx}: {out}");
-        fetched_objects(log, n + 1);
+        pack_objects_after(log, n);
         assert_eq!(sb.rev_parse(&other, "origin/pushed"), head, "{ctx}");
         sb.fsck(&other);
         println!("ROW | push, then fetch | {} | {} then {} | pushed {head:.12}, fetched back through packserve, fsck clean |", what, label(pusher, 0), label(fetcher, 2));
@@ -703,13 +650,7 @@ fn ssh_pushes_go_to_receive_pack_only_when_allowed() {
 fn web_push(sb: &Sandbox, served: &Served, port: u16, log: &Path, what: &str) {
     let repo = push_repo(sb, served, &format!("push-{what}.git"));
     give_to_www_data(&repo);
-    let fetch = Remote {
-        transport: "http",
-        base: format!("http://127.0.0.1:{port}/git"),
-        env: vec![],
-        upload_pack: None,
-        push_refusal: "",
-    };
+    let fetch = http_remote(port, "401");
     let name = repo.file_name().unwrap().to_str().unwrap().to_owned();
     // Without a password the push is refused, and nothing changes.
     let before = sb.refs(&repo);
@@ -734,29 +675,18 @@ fn web_push(sb: &Sandbox, served: &Served, port: u16, log: &Path, what: &str) {
     assert!(!text.contains("receive-pack"), "{what}: {text}");
 }
 
+/// The push recipes of the README, one web server after the other.
 #[test]
-fn apache_routes_pushes_to_git_http_backend() {
-    let sb = Sandbox::new("offload-apache-push");
+fn web_servers_route_pushes_to_git_http_backend() {
+    let sb = Sandbox::new("offload-web-push");
     trust_all(&sb);
     let served = Served::new(&sb);
-    let http = HttpServer::start_push(&sb, &served);
-    web_push(&sb, &served, http.port, &http.log, "apache");
-}
-
-#[test]
-fn nginx_routes_pushes_to_git_http_backend() {
-    let sb = Sandbox::new("offload-nginx-push");
-    trust_all(&sb);
-    let served = Served::new(&sb);
-    let web = WebServer::nginx_push(&sb, &served);
-    web_push(&sb, &served, web.port, &web.log, "nginx");
-}
-
-#[test]
-fn lighttpd_routes_pushes_to_git_http_backend() {
-    let sb = Sandbox::new("offload-lighttpd-push");
-    trust_all(&sb);
-    let served = Served::new(&sb);
-    let web = WebServer::lighttpd_push(&sb, &served, "lighttpd");
-    web_push(&sb, &served, web.port, &web.log, "lighttpd");
+    let apache = HttpServer::start_push(&sb, &served);
+    web_push(&sb, &served, apache.port, &apache.log, "apache");
+    drop(apache);
+    let nginx = WebServer::nginx_push(&sb, &served);
+    web_push(&sb, &served, nginx.port, &nginx.log, "nginx");
+    drop(nginx);
+    let lighttpd = WebServer::lighttpd_push(&sb, &served, "lighttpd");
+    web_push(&sb, &served, lighttpd.port, &lighttpd.log, "lighttpd");
 }

@@ -543,13 +543,7 @@ impl HttpServer {
     }
 
     pub fn remote(&self) -> Remote {
-        Remote {
-            transport: "http",
-            base: format!("http://127.0.0.1:{}/git", self.port),
-            env: vec![],
-            upload_pack: None,
-            push_refusal: "403",
-        }
+        http_remote(self.port, "403")
     }
 
     pub fn access_log(&self) -> String {
@@ -558,6 +552,17 @@ impl HttpServer {
 
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+}
+
+/// A web server's `/git` on `port`; `push_refusal`: the status a push gets.
+pub fn http_remote(port: u16, push_refusal: &'static str) -> Remote {
+    Remote {
+        transport: "http",
+        base: format!("http://127.0.0.1:{port}/git"),
+        env: vec![],
+        upload_pack: None,
+        push_refusal,
     }
 }
 
@@ -625,35 +630,32 @@ pub struct StaticServer {
     dir: PathBuf,
 }
 
+/// nginx in the foreground under `dir` (one worker, so an upstream's round robin is
+/// deterministic), listening on `port`: `http` goes inside its `http { }` block, `server`
+/// inside the `server { }` block there.
+fn nginx_daemon(name: &str, dir: &Path, port: u16, http: &str, server: &str) -> Daemon {
+    let nginx = require("/usr/sbin/nginx", "nginx-light");
+    std::fs::create_dir_all(dir).unwrap();
+    let config = format!(
+        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
+         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         {http}  server {{\n    listen 127.0.0.1:{port};\n{server}  }}\n}}\n",
+        d = dir.display(),
+    );
+    std::fs::write(dir.join("nginx.conf"), config).unwrap();
+    let mut cmd = Command::new(nginx);
+    cmd.arg("-c").arg(dir.join("nginx.conf")).arg("-p").arg(dir);
+    Daemon::start(name, cmd, port, dir.join("nginx.out"))
+}
+
 impl StaticServer {
     pub fn start(sb: &Sandbox, name: &str) -> StaticServer {
-        let nginx = require("/usr/sbin/nginx", "nginx-light");
         let dir = sb.join(name);
         let files = dir.join("files");
         std::fs::create_dir_all(&files).unwrap();
         let port = free_port();
-        let config = format!(
-            "daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{}}
-http {{
-  access_log {d}/access.log;
-  client_body_temp_path {d}/body;
-  server {{
-    listen 127.0.0.1:{port};
-    root {f};
-  }}
-}}
-",
-            d = dir.display(),
-            f = files.display(),
-        );
-        std::fs::write(dir.join("nginx.conf"), config).unwrap();
-        let mut cmd = Command::new(nginx);
-        cmd.arg("-c").arg(dir.join("nginx.conf")).arg("-p").arg(&dir);
-        let daemon = Daemon::start("nginx (static)", cmd, port, dir.join("nginx.out"));
+        let daemon =
+            nginx_daemon("nginx (static)", &dir, port, "", &format!("    root {};\n", files.display()));
         StaticServer { daemon, port, files, dir }
     }
 
@@ -686,43 +688,16 @@ pub struct LoadBalancer {
 
 impl LoadBalancer {
     pub fn nginx(sb: &Sandbox, backends: &[u16]) -> LoadBalancer {
-        let nginx = require("/usr/sbin/nginx", "nginx-light");
         let dir = sb.join("balancer");
-        std::fs::create_dir_all(&dir).unwrap();
         let port = free_port();
         let servers: String = backends
             .iter()
             .map(|p| format!("    server 127.0.0.1:{p} max_fails=1 fail_timeout=60s;\n"))
             .collect();
-        let config = format!(
-            "daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{}}
-http {{
-  access_log {d}/access.log;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  upstream git_replicas {{
-{servers}  }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://git_replicas;
-      client_max_body_size 0;
-      proxy_next_upstream error timeout http_502 http_503;
-      proxy_set_header Host $host;
-    }}
-  }}
-}}
-",
-            d = dir.display(),
-        );
-        std::fs::write(dir.join("nginx.conf"), config).unwrap();
-        let mut cmd = Command::new(nginx);
-        cmd.arg("-c").arg(dir.join("nginx.conf")).arg("-p").arg(&dir);
-        let daemon = Daemon::start("nginx (balancer)", cmd, port, dir.join("nginx.out"));
+        let upstream = format!("  upstream git_replicas {{\n{servers}  }}\n");
+        let location = "    location / {\n      proxy_pass http://git_replicas;\n      client_max_body_size 0;\n      \
+                        proxy_next_upstream error timeout http_502 http_503;\n      proxy_set_header Host $host;\n    }\n";
+        let daemon = nginx_daemon("nginx (balancer)", &dir, port, &upstream, location);
         LoadBalancer { daemon, port, dir }
     }
 
@@ -731,13 +706,7 @@ http {{
     }
 
     pub fn remote(&self) -> Remote {
-        Remote {
-            transport: "http",
-            base: format!("http://127.0.0.1:{}/git", self.port),
-            env: vec![],
-            upload_pack: None,
-            push_refusal: "401",
-        }
+        http_remote(self.port, "401")
     }
 }
 
@@ -1299,12 +1268,6 @@ impl WebServer {
     }
 
     pub fn remote(&self) -> Remote {
-        Remote {
-            transport: "http",
-            base: format!("http://127.0.0.1:{}/git", self.port),
-            env: vec![],
-            upload_pack: None,
-            push_refusal: "403",
-        }
+        http_remote(self.port, "403")
     }
 }
