@@ -110,7 +110,7 @@ fn timeout_arg() -> Arg {
 pub fn shell_command() -> Command {
     Command::new("shell")
         .bin_name("packserve shell")
-        .about("OpenSSH forced command: serves the git-upload-pack named in SSH_ORIGINAL_COMMAND from below --root, refuses everything else")
+        .about("OpenSSH forced command: serves the git-upload-pack named in SSH_ORIGINAL_COMMAND from below --root, hands a push to --receive-pack only where --allow-push allows it, refuses everything else")
         .override_usage("command=\"packserve shell --root <dir> [--allow <glob>]... [--receive-pack <program> --allow-push <glob>...] [--user <name>] [--log <file>]\",no-pty,... <key>")
         .arg(
             Arg::new("root")
