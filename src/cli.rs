@@ -36,6 +36,10 @@ pub struct ShellArgs {
     pub log: Option<PathBuf>,
     /// Seconds of inactivity before giving up.
     pub timeout: Option<u64>,
+    /// `--receive-pack`: git's receive-pack (an absolute path), run for pushes this key may make.
+    pub receive_pack: Option<PathBuf>,
+    /// `--allow-push` globs: repositories this key may push to (with `--receive-pack`).
+    pub allow_push: Vec<String>,
 }
 
 /// `packserve http-backend`: a CGI program for smart HTTP fetches.
@@ -106,8 +110,8 @@ fn timeout_arg() -> Arg {
 pub fn shell_command() -> Command {
     Command::new("shell")
         .bin_name("packserve shell")
-        .about("OpenSSH forced command: serves the git-upload-pack named in SSH_ORIGINAL_COMMAND from below --root, refuses everything else")
-        .override_usage("command=\"packserve shell --root <dir> [--allow <glob>]... [--user <name>] [--log <file>]\",no-pty,... <key>")
+        .about("OpenSSH forced command: serves the git-upload-pack named in SSH_ORIGINAL_COMMAND from below --root, hands a push to --receive-pack only where --allow-push allows it, refuses everything else")
+        .override_usage("command=\"packserve shell --root <dir> [--allow <glob>]... [--receive-pack <program> --allow-push <glob>...] [--user <name>] [--log <file>]\",no-pty,... <key>")
         .arg(
             Arg::new("root")
                 .long("root")
@@ -123,9 +127,34 @@ pub fn shell_command() -> Command {
                 .action(ArgAction::Append)
                 .help("Only repositories whose path below --root matches <glob> (*, ?, [..] within a component, ** across); repeatable"),
         )
+        .arg(
+            Arg::new("receive-pack")
+                .long("receive-pack")
+                .value_name("program")
+                .value_parser(absolute_path)
+                .help("Hand pushes (git-receive-pack) to <program>, git's receive-pack given by its absolute path, for the repositories an --allow-push glob matches; off without it"),
+        )
+        .arg(
+            Arg::new("allow-push")
+                .long("allow-push")
+                .value_name("glob")
+                .action(ArgAction::Append)
+                .requires("receive-pack")
+                .help("This key may push to repositories whose path below --root matches <glob> (as --allow; they must be readable too); repeatable; needs --receive-pack"),
+        )
         .arg(Arg::new("user").long("user").value_name("name").help("Name this key in the log (default: the account's name)"))
         .arg(log_arg().help("Append the operator log to <file> (without it nothing is logged: stderr goes to the client)"))
         .arg(timeout_arg())
+}
+
+/// An absolute path (a program packserve runs is never looked up in PATH).
+fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(format!("'{s}' is not an absolute path"))
+    }
 }
 
 /// `packserve http-backend`.
@@ -268,6 +297,11 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
                 user: m.get_one::<String>("user").cloned(),
                 log: m.get_one::<PathBuf>("log").cloned(),
                 timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
+                receive_pack: m.get_one::<PathBuf>("receive-pack").cloned(),
+                allow_push: m
+                    .get_many::<String>("allow-push")
+                    .map(|v| v.cloned().collect())
+                    .unwrap_or_default(),
             }));
         }
         Some("http-backend") => {
@@ -311,6 +345,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn p(args: &[&str]) -> Result<Mode, clap::Error> {
         parse(std::iter::once("packserve").chain(args.iter().copied()).map(Into::into).collect())
@@ -355,6 +390,30 @@ mod tests {
         assert_eq!(a.root, PathBuf::from("/srv/git"));
         assert_eq!(a.allow, ["pub/*", "x.git"]);
         assert!(p(&["shell"]).is_err(), "--root is required");
+        assert!(a.receive_pack.is_none() && a.allow_push.is_empty(), "pushes are off by default");
+        let Ok(Mode::Shell(a)) = p(&[
+            "shell",
+            "--root",
+            "/r",
+            "--receive-pack",
+            "/usr/bin/git-receive-pack",
+            "--allow-push",
+            "t/*",
+        ]) else {
+            panic!("not shell")
+        };
+        assert_eq!(
+            (a.receive_pack.as_deref(), &a.allow_push[..]),
+            (Some(Path::new("/usr/bin/git-receive-pack")), &["t/*".to_owned()][..])
+        );
+        assert!(
+            p(&["shell", "--root", "/r", "--allow-push", "t/*"]).is_err(),
+            "--allow-push needs --receive-pack"
+        );
+        assert!(
+            p(&["shell", "--root", "/r", "--receive-pack", "git-receive-pack"]).is_err(),
+            "relative program"
+        );
         assert_eq!(
             p(&["http-backend", "--log", "/l"]).unwrap(),
             Mode::HttpBackend(HttpBackendArgs { log: Some("/l".into()), timeout: None })

@@ -146,9 +146,68 @@ pub struct ServeConfig {
     /// `packserve.bitmapDeltaSearch`: search thin deltas for objects stored whole when counting
     /// with bitmaps (default false, as git).
     pub bitmap_delta_search: bool,
+    /// `uploadpack.advertiseBundleURIs`: advertise the v2 `bundle-uri` command.
+    pub advertise_bundle_uris: bool,
+    /// Every `bundle.*` key with a value, in configuration order, as git's `bundle-uri` command
+    /// sends them: the key with its section and name lowercased (the subsection as written),
+    /// and the value.
+    pub bundle_list: Vec<(String, String)>,
+    /// `uploadpack.blobPackfileUri` values (`<object-id> <pack-hash> <uri>`), as written; parsed
+    /// when a client asks for `packfile-uris` ([`BlobPackfileUri::parse_all`]).
+    pub blob_packfile_uris: Vec<String>,
     /// Values git would die on, in the order git reads them; each ends the session where git
     /// reads its key (see [`ServeConfig::check`]).
     pub errors: Vec<ConfigError>,
+}
+
+/// One `uploadpack.blobPackfileUri` entry: the object that a pack at `uri` (whose hash, as
+/// `index-pack` prints it, is `pack_hash`) holds, so that it can be left out of the pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobPackfileUri {
+    /// The object left out.
+    pub object: gix::hash::ObjectId,
+    /// The hash of the pack at `uri`, in hex.
+    pub pack_hash: String,
+    /// Where the client downloads that pack.
+    pub uri: String,
+}
+
+impl BlobPackfileUri {
+    /// Parses every value (git's format and messages); an object named twice is an error, as
+    /// in git's pack-objects.
+    pub fn parse_all(values: &[String], hash: gix::hash::Kind) -> Result<Vec<BlobPackfileUri>, String> {
+        let mut out: Vec<BlobPackfileUri> = Vec::with_capacity(values.len());
+        let hex_len = hash.len_in_hex();
+        for v in values {
+            let bad = || {
+                format!(
+                    "value of uploadpack.blobpackfileuri must be of the form '<object-hash> <pack-hash> <uri>' (got '{v}')"
+                )
+            };
+            let mut parts = v.splitn(3, ' ');
+            let (Some(obj), Some(pack), Some(uri)) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(bad());
+            };
+            let is_hex = |s: &str| s.len() == hex_len && s.bytes().all(|b| b.is_ascii_hexdigit());
+            if !is_hex(obj) || !is_hex(pack) {
+                return Err(bad());
+            }
+            let object = gix::hash::ObjectId::from_hex(obj.as_bytes()).map_err(|_| bad())?;
+            if out.iter().any(|e| e.object == object) {
+                return Err(format!(
+                    "object already configured in another uploadpack.blobpackfileuri (got '{v}')"
+                ));
+            }
+            out.push(BlobPackfileUri { object, pack_hash: pack.to_ascii_lowercase(), uri: uri.to_owned() });
+        }
+        Ok(out)
+    }
+
+    /// Whether the URI is of one of the client's `protocols` (`http`, `https`): it starts with
+    /// `<protocol>:`, as git's pack-objects checks.
+    pub fn offered_for(&self, protocols: &[String]) -> bool {
+        protocols.iter().any(|p| self.uri.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with(':')))
+    }
 }
 
 impl Default for ServeConfig {
@@ -168,6 +227,9 @@ impl Default for ServeConfig {
             limits: Limits::default(),
             bitmap_delta_search: false,
             errors: Vec::new(),
+            advertise_bundle_uris: false,
+            bundle_list: Vec::new(),
+            blob_packfile_uris: Vec::new(),
         }
     }
 }
@@ -309,6 +371,20 @@ impl ServeConfig {
                     bool_at(ReadAt::UploadPack, &mut c.bitmap_delta_search, &mut errors)
                 }
                 "pack.usebitmaps" => bool_at(ReadAt::Pack, &mut c.use_bitmaps, &mut errors),
+                "uploadpack.advertisebundleuris" => {
+                    bool_at(ReadAt::UploadPack, &mut c.advertise_bundle_uris, &mut errors)
+                }
+                "uploadpack.blobpackfileuri" => {
+                    if let Some(v) = &e.value {
+                        c.blob_packfile_uris.push(v.to_string());
+                    }
+                }
+                _ if key.starts_with("bundle.") => {
+                    // git's bundle-uri command: `bundle.[<id>.]<key>=<value>` for every key.
+                    if let Some(v) = &e.value {
+                        c.bundle_list.push((e.key.clone(), v.to_string()));
+                    }
+                }
                 _ => {
                     if let Some(filter) =
                         key.strip_prefix("uploadpackfilter.").and_then(|k| k.strip_suffix(".allow"))

@@ -74,7 +74,7 @@ pub fn v0_request(data: &[u8]) {
 /// arguments of each with every combination of what the server accepts.
 pub fn v2_request(data: &[u8]) {
     let mut r = PktReader::new(data);
-    let accept = v2::RequestAccepts { session_id: true, object_info: true, config: None };
+    let accept = v2::RequestAccepts { session_id: true, object_info: true, config: None, bundle_uri: true };
     while let Ok(Some(req)) = v2::read_request(&mut r, accept) {
         fetch_args(&req.args);
     }
@@ -83,8 +83,12 @@ pub fn v2_request(data: &[u8]) {
 fn fetch_args(args: &[BString]) {
     for hash in HASHES {
         for bits in [0u8, 7] {
-            let accepts =
-                v2::Accepts { filter: bits & 1 != 0, want_ref: bits & 2 != 0, sideband_all: bits & 4 != 0 };
+            let accepts = v2::Accepts {
+                filter: bits & 1 != 0,
+                want_ref: bits & 2 != 0,
+                sideband_all: bits & 4 != 0,
+                packfile_uris: bits & 8 != 0,
+            };
             if let Ok(f) = v2::parse_fetch_args(args, hash, accepts) {
                 if let Some(spec) = &f.filter {
                     let _ = Filter::parse(spec);
@@ -139,7 +143,9 @@ pub fn shell(data: &[u8]) {
             }
         }
         for args in front_ends().0.iter() {
-            let _ = shell::locate(args, &req.path, &crate::repo::Ownership::any_owner());
+            if let Ok((_, name)) = shell::locate(args, &req.path, &crate::repo::Ownership::any_owner()) {
+                let _ = shell::check_push(args, &req.path, &name);
+            }
         }
     }
 }

@@ -11,7 +11,8 @@
 //!    indirectly (`deepen-not`, `sparse:oid=`, `object-info`) learn nothing.
 //! 2. Ownership: git's `safe.directory` rules, compared with git 2.47's upload-pack on a
 //!    repository owned by another user, through every front-end.
-//! 3. No commands: configuration and hooks that name programs are never run.
+//! 3. No commands: configuration and hooks that name programs are never run; `packserve shell`
+//!    runs `--receive-pack` only for a push an `--allow-push` glob allows.
 //! 4. A partial repository never fetches from its promisor.
 //! 5. The front-ends never leave their root.
 //!
@@ -1001,6 +1002,66 @@ fn no_command_from_configuration_hooks_or_environment_runs() {
     let t = sb.try_clone_via(Client::New, 2, &git, &repo, &sb.unique("control"), &[]);
     assert!(!t.output.status.success(), "control: git's clone should fail with the failing hook");
     assert!(markers(&sb).contains(&"protected-packObjectsHook".to_owned()), "control: {:?}", markers(&sb));
+}
+
+/// The one exception to "no program is ever run": `packserve shell` hands a push to the
+/// program named by `--receive-pack`, and only for a repository an `--allow-push` glob matches
+/// (after the same root, `--allow` and ownership rules as fetches). Every other combination
+/// runs nothing; the control shows that the opted-in push does run it, with the repository.
+#[test]
+fn receive_pack_runs_only_when_opted_in() {
+    let sb = Sandbox::new("security-receive-pack");
+    let root = sb.join("srv");
+    std::fs::create_dir_all(&root).unwrap();
+    let repo = root.join("trap.git");
+    sb.git(
+        sb.path(),
+        &["clone", "-q", "--bare", fixture("linear").to_str().unwrap(), repo.to_str().unwrap()],
+    );
+    let receive_pack = marker_script(&sb, "receive-pack");
+    let rp = receive_pack.to_str().unwrap();
+    let shell = |flags: &[&str], command: &str| -> Output {
+        let mut cmd = sb.command(server_under_test());
+        cmd.args(["shell", "--root"]).arg(&root).args(flags).env("SSH_ORIGINAL_COMMAND", command);
+        run(cmd, Some(b"0000"))
+    };
+    let push = "git-receive-pack '/trap.git'";
+    for (flags, command, says) in [
+        (&[][..], push, "packserve serves fetches only"),
+        (&["--receive-pack", rp][..], push, "push access denied"),
+        (&["--receive-pack", rp, "--allow-push", "other*"][..], push, "push access denied"),
+        (&["--receive-pack", rp, "--allow-push", "*", "--allow", "other*"][..], push, "access denied"),
+        (
+            &["--receive-pack", rp, "--allow-push", "**"][..],
+            "git-receive-pack '/../srv/trap.git'",
+            "outside the served root",
+        ),
+        (
+            &["--receive-pack", rp, "--allow-push", "**"][..],
+            "git-upload-archive '/trap.git'",
+            "not available here",
+        ),
+        (
+            &["--receive-pack", rp, "--allow-push", "**"][..],
+            "sh -c 'git-receive-pack /trap.git'",
+            "unrecognized command",
+        ),
+    ] {
+        let out = shell(flags, command);
+        assert_eq!(out.code(), Some(128), "{flags:?} {command}: {out}");
+        assert!(out.stderr_str().contains(says), "{flags:?} {command}: {out}");
+        assert_eq!(markers(&sb), Vec::<String>::new(), "{flags:?} {command}: receive-pack ran");
+    }
+    // Fetches from a key that may push are packserve's own.
+    let out = shell(&["--receive-pack", rp, "--allow-push", "**"], "git-upload-pack '/trap.git'");
+    assert!(out.status.success() && out.stdout_str().contains("refs/heads/"), "{out}");
+    assert_eq!(markers(&sb), Vec::<String>::new(), "a fetch ran receive-pack");
+    // Control: the opted-in push runs exactly that program, on the repository found.
+    let out = shell(&["--receive-pack", rp, "--allow-push", "trap.git"], push);
+    assert_eq!(out.code(), Some(1), "the marker's exit status: {out}");
+    assert_eq!(markers(&sb), vec!["receive-pack".to_owned()]);
+    let ran = std::fs::read_to_string(sb.join("markers/receive-pack")).unwrap();
+    assert_eq!(ran.trim(), format!("{} {}", receive_pack.display(), repo.canonicalize().unwrap().display()));
 }
 
 // ---------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 //!
 //! The client's command arrives in `SSH_ORIGINAL_COMMAND`, as git's ssh transport sends it:
 //! `git-upload-pack '<path>'` (or `git upload-pack '<path>'`), the path in git's single
-//! quoting. Only upload-pack is served; every other command is refused with one line on
-//! stderr and exit status 128. The path is resolved below `--root` and must stay there after
-//! every symlink; `--allow` globs narrow it further per key.
+//! quoting. Upload-pack is served; `git-receive-pack` is handed to git's receive-pack only when
+//! the key opts in (`--receive-pack <program>` and an `--allow-push` glob matching the
+//! repository) — the one program packserve ever starts; every other command is refused with
+//! one line on stderr and exit status 128. The path is resolved below `--root` and must stay
+//! there after every symlink; `--allow` globs narrow it further per key.
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +19,19 @@ use crate::repo;
 /// What the client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// `git-upload-pack` or `git-receive-pack`.
+    pub service: Service,
     /// The path as the client sent it (unquoted).
     pub path: String,
+}
+
+/// The git command a client runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// A fetch, served by packserve.
+    UploadPack,
+    /// A push, handed to `--receive-pack` when this key may push there.
+    ReceivePack,
 }
 
 /// Why a command is refused.
@@ -45,6 +58,9 @@ pub enum ShellError {
     /// Not matched by any `--allow` glob.
     #[error("'{0}': access denied")]
     NotAllowed(String),
+    /// A push by a key with `--receive-pack` but no `--allow-push` glob for this repository.
+    #[error("'{0}': push access denied: this key may not push here (no --allow-push matches)")]
+    PushNotAllowed(String),
 }
 
 /// Parses `SSH_ORIGINAL_COMMAND` the way git-shell does: `git foo` is read as `git-foo`,
@@ -59,19 +75,20 @@ pub fn parse_command(cmd: &str) -> Result<Request, ShellError> {
         Some((p, a)) => (p, Some(a.trim_start())),
         None => (normalized.as_str(), None),
     };
-    match prog {
-        "git-upload-pack" => {}
-        "git-receive-pack" | "git-upload-archive" => return Err(ShellError::NotServed(prog.to_owned())),
+    let service = match prog {
+        "git-upload-pack" => Service::UploadPack,
+        "git-receive-pack" => Service::ReceivePack,
+        "git-upload-archive" => return Err(ShellError::NotServed(prog.to_owned())),
         _ => {
             let shown: String = cmd.chars().take(80).filter(|c| !c.is_control()).collect();
             return Err(ShellError::Unrecognized(shown));
         }
-    }
+    };
     let path = arg.and_then(dequote_path).ok_or(ShellError::BadArgument)?;
     if path.starts_with('-') || path.is_empty() {
         return Err(ShellError::BadArgument);
     }
-    Ok(Request { path })
+    Ok(Request { service, path })
 }
 
 /// The path argument: git's sq quoting (`'a'\''b'`), optionally after an unquoted `~/` or
@@ -175,6 +192,39 @@ pub fn locate(
     Ok((dir, name))
 }
 
+/// Whether this key may push to the repository `name` (its path below the root): only with
+/// `--receive-pack`, and only where an `--allow-push` glob matches.
+pub fn check_push(args: &ShellArgs, path: &str, name: &str) -> Result<(), ShellError> {
+    if args.receive_pack.is_none() {
+        return Err(ShellError::NotServed("git-receive-pack".into()));
+    }
+    if !args.allow_push.iter().any(|g| glob_match(g, name)) {
+        return Err(ShellError::PushNotAllowed(path.to_owned()));
+    }
+    Ok(())
+}
+
+/// Runs `--receive-pack <git_dir>` on this connection's stdin/stdout/stderr and waits for it:
+/// the push is git's from here on (its hooks and configuration included). The log line says
+/// how it ended.
+fn hand_to_receive_pack(program: &Path, git_dir: &Path, entry: &mut Entry) -> Result<(), Failure> {
+    entry.summary.commands.push("receive-pack");
+    let status = std::process::Command::new(program).arg(git_dir).status();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => {
+            let code = s.code().unwrap_or(128);
+            entry.outcome = crate::log::Outcome::Error(format!("receive-pack exited with {s}"));
+            Err(Failure { code, message: None })
+        }
+        Err(e) => {
+            let msg = format!("cannot run {}: {e}", program.display());
+            entry.outcome = crate::log::Outcome::Error(msg.clone());
+            Err(Failure { code: 128, message: Some(format!("fatal: {msg}")) })
+        }
+    }
+}
+
 const INTERACTIVE: &str = "\
 This account serves git fetches only (packserve shell); interactive logins are not available.
 Clone with: git clone ssh://<this account>@<this host>/<repository>";
@@ -206,6 +256,15 @@ pub fn run(args: &ShellArgs) -> Result<(), Failure> {
         Err(e) => return Err(request::refuse(&mut entry, &sink, e.to_string())),
     };
     entry.repo = Some(name.clone());
+    if req.service == Service::ReceivePack {
+        if let Err(e) = check_push(args, &req.path, &name) {
+            return Err(request::refuse(&mut entry, &sink, e.to_string()));
+        }
+        let program = args.receive_pack.as_deref().unwrap_or(Path::new("git-receive-pack"));
+        let res = hand_to_receive_pack(program, &git_dir, &mut entry);
+        entry.write(&sink);
+        return res;
+    }
     let settings = crate::frontend::upload_pack::env_settings(
         protocol_version(std::env::var("GIT_PROTOCOL").ok().as_deref()),
         false,
@@ -251,12 +310,32 @@ mod tests {
         ] {
             assert_eq!(parse_command(bad), Err(ShellError::BadArgument), "{bad}");
         }
-        assert!(matches!(parse_command("git-receive-pack 'a.git'"), Err(ShellError::NotServed(_))));
-        assert!(matches!(parse_command("git receive-pack 'a.git'"), Err(ShellError::NotServed(_))));
+        let push = parse_command("git receive-pack 'a.git'").unwrap();
+        assert_eq!((push.service, push.path.as_str()), (Service::ReceivePack, "a.git"));
+        assert_eq!(parse_command("git-receive-pack '-x'"), Err(ShellError::BadArgument));
         assert!(matches!(parse_command("git-upload-archive 'a.git'"), Err(ShellError::NotServed(_))));
         assert!(matches!(parse_command("ls -la"), Err(ShellError::Unrecognized(_))));
         assert!(matches!(parse_command("git-upload-packx 'a'"), Err(ShellError::Unrecognized(_))));
         assert!(matches!(parse_command(""), Err(ShellError::Unrecognized(_))));
+    }
+
+    #[test]
+    fn pushes_need_both_flags() {
+        let mut args = ShellArgs {
+            root: "/srv".into(),
+            allow: vec![],
+            user: None,
+            log: None,
+            timeout: None,
+            receive_pack: None,
+            allow_push: vec!["team/*".into()],
+        };
+        assert!(matches!(check_push(&args, "team/a.git", "team/a.git"), Err(ShellError::NotServed(_))));
+        args.receive_pack = Some("/usr/bin/git-receive-pack".into());
+        assert_eq!(check_push(&args, "team/a.git", "team/a.git"), Ok(()));
+        assert!(matches!(check_push(&args, "main.git", "main.git"), Err(ShellError::PushNotAllowed(_))));
+        args.allow_push.clear();
+        assert!(matches!(check_push(&args, "team/a.git", "team/a.git"), Err(ShellError::PushNotAllowed(_))));
     }
 
     #[test]

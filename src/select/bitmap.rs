@@ -767,6 +767,7 @@ pub fn select<'i>(
         thin_bases,
         verbatim,
         used_bitmap: true,
+        excluded: Vec::new(),
     })
 }
 
@@ -863,13 +864,18 @@ pub fn select_or_walk<'i>(
     verbatim_ok: bool,
     ticker: &mut super::walk::Ticker<'_>,
 ) -> Result<Selection<'i>, super::walk::WalkError> {
+    // A verbatim run would carry excluded objects along.
+    let verbatim_ok = verbatim_ok && req.exclude.is_empty();
     if let Some(index) = index {
         if let Ok(mut sel) = select(index, odb, req, verbatim_ok) {
             if !verbatim_ok {
                 sel.verbatim = None;
             }
+            sel.exclude(odb, &req.exclude);
             return Ok(sel);
         }
     }
-    super::walk::enumerate(odb, req, ticker)
+    let mut sel = super::walk::enumerate(odb, req, ticker)?;
+    sel.exclude(odb, &req.exclude);
+    Ok(sel)
 }

@@ -56,12 +56,28 @@ pub struct Selection<'a> {
     pub verbatim: Option<Verbatim>,
     /// Whether reachability bitmaps did the counting.
     pub used_bitmap: bool,
+    /// Objects of [`Request::exclude`] that would have been sent and were left out.
+    pub excluded: Vec<ObjectId>,
 }
 
 /// How many client-side objects are remembered per name hash as thin delta bases.
 pub const THIN_CANDIDATES: usize = 8;
 
 impl Selection<'_> {
+    /// Leaves the objects of `exclude` out (recording those that were in): they reach the
+    /// client some other way. The verbatim run must not be used with exclusions.
+    pub fn exclude(&mut self, odb: &Odb, exclude: &[ObjectId]) {
+        for id in exclude {
+            if let Some(n) = odb.num(id) {
+                if self.sent.get(n as usize) {
+                    self.sent.clear(n as usize);
+                    self.count -= 1;
+                    self.excluded.push(*id);
+                }
+            }
+        }
+    }
+
     /// Objects to send, the verbatim run included.
     pub fn len(&self) -> usize {
         self.count + self.verbatim.as_ref().map_or(0, |v| v.objects as usize)
@@ -100,6 +116,9 @@ pub struct Request {
     /// that objects stored whole can be sent as thin deltas against them
     /// (`packserve.bitmapDeltaSearch`). The walk always finds them (its boundary gives them).
     pub bitmap_thin_bases: bool,
+    /// Objects to leave out of the selection although they would be sent (the client gets them
+    /// elsewhere); see [`Selection::excluded`]. No verbatim run is taken when there are any.
+    pub exclude: Vec<ObjectId>,
 }
 
 /// The commits reachable from `include` but not from `exclude`, ignoring commits older than
@@ -664,6 +683,7 @@ pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Se
         thin_bases,
         verbatim: None,
         used_bitmap: false,
+        excluded: Vec::new(),
     })
 }
 

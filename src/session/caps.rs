@@ -40,6 +40,10 @@ pub struct Advertise {
     pub unborn: bool,
     /// `session-id=<id>`.
     pub session_id: Option<String>,
+    /// `bundle-uri` (v2, `uploadpack.advertiseBundleURIs`).
+    pub bundle_uri: bool,
+    /// `packfile-uris` in `fetch=` (v2, some `uploadpack.blobPackfileUri`).
+    pub packfile_uris: bool,
 }
 
 /// The v0/v1 capability list written after the NUL of the first ref line, in git's order.
@@ -89,6 +93,9 @@ pub fn v2_capabilities(adv: &Advertise) -> Vec<String> {
     if adv.sideband_all {
         fetch.push_str(" sideband-all");
     }
+    if adv.packfile_uris {
+        fetch.push_str(" packfile-uris");
+    }
     let mut lines = vec![
         "version 2".into(),
         // An empty value (GIT_USER_AGENT="") is advertised as a bare `agent`, as git does.
@@ -103,6 +110,9 @@ pub fn v2_capabilities(adv: &Advertise) -> Vec<String> {
     }
     if adv.object_info {
         lines.push("object-info".into());
+    }
+    if adv.bundle_uri {
+        lines.push("bundle-uri".into());
     }
     lines
 }
@@ -214,12 +224,14 @@ mod tests {
             object_info: true,
             unborn: true,
             session_id: Some("s1".into()),
+            bundle_uri: true,
+            packfile_uris: true,
             ..Default::default()
         };
         let lines = v2_capabilities(&adv);
         assert_eq!(lines[2], "ls-refs=unborn");
-        assert_eq!(lines[3], "fetch=shallow wait-for-done filter ref-in-want sideband-all");
-        assert_eq!(&lines[5..], ["object-format=sha1", "session-id=s1", "object-info"]);
+        assert_eq!(lines[3], "fetch=shallow wait-for-done filter ref-in-want sideband-all packfile-uris");
+        assert_eq!(&lines[5..], ["object-format=sha1", "session-id=s1", "object-info", "bundle-uri"]);
     }
 
     #[test]

@@ -158,6 +158,8 @@ pub(crate) fn advertised(repo: &Repo, settings: &Settings, no_done: bool) -> cap
         object_info: c.advertise_object_info,
         unborn: c.unborn == crate::config::Unborn::Advertise,
         session_id: c.advertise_sid.then(session_id),
+        bundle_uri: false,
+        packfile_uris: false,
     }
 }
 
@@ -262,6 +264,10 @@ pub(crate) struct PackRequest<'a> {
     pub framing: Framing,
     pub progress: bool,
     pub options: PackOptions,
+    /// v2 `packfile-uris`: the configured objects the client may get from a URI instead. When
+    /// set, [`send_pack`] writes the `packfile-uris` section (for those of them that the pack
+    /// would have carried) and the `packfile` header itself, once the objects are counted.
+    pub uris: Option<&'a [crate::config::BlobPackfileUri]>,
 }
 
 /// Enumerates, plans and streams the pack. An error after the first byte is reported on band 3
@@ -283,9 +289,11 @@ pub(crate) fn send_pack<W: Write>(
             shallow: req.shallow.clone(),
             filter: req.filter.clone(),
             bitmap_thin_bases: repo.config.bitmap_delta_search,
+            exclude: req.uris.map(|u| u.iter().map(|e| e.object).collect()).unwrap_or_default(),
         };
-        // Keep-alive packets while counting (uploadpack.keepAlive), so proxies don't cut us off.
-        let keepalive = repo.config.keepalive;
+        // Keep-alive packets while counting (uploadpack.keepAlive), so proxies don't cut us off;
+        // not before a section header that is still to come, unless lines are on band 1 too.
+        let keepalive = repo.config.keepalive.filter(|_| req.uris.is_none() || sb.lines_on_band_1());
         let mut last = std::time::Instant::now();
         let mut tick = || {
             if keepalive.is_some_and(|k| last.elapsed() >= k) {
@@ -312,6 +320,9 @@ pub(crate) fn send_pack<W: Write>(
         // A filtered client may lack what the boundary says it has: no thin deltas then.
         let mut options = req.options;
         options.thin &= req.filter.is_none();
+        if let Some(uris) = req.uris {
+            write_uri_sections(&mut sb, uris, &sel.excluded)?;
+        }
         let how = if sel.used_bitmap() { " (bitmap)" } else { "" };
         sb.progress(&format!("Enumerating objects: {}, done{how}.\n", sel.len()))?;
         // The walk's cache of decoded trees is not needed while the pack is planned and written.
@@ -365,6 +376,25 @@ pub(crate) fn send_pack<W: Write>(
             Err(SessionError::Reported(e.to_string()))
         }
     }
+}
+
+/// The `packfile-uris` section (one `<pack-hash> <uri>` line for each object left out of the
+/// pack, when there are any) and the `packfile` header after it.
+fn write_uri_sections<W: Write>(
+    sb: &mut SideBand<'_, W>,
+    uris: &[crate::config::BlobPackfileUri],
+    excluded: &[ObjectId],
+) -> Result<(), SessionError> {
+    let w = sb.lines()?;
+    if !excluded.is_empty() {
+        w.line("packfile-uris")?;
+        for e in uris.iter().filter(|e| excluded.contains(&e.object)) {
+            w.line(format!("{} {}", e.pack_hash, e.uri))?;
+        }
+        w.delim_pkt()?;
+    }
+    w.line("packfile")?;
+    Ok(())
 }
 
 /// The `shallow`/`deepen*` lines of a request, as sent.

@@ -367,6 +367,7 @@ pub fn serve<R: Read, W: Write>(
             framing,
             progress: !needs.caps.no_progress,
             options: PackOptions { ofs_delta: needs.caps.ofs_delta, thin: needs.caps.thin_pack },
+            uris: None,
         },
         summary,
     )?;

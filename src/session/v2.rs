@@ -41,6 +41,8 @@ pub struct RequestAccepts<'a> {
     /// The configuration whose malformed values end the request where git reads them: a
     /// command's keys when the command is named, `transfer.advertiseSID` at `session-id=`.
     pub config: Option<&'a crate::config::ServeConfig>,
+    /// `command=bundle-uri` (`uploadpack.advertiseBundleURIs`).
+    pub bundle_uri: bool,
 }
 
 impl RequestAccepts<'_> {
@@ -100,7 +102,9 @@ pub fn read_request<R: Read>(
                         "object-info" => accept.check(&[ReadAt::ObjectInfo])?,
                         _ => {}
                     }
-                    if c != "ls-refs" && c != "fetch" && !(c == "object-info" && accept.object_info) {
+                    let optional = (c == "object-info" && accept.object_info)
+                        || (c == "bundle-uri" && accept.bundle_uri);
+                    if c != "ls-refs" && c != "fetch" && !optional {
                         return Err(SessionError::Protocol(format!("invalid command '{c}'")));
                     }
                     command = Some(c);
@@ -172,8 +176,9 @@ pub fn serve<R: Read, W: Write>(
     summary: &mut Summary,
 ) -> Result<(), SessionError> {
     let hash = repo.odb.hash_kind();
+    let adv = advertised_v2(repo, settings);
     if settings.advertise_refs || !settings.stateless_rpc {
-        advertise(w, &super::advertised(repo, settings, false), &repo.config)?;
+        advertise(w, &adv, &repo.config)?;
         summary.commands.push("advertise");
     }
     if settings.advertise_refs {
@@ -184,6 +189,7 @@ pub fn serve<R: Read, W: Write>(
             session_id: repo.config.advertise_sid,
             object_info: repo.config.advertise_object_info,
             config: Some(&repo.config),
+            bundle_uri: adv.bundle_uri,
         };
         let Some(req) = read_request(r, accept)? else {
             return Ok(());
@@ -206,6 +212,10 @@ pub fn serve<R: Read, W: Write>(
                 summary.commands.push("fetch");
                 fetch(repo, w, &refs, &req.args, summary)?
             }
+            "bundle-uri" if adv.bundle_uri => {
+                summary.commands.push("bundle-uri");
+                bundle_uri(repo, w, &req.args)?
+            }
             "object-info" if repo.config.advertise_object_info => {
                 summary.commands.push("object-info");
                 object_info(repo, w, &refs, &req.args)?
@@ -217,6 +227,31 @@ pub fn serve<R: Read, W: Write>(
             return Ok(());
         }
     }
+}
+
+/// The v2 advertisement: v0's decisions plus the v2-only commands. `bundle-uri` is not offered
+/// inside a `GIT_NAMESPACE`: the `bundle.*` list is the whole repository's, and its bundles
+/// would carry the other namespaces' refs and objects.
+fn advertised_v2(repo: &Repo, settings: &Settings) -> caps::Advertise {
+    let c = &repo.config;
+    caps::Advertise {
+        bundle_uri: c.advertise_bundle_uris && settings.namespace.is_none(),
+        packfile_uris: !c.blob_packfile_uris.is_empty(),
+        ..super::advertised(repo, settings, false)
+    }
+}
+
+/// `bundle-uri`: every `bundle.*` key of the configuration as a `key=value` line, in
+/// configuration order, as git's upload-pack answers (no arguments are accepted).
+fn bundle_uri<W: Write>(repo: &Repo, w: &mut PktWriter<W>, args: &[BString]) -> Result<(), SessionError> {
+    if let Some(arg) = args.first() {
+        return Err(SessionError::Protocol(format!("bundle-uri: unexpected argument: '{arg}'")));
+    }
+    for (key, value) in &repo.config.bundle_list {
+        w.data(format!("{key}={value}").as_bytes())?;
+    }
+    w.flush_pkt()?;
+    Ok(())
 }
 
 /// `object-info`: the sizes of objects a client could fetch (others are reported as unknown,
@@ -379,6 +414,8 @@ pub struct FetchArgs {
     pub deepen: DeepenArgs,
     /// `filter <spec>`.
     pub filter: Option<String>,
+    /// `packfile-uris <protocol>,...`.
+    pub packfile_uris: Vec<String>,
 }
 
 /// Which optional arguments this server accepts (the rest is "unexpected line").
@@ -390,6 +427,8 @@ pub struct Accepts {
     pub want_ref: bool,
     /// `sideband-all`.
     pub sideband_all: bool,
+    /// `packfile-uris`.
+    pub packfile_uris: bool,
 }
 
 /// Parses `fetch` arguments with git's error messages.
@@ -438,6 +477,14 @@ pub fn parse_fetch_args(
             f.filter = Some(String::from_utf8_lossy(spec).into_owned());
             continue;
         }
+        if let Some(list) = arg.strip_prefix(b"packfile-uris ").filter(|_| accepts.packfile_uris) {
+            if !f.packfile_uris.is_empty() {
+                return Err(SessionError::Refused("multiple packfile-uris lines forbidden".into()));
+            }
+            f.packfile_uris =
+                list.split(|&b| b == b',').map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+            continue;
+        }
         match arg {
             b"thin-pack" => f.thin_pack = true,
             b"ofs-delta" => f.ofs_delta = true,
@@ -463,8 +510,12 @@ fn fetch<W: Write>(
 ) -> Result<(), SessionError> {
     let odb = &repo.odb;
     let c = &repo.config;
-    let accepts =
-        Accepts { filter: c.allow_filter, want_ref: c.allow_ref_in_want, sideband_all: c.allow_sideband_all };
+    let accepts = Accepts {
+        filter: c.allow_filter,
+        want_ref: c.allow_ref_in_want,
+        sideband_all: c.allow_sideband_all,
+        packfile_uris: !c.blob_packfile_uris.is_empty(),
+    };
     let mut args = parse_fetch_args(args, odb.hash_kind(), accepts)?;
     if !args.wants.is_empty() || !args.want_refs.is_empty() {
         // git parses each wanted object as it reads the request.
@@ -561,7 +612,17 @@ fn fetch<W: Write>(
     }
     let mut common = neg.common().to_vec();
     common.extend(shallow.extra_common.iter().copied());
-    w.line("packfile")?;
+    // packfile-uris: the configured objects whose URI is of a protocol the client takes. The
+    // section and the `packfile` header follow once the pack's objects are known.
+    let mut uris = Vec::new();
+    if !args.packfile_uris.is_empty() {
+        let all = crate::config::BlobPackfileUri::parse_all(&c.blob_packfile_uris, odb.hash_kind())
+            .map_err(SessionError::Refused)?;
+        uris = all.into_iter().filter(|e| e.offered_for(&args.packfile_uris)).collect();
+    }
+    if uris.is_empty() {
+        w.line("packfile")?;
+    }
     send_pack(
         repo,
         w,
@@ -574,6 +635,7 @@ fn fetch<W: Write>(
             framing: Framing::SideBand64k,
             progress: !args.no_progress,
             options: PackOptions { ofs_delta: args.ofs_delta, thin: args.thin_pack },
+            uris: (!uris.is_empty()).then_some(uris.as_slice()),
         },
         summary,
     )?;

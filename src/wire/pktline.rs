@@ -241,6 +241,11 @@ impl<W: Write> PktWriter<W> {
         self.sideband_all = on;
     }
 
+    /// Whether lines go on band 1 (`sideband-all`).
+    pub fn sideband_all(&self) -> bool {
+        self.sideband_all
+    }
+
     /// Writes one data line (on band 1 under `sideband-all`). Lines longer than [`MAX_PAYLOAD`]
     /// are an error.
     pub fn data(&mut self, data: &[u8]) -> io::Result<()> {

@@ -97,6 +97,17 @@ impl<'w, W: Write> SideBand<'w, W> {
         res
     }
 
+    /// Whether the writer puts section lines on band 1 too (`sideband-all`).
+    pub fn lines_on_band_1(&self) -> bool {
+        self.out.sideband_all()
+    }
+
+    /// The pkt-line writer, for section lines before the pack starts (buffered data first).
+    pub fn lines(&mut self) -> io::Result<&mut PktWriter<W>> {
+        self.flush_data()?;
+        Ok(self.out)
+    }
+
     /// Flushes buffered data and the underlying writer.
     pub fn finish(&mut self) -> io::Result<()> {
         self.flush_data()?;

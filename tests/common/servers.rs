@@ -253,6 +253,15 @@ pub enum Key {
     Limited,
     /// Forced; an RSA key in PEM form, for JGit's jsch.
     Rsa,
+    /// Forced, with `--receive-pack <git's> --allow-push 'push*.git' --allow-push 'team/*'`.
+    Pusher,
+    /// Forced, with `--receive-pack <git's>` but no `--allow-push`.
+    NoPushGlob,
+}
+
+/// git's receive-pack, which `--receive-pack` names in the pushing keys.
+pub fn git_receive_pack() -> PathBuf {
+    reference_upload_pack().with_file_name("git-receive-pack")
 }
 
 pub struct SshServer {
@@ -309,6 +318,19 @@ impl SshServer {
             ("plain", String::new(), &["-t", "ed25519"][..]),
             ("limited", forced(" --user limited-key --allow team/*"), &["-t", "ed25519"][..]),
             ("rsa", forced(" --user rsa-key"), &["-t", "rsa", "-b", "2048", "-m", "PEM"][..]),
+            (
+                "pusher",
+                forced(&format!(
+                    " --user pusher --receive-pack {} --allow-push 'push*.git' --allow-push 'team/*'",
+                    git_receive_pack().display()
+                )),
+                &["-t", "ed25519"][..],
+            ),
+            (
+                "no-push-glob",
+                forced(&format!(" --user no-push-glob --receive-pack {}", git_receive_pack().display())),
+                &["-t", "ed25519"][..],
+            ),
         ] {
             let key = keygen(&dir, name, args);
             let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
@@ -349,6 +371,8 @@ impl SshServer {
             Key::Plain => "plain",
             Key::Limited => "limited",
             Key::Rsa => "rsa",
+            Key::Pusher => "pusher",
+            Key::NoPushGlob => "no-push-glob",
         })
     }
 
@@ -435,6 +459,16 @@ impl HttpServer {
     }
 
     pub fn start_with(sb: &Sandbox, served: &Served, backend: Backend) -> HttpServer {
+        Self::start_config(sb, served, backend, false)
+    }
+
+    /// packserve for fetches, git's `git http-backend` for pushes (authenticated), as the
+    /// README's "Pushes over HTTP" recipe for Apache routes them.
+    pub fn start_push(sb: &Sandbox, served: &Served) -> HttpServer {
+        Self::start_config(sb, served, Backend::Packserve, true)
+    }
+
+    fn start_config(sb: &Sandbox, served: &Served, backend: Backend, push: bool) -> HttpServer {
         let apache = require("/usr/sbin/apache2", "apache2");
         let modules = Path::new("/usr/lib/apache2/modules");
         assert!(modules.join("mod_cgi.so").exists(), "mod_cgi is missing: install apache2");
@@ -478,6 +512,7 @@ impl HttpServer {
             "cgi",
             "env",
             "setenvif",
+            "rewrite",
         ]
         .iter()
         .map(|m| format!("LoadModule {m}_module {}/mod_{m}.so\n", modules.display()))
@@ -490,7 +525,8 @@ impl HttpServer {
              StartServers 2\nMinSpareServers 1\nMaxSpareServers 4\n\
              SetEnv GIT_PROJECT_ROOT {root}\n{safe}ScriptAlias /git/ {cgi}/\nScriptAlias /auth/ {cgi}/\n\
              <Location /auth/>\n  AuthType Basic\n  AuthName git\n  AuthUserFile {d}/htpasswd\n  Require valid-user\n</Location>\n\
-             <Directory {d}>\n  Require all granted\n</Directory>\n",
+             <Directory {d}>\n  Require all granted\n</Directory>\n{push}",
+            push = if push { apache_push_recipe(&dir.join("htpasswd")) } else { String::new() },
             d = dir.display(),
             root = served.root.display(),
             cgi = cgi.display(),
@@ -507,13 +543,7 @@ impl HttpServer {
     }
 
     pub fn remote(&self) -> Remote {
-        Remote {
-            transport: "http",
-            base: format!("http://127.0.0.1:{}/git", self.port),
-            env: vec![],
-            upload_pack: None,
-            push_refusal: "403",
-        }
+        http_remote(self.port, "403")
     }
 
     pub fn access_log(&self) -> String {
@@ -522,6 +552,161 @@ impl HttpServer {
 
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+}
+
+/// A web server's `/git` on `port`; `push_refusal`: the status a push gets.
+pub fn http_remote(port: u16, push_refusal: &'static str) -> Remote {
+    Remote {
+        transport: "http",
+        base: format!("http://127.0.0.1:{port}/git"),
+        env: vec![],
+        upload_pack: None,
+        push_refusal,
+    }
+}
+
+/// git's own `git http-backend`, which the push recipes run for receive-pack.
+pub fn git_http_backend() -> PathBuf {
+    reference_upload_pack().with_file_name("git-http-backend")
+}
+
+/// The user and password the push recipes' htpasswd files accept.
+pub const PUSHER: (&str, &str) = ("alice", "s3cret-pw");
+
+/// An htpasswd file in `dir` with [`PUSHER`], readable by the web servers.
+fn push_htpasswd(dir: &Path) -> PathBuf {
+    let file = dir.join("push.htpasswd");
+    let out = Command::new(require("htpasswd", "apache2-utils"))
+        .arg("-bc")
+        .arg(&file)
+        .args([PUSHER.0, PUSHER.1])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    file
+}
+
+/// The README's Apache lines that send receive-pack (its `info/refs?service=` and its POST)
+/// to `git http-backend` under `/git-push/`, where a password is required; everything else
+/// stays with packserve under `/git/`.
+fn apache_push_recipe(htpasswd: &Path) -> String {
+    format!(
+        "RewriteEngine On\n\
+         RewriteCond %{{QUERY_STRING}} (^|&)service=git-receive-pack(&|$) [OR]\n\
+         RewriteCond %{{REQUEST_URI}} /git-receive-pack$\n\
+         RewriteRule ^/git/(.*)$ /git-push/$1 [PT]\n\
+         ScriptAlias /git-push/ {backend}/\n\
+         <Location /git-push/>\n  AuthType Basic\n  AuthName \"git push\"\n  AuthUserFile {pw}\n  Require valid-user\n</Location>\n\
+         <Directory {bdir}>\n  Require all granted\n</Directory>\n",
+        backend = git_http_backend().display(),
+        bdir = git_http_backend().parent().unwrap().display(),
+        pw = htpasswd.display(),
+    )
+}
+
+/// A served repository that pushes through a web server (running as www-data) can write:
+/// owned by www-data, as `git http-backend`'s receive-pack needs.
+pub fn give_to_www_data(repo: &Path) {
+    let out = Command::new("chown").args(["-R", "www-data:www-data"]).arg(repo).output().unwrap();
+    assert!(
+        out.status.success(),
+        "chown www-data {}: {}",
+        repo.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// A static web server (bundles and packfiles for the offload tests)
+
+/// nginx serving the files of one directory at `/`, with an access log.
+pub struct StaticServer {
+    pub daemon: Daemon,
+    pub port: u16,
+    /// The directory served.
+    pub files: PathBuf,
+    dir: PathBuf,
+}
+
+/// nginx in the foreground under `dir` (one worker, so an upstream's round robin is
+/// deterministic), listening on `port`: `http` goes inside its `http { }` block, `server`
+/// inside the `server { }` block there.
+fn nginx_daemon(name: &str, dir: &Path, port: u16, http: &str, server: &str) -> Daemon {
+    let nginx = require("/usr/sbin/nginx", "nginx-light");
+    std::fs::create_dir_all(dir).unwrap();
+    let config = format!(
+        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
+         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         {http}  server {{\n    listen 127.0.0.1:{port};\n{server}  }}\n}}\n",
+        d = dir.display(),
+    );
+    std::fs::write(dir.join("nginx.conf"), config).unwrap();
+    let mut cmd = Command::new(nginx);
+    cmd.arg("-c").arg(dir.join("nginx.conf")).arg("-p").arg(dir);
+    Daemon::start(name, cmd, port, dir.join("nginx.out"))
+}
+
+impl StaticServer {
+    pub fn start(sb: &Sandbox, name: &str) -> StaticServer {
+        let dir = sb.join(name);
+        let files = dir.join("files");
+        std::fs::create_dir_all(&files).unwrap();
+        let port = free_port();
+        let daemon =
+            nginx_daemon("nginx (static)", &dir, port, "", &format!("    root {};\n", files.display()));
+        StaticServer { daemon, port, files, dir }
+    }
+
+    pub fn url(&self, file: &str) -> String {
+        format!("http://127.0.0.1:{}/{file}", self.port)
+    }
+
+    /// The access log: one `"GET /<file> HTTP/1.1" <status>` line per request.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
+    }
+
+    /// How many times `/<file>` was answered with 200.
+    pub fn downloads(&self, file: &str) -> usize {
+        let needle = format!("\"GET /{file} HTTP/1.1\" 200 ");
+        self.access_log().lines().filter(|l| l.contains(&needle)).count()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A load balancer in front of replicas
+
+/// nginx with an `upstream` of the given backends (round robin, one worker so the order is
+/// deterministic), as the README's replica recipe sets it up.
+pub struct LoadBalancer {
+    pub daemon: Daemon,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl LoadBalancer {
+    pub fn nginx(sb: &Sandbox, backends: &[u16]) -> LoadBalancer {
+        let dir = sb.join("balancer");
+        let port = free_port();
+        let servers: String = backends
+            .iter()
+            .map(|p| format!("    server 127.0.0.1:{p} max_fails=1 fail_timeout=60s;\n"))
+            .collect();
+        let upstream = format!("  upstream git_replicas {{\n{servers}  }}\n");
+        let location = "    location / {\n      proxy_pass http://git_replicas;\n      client_max_body_size 0;\n      \
+                        proxy_next_upstream error timeout http_502 http_503;\n      proxy_set_header Host $host;\n    }\n";
+        let daemon = nginx_daemon("nginx (balancer)", &dir, port, &upstream, location);
+        LoadBalancer { daemon, port, dir }
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    pub fn remote(&self) -> Remote {
+        http_remote(self.port, "401")
     }
 }
 
@@ -954,26 +1139,59 @@ pub struct WebServer {
 impl WebServer {
     /// lighttpd with mod_cgi, mod_alias and mod_setenv, running CGIs as www-data.
     pub fn lighttpd(sb: &Sandbox, served: &Served) -> WebServer {
+        Self::lighttpd_in(sb, served, "lighttpd", false)
+    }
+
+    /// lighttpd with the README's push routing: receive-pack to `git http-backend` behind a
+    /// password, everything else to packserve. `name` is its directory in the sandbox.
+    pub fn lighttpd_push(sb: &Sandbox, served: &Served, name: &str) -> WebServer {
+        Self::lighttpd_in(sb, served, name, true)
+    }
+
+    fn lighttpd_in(sb: &Sandbox, served: &Served, name: &str, push: bool) -> WebServer {
         let lighttpd = require("/usr/sbin/lighttpd", "lighttpd");
-        let dir = sb.join("lighttpd");
+        let dir = sb.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         // lighttpd opens its error log after dropping to www-data.
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let (cgi, log) = cgi_wrapper(&dir);
         let port = free_port();
-        let config = format!(
+        let head = format!(
             "server.document-root = \"{d}\"\nserver.port = {port}\nserver.bind = \"127.0.0.1\"\n\
              server.username = \"www-data\"\nserver.groupname = \"www-data\"\n\
-             server.errorlog = \"{d}/error.log\"\n\
-             server.modules += ( \"mod_alias\", \"mod_cgi\", \"mod_setenv\" )\n\
-             alias.url += ( \"/git\" => \"{cgi}\" )\n\
-             $HTTP[\"url\"] =~ \"^/git\" {{\n    cgi.assign = ( \"\" => \"\" )\n    \
-             setenv.add-environment = ( \"GIT_PROJECT_ROOT\" => \"{root}\", \"GIT_CONFIG_COUNT\" => \"1\", \
-             \"GIT_CONFIG_KEY_0\" => \"safe.directory\", \"GIT_CONFIG_VALUE_0\" => \"{root}/*\" )\n}}\n",
+             server.errorlog = \"{d}/error.log\"\n",
             d = dir.display(),
-            cgi = cgi.display(),
+        );
+        let env = format!(
+            "setenv.add-environment = ( \"GIT_PROJECT_ROOT\" => \"{root}\", \"GIT_CONFIG_COUNT\" => \"1\", \
+             \"GIT_CONFIG_KEY_0\" => \"safe.directory\", \"GIT_CONFIG_VALUE_0\" => \"{root}/*\" )",
             root = served.root.display(),
         );
+        let config = if push {
+            let pw = push_htpasswd(&dir);
+            let to_git = format!(
+                "alias.url = ( \"/git\" => \"{backend}\" )\n        \
+                 auth.require = ( \"\" => ( \"method\" => \"basic\", \"realm\" => \"git push\", \"require\" => \"valid-user\" ) )",
+                backend = git_http_backend().display()
+            );
+            format!(
+                "{head}server.modules += ( \"mod_alias\", \"mod_cgi\", \"mod_setenv\", \"mod_auth\", \"mod_authn_file\" )\n\
+                 auth.backend = \"htpasswd\"\nauth.backend.htpasswd.userfile = \"{pw}\"\n\
+                 $HTTP[\"url\"] =~ \"^/git/\" {{\n    cgi.assign = ( \"\" => \"\" )\n    {env}\n    \
+                 $HTTP[\"url\"] =~ \"/git-receive-pack$\" {{\n        {to_git}\n    }}\n    \
+                 else $HTTP[\"querystring\"] =~ \"(^|&)service=git-receive-pack(&|$)\" {{\n        {to_git}\n    }}\n    \
+                 else {{\n        alias.url = ( \"/git\" => \"{cgi}\" )\n    }}\n}}\n",
+                pw = pw.display(),
+                cgi = cgi.display(),
+            )
+        } else {
+            format!(
+                "{head}server.modules += ( \"mod_alias\", \"mod_cgi\", \"mod_setenv\" )\n\
+                 alias.url += ( \"/git\" => \"{cgi}\" )\n\
+                 $HTTP[\"url\"] =~ \"^/git\" {{\n    cgi.assign = ( \"\" => \"\" )\n    {env}\n}}\n",
+                cgi = cgi.display(),
+            )
+        };
         std::fs::write(dir.join("lighttpd.conf"), config).unwrap();
         let mut cmd = Command::new(lighttpd);
         cmd.arg("-D").arg("-f").arg(dir.join("lighttpd.conf"));
@@ -983,6 +1201,16 @@ impl WebServer {
 
     /// nginx passing `/git/` to fcgiwrap (run as www-data), which runs the CGI.
     pub fn nginx_fcgiwrap(sb: &Sandbox, served: &Served) -> WebServer {
+        Self::nginx_in(sb, served, false)
+    }
+
+    /// nginx + fcgiwrap with the README's push routing: receive-pack to `git http-backend`
+    /// behind a password, everything else to packserve.
+    pub fn nginx_push(sb: &Sandbox, served: &Served) -> WebServer {
+        Self::nginx_in(sb, served, true)
+    }
+
+    fn nginx_in(sb: &Sandbox, served: &Served, push: bool) -> WebServer {
         let nginx = require("/usr/sbin/nginx", "nginx-light");
         let fcgiwrap = require("/usr/sbin/fcgiwrap", "fcgiwrap");
         let setpriv = require("setpriv", "util-linux");
@@ -1000,15 +1228,37 @@ impl WebServer {
         let config = format!(
             "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log {d}/access.log;\n  \
              client_body_temp_path {d}/body;\n  fastcgi_temp_path {d}/fastcgi;\n  server {{\n    listen 127.0.0.1:{port};\n    \
-             location ~ ^/git(/.*)$ {{\n        client_max_body_size 0;\n        fastcgi_pass 127.0.0.1:{fcgi_port};\n        \
+             {push}location ~ ^/git(?<path_info>/.*)$ {{\n        {route}client_max_body_size 0;\n        fastcgi_pass 127.0.0.1:{fcgi_port};\n        \
              include /etc/nginx/fastcgi_params;\n        fastcgi_param SCRIPT_FILENAME {cgi};\n        \
              fastcgi_param GIT_PROJECT_ROOT {root};\n        fastcgi_param GIT_CONFIG_COUNT 1;\n        \
              fastcgi_param GIT_CONFIG_KEY_0 safe.directory;\n        fastcgi_param GIT_CONFIG_VALUE_0 {root}/*;\n        \
-             fastcgi_param PATH_INFO $1;\n        \
+             fastcgi_param PATH_INFO $path_info;\n        \
              fastcgi_param REMOTE_USER $remote_user;\n    }}\n  }}\n}}\n",
             d = dir.display(),
             cgi = cgi.display(),
             root = served.root.display(),
+            route = if push {
+                "if ($arg_service = git-receive-pack) {\n            rewrite ^/git(/.*)$ /git-push$1 last;\n        }\n        \
+                 if ($uri ~ /git-receive-pack$) {\n            rewrite ^/git(/.*)$ /git-push$1 last;\n        }\n        "
+            } else {
+                ""
+            },
+            push = if push {
+                format!(
+                    "location ~ ^/git-push(/.*)$ {{\n        internal;\n        auth_basic \"git push\";\n        \
+                     auth_basic_user_file {pw};\n        client_max_body_size 0;\n        fastcgi_pass 127.0.0.1:{fcgi_port};\n        \
+                     include /etc/nginx/fastcgi_params;\n        fastcgi_param SCRIPT_FILENAME {backend};\n        \
+                     fastcgi_param GIT_PROJECT_ROOT {root};\n        \
+                     fastcgi_param GIT_CONFIG_COUNT 1;\n        fastcgi_param GIT_CONFIG_KEY_0 safe.directory;\n        \
+                     fastcgi_param GIT_CONFIG_VALUE_0 {root}/*;\n        fastcgi_param PATH_INFO $1;\n        \
+                     fastcgi_param REMOTE_USER $remote_user;\n    }}\n    ",
+                    pw = push_htpasswd(&dir).display(),
+                    backend = git_http_backend().display(),
+                    root = served.root.display(),
+                )
+            } else {
+                String::new()
+            },
         );
         std::fs::write(dir.join("nginx.conf"), config).unwrap();
         let mut cmd = Command::new(nginx);
@@ -1018,12 +1268,6 @@ impl WebServer {
     }
 
     pub fn remote(&self) -> Remote {
-        Remote {
-            transport: "http",
-            base: format!("http://127.0.0.1:{}/git", self.port),
-            env: vec![],
-            upload_pack: None,
-            push_refusal: "403",
-        }
+        http_remote(self.port, "403")
     }
 }

@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Replay protocol v2 requests against upload-pack servers with --stateless-rpc, side by side.
+
+Usage: replay.py [--runs K] [--behind OID] [--requests a,b,..] [--concurrent N] [--tsv FILE]
+                 REPO LABEL=CMD [LABEL=CMD...]
+
+Each request is built the way git's client builds it (want every branch and tag, the
+capabilities git 2.47 sends) and fed to `CMD --stateless-rpc REPO` with GIT_PROTOCOL=version=2;
+the response is read from a pipe as a client would. Measured from wait4() on the server: CPU
+(user+sys, waited-for children included: git's pack-objects), peak RSS (the largest process of
+the tree) and the pack bytes in the response (side-band 1 after the `packfile` header). Runs
+alternate between the servers; medians are printed, with ratios against the first server.
+
+Requests:
+  clone     want every branch and tag, done
+  filter    clone with filter blob:none
+  shallow   clone with deepen 1
+  fetch     a client at --behind (default: REPO/bench-behind, or main~300): have it, done
+  lsrefs    ls-refs with symrefs, peel and the ref-prefixes git's fetch sends
+  noop      what a no-op `git fetch` costs the server: the capability advertisement and ls-refs
+            (git sends no fetch when nothing changed)
+  ttfb      time from start to the first pack byte of a clone (milliseconds, not CPU)
+--concurrent N runs N clones of each server at once and reports total CPU and the summed
+private RSS (RssAnon of each process at its peak is not available from wait4: the sum of
+each tree's peak RSS and of its peak anonymous RSS, sampled from /proc every 5 ms).
+Reports numbers only; exits non-zero only when a server fails.
+"""
+import os, statistics, subprocess, sys, time, threading
+
+args = sys.argv[1:]
+runs, behind, requests, concurrent, tsv = 3, None, "clone,filter,shallow,fetch,lsrefs,noop,ttfb", 0, None
+while args and args[0].startswith("--"):
+    opt = args.pop(0)
+    if opt == "--runs":
+        runs = int(args.pop(0))
+    elif opt == "--behind":
+        behind = args.pop(0)
+    elif opt == "--requests":
+        requests = args.pop(0)
+    elif opt == "--concurrent":
+        concurrent = int(args.pop(0))
+    elif opt == "--tsv":
+        tsv = args.pop(0)
+    else:
+        sys.exit(f"replay.py: unknown option {opt}")
+repo = args.pop(0)
+servers = [a.split("=", 1) for a in args]
+
+
+def pkt(s):
+    b = s.encode() if isinstance(s, str) else s
+    return b"%04x" % (len(b) + 4) + b
+
+
+def git(*a):
+    return subprocess.run(["git", "-C", repo, *a], capture_output=True, text=True, check=True).stdout
+
+
+refs = sorted(set(git("for-each-ref", "--format=%(objectname)", "refs/heads", "refs/tags").split()))
+if behind is None:
+    f = os.path.join(repo, "bench-behind")
+    behind = open(f).read().strip() if os.path.exists(f) else git("rev-parse", "HEAD~300").strip()
+head = ["command=fetch\n", "agent=git/2.47.3\n", "object-format=sha1\n"]
+caps = ["thin-pack\n", "ofs-delta\n"]
+
+
+def fetch_req(extra=(), haves=()):
+    r = b"".join(pkt(l) for l in head) + b"0001" + b"".join(pkt(l) for l in caps)
+    r += b"".join(pkt(f"want {o}\n") for o in refs)
+    r += b"".join(pkt(l) for l in extra)
+    r += b"".join(pkt(f"have {h}\n") for h in haves)
+    return r + pkt("done\n") + b"0000"
+
+
+lsrefs = (pkt("command=ls-refs\n") + pkt("agent=git/2.47.3\n") + pkt("object-format=sha1\n") + b"0001"
+          + pkt("peel\n") + pkt("symrefs\n") + pkt("unborn\n")
+          + b"".join(pkt(f"ref-prefix {p}\n") for p in ["HEAD", "refs/heads/", "refs/tags/"]) + b"0000")
+REQ = {
+    "clone": fetch_req(),
+    "filter": fetch_req(["filter blob:none\n"]),
+    "shallow": fetch_req(["deepen 1\n"]),
+    "fetch": fetch_req(haves=[behind]),
+    "lsrefs": lsrefs,
+    "noop": None,  # advertisement + ls-refs
+    "ttfb": fetch_req(),
+}
+
+
+def pack_bytes(out):
+    """Bytes of side-band 1 after the `packfile` section header."""
+    i, n, in_pack = 0, 0, False
+    while i + 4 <= len(out):
+        try:
+            size = int(out[i:i + 4], 16)
+        except ValueError:
+            break
+        if size < 4:
+            i += 4
+            continue
+        data = out[i + 4:i + size]
+        if in_pack and data[:1] == b"\x01":
+            n += len(data) - 1
+        elif data == b"packfile\n":
+            in_pack = True
+        i += size
+    return n
+
+
+def run_one(cmd, req, ttfb=False):
+    env = dict(os.environ, GIT_PROTOCOL="version=2")
+    for k in list(env):
+        if k.startswith("GIT_TRACE"):
+            del env[k]
+    argv = cmd.split()
+    t0 = time.monotonic()
+    if req is None:
+        # advertisement, then ls-refs: two processes as over HTTP
+        cpu = rss = 0.0
+        for extra, body in ((["--advertise-refs"], b""), ([], lsrefs)):
+            c, r, _, _ = spawn(argv + ["--stateless-rpc"] + extra + [repo], body, env)
+            cpu += c
+            rss = max(rss, r)
+        return cpu, rss, 0, None
+    return spawn(argv + ["--stateless-rpc", repo], req, env, t0 if ttfb else None)
+
+
+def spawn(argv, body, env, t0=None):
+    r_in, w_in = os.pipe()
+    r_out, w_out = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(r_in, 0)
+        os.dup2(w_out, 1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        for fd in (r_in, w_in, r_out, w_out):
+            os.close(fd)
+        os.execvpe(argv[0], argv, env)
+    os.close(r_in)
+    os.close(w_out)
+
+    def feed():
+        try:
+            os.write(w_in, body)
+        except OSError:
+            pass
+        os.close(w_in)
+
+    th = threading.Thread(target=feed)
+    th.start()
+    chunks, first, seen = [], None, b""
+    while True:
+        c = os.read(r_out, 1 << 16)
+        if not c:
+            break
+        if t0 is not None and first is None:
+            seen = (seen + c)[-70000:]
+            if b"PACK\x00\x00\x00" in seen:
+                first = (time.monotonic() - t0) * 1000
+        chunks.append(c)
+    os.close(r_out)
+    th.join()
+    _, status, ru = os.wait4(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"replay.py: {argv[0]} exited {code}")
+    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, pack_bytes(b"".join(chunks)), first
+
+
+def concurrent_run(cmd, n):
+    """n clones at once: total CPU, sum of peak RSS and of peak anonymous RSS."""
+    procs = []
+    t_cpu = 0.0
+    peaks = {}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            for pid in list(peaks):
+                tree = [pid] + children(pid)
+                rss = anon = 0
+                for p in tree:
+                    try:
+                        for line in open(f"/proc/{p}/status"):
+                            if line.startswith("VmRSS:"):
+                                rss += int(line.split()[1])
+                            elif line.startswith("RssAnon:"):
+                                anon += int(line.split()[1])
+                    except OSError:
+                        pass
+                a, b = peaks[pid]
+                peaks[pid] = (max(a, rss), max(b, anon))
+            time.sleep(0.005)
+
+    def children(pid):
+        out = []
+        try:
+            for c in open(f"/proc/{pid}/task/{pid}/children").read().split():
+                out.append(int(c))
+                out += children(int(c))
+        except OSError:
+            pass
+        return out
+
+    results = []
+    lock = threading.Lock()
+
+    def one():
+        env = dict(os.environ, GIT_PROTOCOL="version=2")
+        r_in, w_in = os.pipe()
+        r_out, w_out = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.dup2(r_in, 0)
+            os.dup2(w_out, 1)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            for fd in (r_in, w_in, r_out, w_out):
+                os.close(fd)
+            argv = cmd.split() + ["--stateless-rpc", repo]
+            os.execvpe(argv[0], argv, env)
+        os.close(r_in)
+        os.close(w_out)
+        with lock:
+            peaks[pid] = (0, 0)
+        os.write(w_in, REQ["clone"])
+        os.close(w_in)
+        while os.read(r_out, 1 << 16):
+            pass
+        os.close(r_out)
+        _, status, ru = os.wait4(pid, 0)
+        with lock:
+            results.append(ru.ru_utime + ru.ru_stime)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    stop.set()
+    sampler.join()
+    return sum(results), sum(a for a, _ in peaks.values()) / 1024, sum(b for _, b in peaks.values()) / 1024, wall
+
+
+rows = []
+for req in requests.split(","):
+    if req not in REQ:
+        sys.exit(f"replay.py: unknown request {req}")
+    res = {label: [] for label, _ in servers}
+    for r in range(runs):
+        order = servers if r % 2 == 0 else list(reversed(servers))
+        for label, cmd in order:
+            res[label].append(run_one(cmd, REQ[req], ttfb=(req == "ttfb")))
+    rows.append((req, res))
+
+base = servers[0][0]
+print(f"repository: {repo} ({len(refs)} refs wanted; fetch from {behind[:12]}), medians of {runs}")
+print(f"{'request':<9} {'server':<12} {'cpu s':>8} {'ratio':>6} {'rss MiB':>8} {'ratio':>6} {'pack bytes':>12} {'ratio':>6}")
+out_tsv = []
+for req, res in rows:
+    med = {}
+    for label, v in res.items():
+        if req == "ttfb":
+            med[label] = (statistics.median(x[3] or 0 for x in v), 0, 0)
+        else:
+            med[label] = (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v),
+                          statistics.median(x[2] for x in v))
+    b = med[base]
+    for label, (cpu, rss, nbytes) in med.items():
+        ratio = lambda x, y: f"{x / y:6.2f}" if y else "     -"
+        if req == "ttfb":
+            print(f"{req:<9} {label:<12} {cpu:7.1f}ms {ratio(cpu, b[0])}")
+        else:
+            print(f"{req:<9} {label:<12} {cpu:8.3f} {ratio(cpu, b[0])} {rss:8.1f} {ratio(rss, b[1])} {int(nbytes):12d} {ratio(nbytes, b[2])}")
+        out_tsv.append(f"{req}\t{label}\t{cpu}\t{rss}\t{nbytes}")
+if concurrent:
+    print(f"{concurrent} concurrent clones:")
+    for label, cmd in servers:
+        cpu, rss, anon, wall = concurrent_run(cmd, concurrent)
+        print(f"  {label:<12} total cpu {cpu:7.2f} s, sum of peak RSS {rss:8.1f} MiB, of peak private (anon) RSS {anon:8.1f} MiB, wall {wall:.1f} s")
+        out_tsv.append(f"concurrent{concurrent}\t{label}\t{cpu}\t{rss}\t{anon}")
+if tsv:
+    open(tsv, "w").write("\n".join(out_tsv) + "\n")
