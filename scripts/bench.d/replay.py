@@ -86,26 +86,6 @@ REQ = {
 }
 
 
-def pack_bytes(out):
-    """Bytes of side-band 1 after the `packfile` section header."""
-    i, n, in_pack = 0, 0, False
-    while i + 4 <= len(out):
-        try:
-            size = int(out[i:i + 4], 16)
-        except ValueError:
-            break
-        if size < 4:
-            i += 4
-            continue
-        data = out[i + 4:i + size]
-        if in_pack and data[:1] == b"\x01":
-            n += len(data) - 1
-        elif data == b"packfile\n":
-            in_pack = True
-        i += size
-    return n
-
-
 def run_one(cmd, req, ttfb=False):
     env = dict(os.environ, GIT_PROTOCOL="version=2")
     for k in list(env):
@@ -124,47 +104,64 @@ def run_one(cmd, req, ttfb=False):
     return spawn(argv + ["--stateless-rpc", repo], req, env, t0 if ttfb else None)
 
 
+class PackCounter:
+    """Counts side-band 1 bytes after the `packfile` header in a response read in pieces."""
+
+    def __init__(self):
+        self.buf, self.in_pack, self.n = b"", False, 0
+
+    def feed(self, chunk):
+        self.buf += chunk
+        i = 0
+        while len(self.buf) - i >= 4:
+            try:
+                size = int(self.buf[i:i + 4], 16)
+            except ValueError:
+                self.buf = b""
+                return
+            if size < 4:
+                i += 4
+                continue
+            if len(self.buf) - i < size:
+                break
+            data = self.buf[i + 4:i + size]
+            if self.in_pack and data[:1] == b"\x01":
+                self.n += len(data) - 1
+            elif data == b"packfile\n":
+                self.in_pack = True
+            i += size
+        self.buf = self.buf[i:]
+
+
 def spawn(argv, body, env, t0=None):
-    r_in, w_in = os.pipe()
-    r_out, w_out = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.dup2(r_in, 0)
-        os.dup2(w_out, 1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        for fd in (r_in, w_in, r_out, w_out):
-            os.close(fd)
-        os.execvpe(argv[0], argv, env)
-    os.close(r_in)
-    os.close(w_out)
+    # subprocess starts the server with vfork: its peak RSS is its own, not this process's.
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
 
     def feed():
         try:
-            os.write(w_in, body)
+            p.stdin.write(body)
+            p.stdin.close()
         except OSError:
             pass
-        os.close(w_in)
 
     th = threading.Thread(target=feed)
     th.start()
-    chunks, first, seen = [], None, b""
+    counter, first, seen = PackCounter(), None, b""
     while True:
-        c = os.read(r_out, 1 << 16)
+        c = p.stdout.read1(1 << 16)
         if not c:
             break
         if t0 is not None and first is None:
             seen = (seen + c)[-70000:]
             if b"PACK\x00\x00\x00" in seen:
                 first = (time.monotonic() - t0) * 1000
-        chunks.append(c)
-    os.close(r_out)
+        counter.feed(c)
     th.join()
-    _, status, ru = os.wait4(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        sys.exit(f"replay.py: {argv[0]} exited {code}")
-    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, pack_bytes(b"".join(chunks)), first
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit(f"replay.py: {argv[0]} exited {p.returncode}")
+    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, counter.n, first
 
 
 def concurrent_run(cmd, n):
@@ -207,28 +204,16 @@ def concurrent_run(cmd, n):
 
     def one():
         env = dict(os.environ, GIT_PROTOCOL="version=2")
-        r_in, w_in = os.pipe()
-        r_out, w_out = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.dup2(r_in, 0)
-            os.dup2(w_out, 1)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            for fd in (r_in, w_in, r_out, w_out):
-                os.close(fd)
-            argv = cmd.split() + ["--stateless-rpc", repo]
-            os.execvpe(argv[0], argv, env)
-        os.close(r_in)
-        os.close(w_out)
+        argv = cmd.split() + ["--stateless-rpc", repo]
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         with lock:
-            peaks[pid] = (0, 0)
-        os.write(w_in, REQ["clone"])
-        os.close(w_in)
-        while os.read(r_out, 1 << 16):
+            peaks[p.pid] = (0, 0)
+        p.stdin.write(REQ["clone"])
+        p.stdin.close()
+        while p.stdout.read1(1 << 16):
             pass
-        os.close(r_out)
-        _, status, ru = os.wait4(pid, 0)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
         with lock:
             results.append(ru.ru_utime + ru.ru_stime)
 

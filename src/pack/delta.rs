@@ -544,6 +544,14 @@ fn reserve_within(out: &mut Vec<u8>, extra: usize, limit: usize) {
 /// bounded by the sizes of the inputs; callers that must bound memory should
 /// check [`sizes`] against their own limit first.
 pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
+    let mut out = Vec::new();
+    apply_into(base, delta, &mut out)?;
+    Ok(out)
+}
+
+/// [`apply`] into `out` (cleared first), reusing its allocation.
+pub fn apply_into(base: &[u8], delta: &[u8], out: &mut Vec<u8>) -> Result<(), DeltaError> {
+    out.clear();
     if delta.len() < MIN_DELTA_LEN {
         return Err(DeltaError::TooShort(delta.len()));
     }
@@ -556,7 +564,7 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
         .filter(|&l| l <= isize::MAX as usize)
         .ok_or(DeltaError::ResultTooLarge(result_size))?;
     let prealloc = base.len().saturating_add(delta.len()).max(PREALLOC_FLOOR).min(limit);
-    let mut out = Vec::with_capacity(prealloc);
+    out.reserve(prealloc);
 
     while let Some(&cmd) = delta.get(pos) {
         let at = pos;
@@ -586,7 +594,7 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
             if size > limit - out.len() {
                 return Err(DeltaError::ResultOverflow { at, declared: result_size });
             }
-            reserve_within(&mut out, size, limit);
+            reserve_within(out, size, limit);
             out.extend_from_slice(&base[offset..offset + size]);
         } else if cmd != 0 {
             let size = usize::from(cmd);
@@ -595,7 +603,7 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
             if size > limit - out.len() {
                 return Err(DeltaError::ResultOverflow { at, declared: result_size });
             }
-            reserve_within(&mut out, size, limit);
+            reserve_within(out, size, limit);
             out.extend_from_slice(data);
         } else {
             return Err(DeltaError::ReservedOpcode { at });
@@ -604,7 +612,7 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
     if out.len() != limit {
         return Err(DeltaError::ResultTooShort { declared: result_size, actual: out.len() as u64 });
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -32,11 +32,13 @@ pub struct Reader {
     cache: Option<gix::odb::pack::cache::lru::MemoryCappedHashmap>,
     inflate: flate2::Decompress,
     delta: Vec<u8>,
+    /// Where a delta's result is built (then swapped with the caller's buffer).
+    result: Vec<u8>,
 }
 
 impl Default for Reader {
     fn default() -> Self {
-        Reader { cache: None, inflate: flate2::Decompress::new(true), delta: Vec::new() }
+        Reader { cache: None, inflate: flate2::Decompress::new(true), delta: Vec::new(), result: Vec::new() }
     }
 }
 
@@ -78,10 +80,11 @@ impl Reader {
             }
             let mut delta = std::mem::take(&mut self.delta);
             self.inflate(packs, pack, &info, &mut delta)?;
-            let result = delta::apply(out, &delta)
+            let result = delta::apply_into(out, &delta, &mut self.result)
                 .map_err(|e| corrupt(packs, pack, format!("bad delta at offset {}: {e}", info.offset)));
             self.delta = delta;
-            *out = result?;
+            result?;
+            std::mem::swap(out, &mut self.result);
         }
         Ok(kind)
     }
