@@ -596,6 +596,14 @@ impl crate::pack::Objects for Odb {
     fn hash_kind(&self) -> gix::hash::Kind {
         self.hash
     }
+
+    fn header(&self, num: ObjNum) -> Result<(Kind, u64), crate::pack::ObjectError> {
+        let err = |e: OdbError| crate::pack::ObjectError(e.to_string());
+        let missing = || crate::pack::ObjectError(format!("missing object {}", self.id(num)));
+        let kind = self.kind_num(num).map_err(err)?.ok_or_else(missing)?;
+        let size = self.size_num(num).map_err(err)?.ok_or_else(missing)?;
+        Ok((kind, size))
+    }
 }
 
 fn hex_oid(s: &[u8], hash: gix::hash::Kind) -> Option<ObjectId> {

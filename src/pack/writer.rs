@@ -16,9 +16,9 @@ use gix::hash::ObjectId;
 use gix::objs::Kind;
 use gix::odb::pack::data::entry::Header;
 
-use super::plan::{Plan, PlanError, Verbatim};
+use super::plan::{in_run, Plan, PlanEntry, PlanError, PlannedBase, UNPACKED};
 use super::search::{DeltaBase, DeltaSearch};
-use super::source::{ObjNum, PackSet, SourceError};
+use super::source::{ObjNum, PackId, PackSet, SourceError};
 use super::{ObjectError, Objects};
 
 /// What the client accepts.
@@ -113,17 +113,6 @@ pub struct Known<'a> {
     pub name_hash: &'a dyn Fn(ObjNum) -> u32,
 }
 
-/// Whether object number `num` is in the verbatim run `v`.
-fn in_run(packs: &PackSet, v: Option<Verbatim>, num: ObjNum) -> bool {
-    let Some(v) = v else { return false };
-    match packs.split(num) {
-        Some((pack, index)) if pack == v.pack => {
-            packs.pack(pack).pack_position_of_index(index).is_some_and(|pos| pos < v.objects)
-        }
-        _ => false,
-    }
-}
-
 /// Writes the whole pack for `plan` to `out` (the plan records where each entry went).
 /// `on_entry` is called after each entry (progress).
 pub fn write_pack<W: Write>(
@@ -140,16 +129,12 @@ pub fn write_pack<W: Write>(
     let verbatim = plan.verbatim;
     if let Some(v) = verbatim {
         let p = packs.pack(v.pack);
-        if plan.packs.is_empty()
-            && plan.unpacked.is_empty()
-            && v.objects == p.num_objects()
-            && v.end == p.entries_end()
-        {
+        if plan.entries.is_empty() && v.objects == p.num_objects() && v.end == p.entries_end() {
             return super::reuse::write_whole_pack(out, p, on_entry);
         }
     }
     // Sent anywhere in this pack: listed, or in the run.
-    let sent = |num: ObjNum| is_sent(num) || in_run(packs, verbatim, num);
+    let sent = |num: ObjNum| is_sent(num) || verbatim.is_some_and(|v| in_run(packs, v, num));
     let mut w = Hashing { out, hasher: gix::hash::hasher(packs.hash_kind()), count: 0 };
     let mut stats = PackStats::default();
     w.write_all(b"PACK")?;
@@ -171,135 +156,175 @@ pub fn write_pack<W: Write>(
 
     let mut search = DeltaSearch::new(objects, opts.thin.then_some(thin_bases));
     let mut buf = Vec::new();
+    let mut base_buf = Vec::new();
     let mut hdr = Vec::with_capacity(32);
-    for pi in 0..plan.packs.len() {
-        let pack = plan.packs[pi].pack;
-        let p = packs.pack(pack);
-        let base_num = packs.base(pack);
-        let corrupt = |what: String| SourceError::Corrupt { path: p.path().to_owned(), what };
-        for k in 0..plan.packs[pi].entries.len() {
-            let here = w.count;
-            let e = plan.packs[pi].entries[k];
-            plan.packs[pi].entries[k].set_out_offset(here);
-            let index =
-                p.index_at_pack_position(e.pos()).ok_or_else(|| corrupt(format!("no entry {}", e.pos())))?;
-            let num = base_num + index;
-            let off = e.in_offset();
-            let end = p.offset_at_pack_position(e.pos() + 1);
-            if end <= off || end > p.entries_end() {
-                return Err(corrupt(format!("bad entry bounds at offset {off}")).into());
-            }
-            let info = p.entry_bounded(off, end)?;
-            let raw = p.bytes(off, end);
-            if let Some(crc) = p.index().crc32_at_index(index) {
-                if crc32fast::hash(raw) != crc {
-                    return Err(PackError::Crc {
-                        path: p.path().display().to_string(),
-                        id: p.index().oid_at_index(index).to_owned(),
-                    });
+    for k in 0..plan.entries.len() {
+        let here = w.count;
+        let e = plan.entries[k];
+        plan.entries[k].set_out_offset(here);
+        let base_out = |b: usize| plan.entries[b].out_offset();
+        if e.pack() == UNPACKED {
+            let num = e.pos();
+            match e.base() {
+                PlannedBase::New(b) => {
+                    let bnum = entry_num(packs, &plan.entries[b]);
+                    write_new_delta(
+                        &mut w,
+                        &mut search,
+                        &mut stats,
+                        objects,
+                        num,
+                        name_hash(num),
+                        None,
+                        bnum,
+                        base_out(b),
+                        &mut buf,
+                        &mut base_buf,
+                        &mut hdr,
+                        opts,
+                    )?;
                 }
-            }
-            let data = &raw[info.header_len..];
-            // A stored non-delta entry we may copy as it is if no better delta turns up.
-            let mut stored_whole: Option<(&[u8], Kind)> = None;
-            let mut written = false;
-            let new_header = match info.header {
-                Header::OfsDelta { base_distance } => {
-                    let base_off = off
-                        .checked_sub(base_distance)
-                        .ok_or_else(|| corrupt(format!("delta base before start at offset {off}")))?;
-                    match verbatim {
-                        Some(v) if v.pack == pack && base_off < v.end && opts.ofs_delta => {
-                            Some(Header::OfsDelta { base_distance: here - shifts.out_offset(base_off) })
-                        }
-                        _ => match plan.packs[pi].find_before(k, base_off) {
-                            Some(j) if opts.ofs_delta => Some(Header::OfsDelta {
-                                base_distance: here - plan.packs[pi].entries[j].out_offset(),
-                            }),
-                            found => {
-                                let bindex = p.index_at_offset(base_off).ok_or_else(|| {
-                                    corrupt(format!("no entry at delta base offset {base_off}"))
-                                })?;
-                                let base_id = p.index().oid_at_index(bindex).to_owned();
-                                // The base's number where it counts (a copy in another pack).
-                                let canon = packs.num_of(&base_id).unwrap_or(base_num + bindex);
-                                (found.is_some() || sent(canon) || (opts.thin && client_has(canon)))
-                                    .then_some(Header::RefDelta { base_id })
-                            }
-                        },
-                    }
-                }
-                Header::RefDelta { base_id } => {
-                    match packs.num_of(&base_id).or_else(|| objects.num(&base_id)) {
-                        Some(bnum) if sent(bnum) => {
-                            let out = written_offset(plan, packs, verbatim, &shifts, bnum, (pi, k));
-                            match out {
-                                Some(o) if opts.ofs_delta => {
-                                    Some(Header::OfsDelta { base_distance: here - o })
-                                }
-                                _ => Some(Header::RefDelta { base_id }),
-                            }
-                        }
-                        Some(bnum) if opts.thin && client_has(bnum) => Some(Header::RefDelta { base_id }),
-                        _ => None,
-                    }
-                }
-                h => {
-                    let kind = h.as_kind().unwrap_or(Kind::Blob);
-                    if search.worth_trying(kind, name_hash(num), info.size) {
-                        stored_whole = Some((raw, kind));
-                    } else {
-                        w.write_all(raw)?;
-                        stats.reused += 1;
-                        search.note_whole(here, num, kind, name_hash(num));
-                        written = true;
-                    }
-                    None
-                }
-            };
-            if let Some(h) = new_header {
-                hdr.clear();
-                h.write_to(info.size, &mut hdr)?;
-                w.write_all(&hdr)?;
-                w.write_all(data)?;
-                stats.reused += 1;
-                stats.reused_deltas += 1;
-                stats.deltas += 1;
-                written = true;
-            }
-            p.touch(off, end - off);
-            if !written {
-                write_new(
+                _ => write_new(
                     &mut w,
                     &mut search,
                     &mut stats,
                     objects,
                     num,
                     name_hash(num),
-                    stored_whole,
+                    None,
                     &mut buf,
                     &mut hdr,
                     opts,
-                )?;
+                )?,
             }
             stats.objects += 1;
             on_entry(&stats);
+            continue;
         }
-    }
-    for i in 0..plan.unpacked.len() {
-        let num = plan.unpacked[i];
-        write_new(
-            &mut w,
-            &mut search,
-            &mut stats,
-            objects,
-            num,
-            name_hash(num),
-            None,
-            &mut buf,
-            &mut hdr,
-            opts,
-        )?;
+        let pack = PackId::from(e.pack());
+        let p = packs.pack(pack);
+        let corrupt = |what: String| SourceError::Corrupt { path: p.path().to_owned(), what };
+        let index =
+            p.index_at_pack_position(e.pos()).ok_or_else(|| corrupt(format!("no entry {}", e.pos())))?;
+        let num = packs.base(pack) + index;
+        let off = p.index().pack_offset_at_index(index);
+        let end = p.offset_at_pack_position(e.pos() + 1);
+        if end <= off || end > p.entries_end() {
+            return Err(corrupt(format!("bad entry bounds at offset {off}")).into());
+        }
+        let info = p.entry_bounded(off, end)?;
+        let raw = p.bytes(off, end);
+        if let Some(crc) = p.index().crc32_at_index(index) {
+            if crc32fast::hash(raw) != crc {
+                return Err(PackError::Crc {
+                    path: p.path().display().to_string(),
+                    id: p.index().oid_at_index(index).to_owned(),
+                });
+            }
+        }
+        let data = &raw[info.header_len..];
+        let mut written = false;
+        // A stored non-delta entry we may copy as it is if no better delta turns up.
+        let mut stored_whole: Option<&[u8]> = None;
+        let new_header = match (e.base(), info.header) {
+            (PlannedBase::New(b), _) => {
+                let bnum = entry_num(packs, &plan.entries[b]);
+                write_new_delta(
+                    &mut w,
+                    &mut search,
+                    &mut stats,
+                    objects,
+                    num,
+                    name_hash(num),
+                    None,
+                    bnum,
+                    base_out(b),
+                    &mut buf,
+                    &mut base_buf,
+                    &mut hdr,
+                    opts,
+                )?;
+                written = true;
+                None
+            }
+            (PlannedBase::Stored(b), Header::OfsDelta { .. } | Header::RefDelta { .. }) => {
+                let at = base_out(b);
+                if at != 0 && opts.ofs_delta {
+                    Some(Header::OfsDelta { base_distance: here - at })
+                } else {
+                    Some(Header::RefDelta { base_id: entry_id(packs, &plan.entries[b], objects) })
+                }
+            }
+            (_, Header::OfsDelta { base_distance }) => {
+                let base_off = off
+                    .checked_sub(base_distance)
+                    .ok_or_else(|| corrupt(format!("delta base before start at offset {off}")))?;
+                match verbatim {
+                    Some(v) if v.pack == pack && base_off < v.end && opts.ofs_delta => {
+                        Some(Header::OfsDelta { base_distance: here - shifts.out_offset(base_off) })
+                    }
+                    _ => {
+                        let bindex = p
+                            .index_at_offset(base_off)
+                            .ok_or_else(|| corrupt(format!("no entry at delta base offset {base_off}")))?;
+                        let base_id = p.index().oid_at_index(bindex).to_owned();
+                        let canon = packs.num_of(&base_id).unwrap_or(packs.base(pack) + bindex);
+                        (sent(canon) || (opts.thin && client_has(canon)))
+                            .then_some(Header::RefDelta { base_id })
+                    }
+                }
+            }
+            (_, Header::RefDelta { base_id }) => {
+                match packs.num_of(&base_id).or_else(|| objects.num(&base_id)) {
+                    Some(bnum) if verbatim.is_some_and(|v| in_run(packs, v, bnum)) && opts.ofs_delta => {
+                        let bloc = packs.location(bnum).map(|l| l.offset).unwrap_or(0);
+                        Some(Header::OfsDelta { base_distance: here - shifts.out_offset(bloc) })
+                    }
+                    Some(bnum) if sent(bnum) || (opts.thin && client_has(bnum)) => {
+                        Some(Header::RefDelta { base_id })
+                    }
+                    _ => None,
+                }
+            }
+            (_, h) => {
+                let kind = h.as_kind().unwrap_or(Kind::Blob);
+                if opts.thin && search.worth_trying(kind, name_hash(num), info.size) {
+                    stored_whole = Some(raw);
+                } else {
+                    w.write_all(raw)?;
+                    stats.reused += 1;
+                    search.note_whole(here, num, kind, name_hash(num));
+                    written = true;
+                }
+                None
+            }
+        };
+        if let Some(h) = new_header {
+            hdr.clear();
+            h.write_to(info.size, &mut hdr)?;
+            w.write_all(&hdr)?;
+            w.write_all(data)?;
+            stats.reused += 1;
+            stats.reused_deltas += 1;
+            stats.deltas += 1;
+            written = true;
+        }
+        p.touch(off, end - off);
+        if !written {
+            let stored = stored_whole.map(|raw| (raw, Kind::Blob));
+            write_new(
+                &mut w,
+                &mut search,
+                &mut stats,
+                objects,
+                num,
+                name_hash(num),
+                stored,
+                &mut buf,
+                &mut hdr,
+                opts,
+            )?;
+        }
         stats.objects += 1;
         on_entry(&stats);
     }
@@ -310,25 +335,61 @@ pub fn write_pack<W: Write>(
     Ok(stats)
 }
 
-/// Where object `num` (sent) was written, if it was written before entry `before` (plan pack
-/// index, entry index): in the verbatim run or among the planned entries.
-fn written_offset(
-    plan: &Plan,
-    packs: &PackSet,
-    verbatim: Option<Verbatim>,
-    shifts: &super::reuse::Shifts,
-    num: ObjNum,
-    before: (usize, usize),
-) -> Option<u64> {
-    let (pack, index) = packs.split(num)?;
-    let p = packs.pack(pack);
-    let pos = p.pack_position_of_index(index)?;
-    if verbatim.is_some_and(|v| v.pack == pack && pos < v.objects) {
-        return Some(shifts.out_offset(p.index().pack_offset_at_index(index)));
+/// The object number of a planned entry.
+fn entry_num(packs: &PackSet, e: &PlanEntry) -> ObjNum {
+    if e.pack() == UNPACKED {
+        return e.pos();
     }
-    let pi = plan.pack_plan(pack)?;
-    let j = plan.packs[pi].find_position(pos)?;
-    ((pi, j) < before).then(|| plan.packs[pi].entries[j].out_offset())
+    let pack = PackId::from(e.pack());
+    packs.base(pack) + packs.pack(pack).index_at_pack_position(e.pos()).unwrap_or(0)
+}
+
+/// The object id of a planned entry.
+fn entry_id(packs: &PackSet, e: &PlanEntry, objects: &dyn Objects) -> ObjectId {
+    objects.id(entry_num(packs, e))
+}
+
+/// Writes object `num` as a new delta against object `base` (written at output offset `at`),
+/// chosen by the delta window; whole (or as [`write_new`] finds) if the delta does not pay.
+#[allow(clippy::too_many_arguments)]
+fn write_new_delta<W: Write>(
+    w: &mut Hashing<'_, W>,
+    search: &mut DeltaSearch<'_>,
+    stats: &mut PackStats,
+    objects: &dyn Objects,
+    num: ObjNum,
+    name_hash: u32,
+    stored: Option<(&[u8], Kind)>,
+    base: ObjNum,
+    at: u64,
+    buf: &mut Vec<u8>,
+    base_buf: &mut Vec<u8>,
+    hdr: &mut Vec<u8>,
+    opts: PackOptions,
+) -> Result<(), PackError> {
+    let here = w.count;
+    let kind = objects.read(num, buf)?;
+    let base_kind = objects.read(base, base_buf)?;
+    let max = (buf.len() / 2).saturating_sub(objects.hash_kind().len_in_bytes());
+    let delta = (base_kind == kind && at != 0)
+        .then(|| super::delta::DeltaIndex::new(base_buf).encode(buf, max))
+        .flatten();
+    match delta {
+        Some(delta) => {
+            hdr.clear();
+            let h = if opts.ofs_delta {
+                Header::OfsDelta { base_distance: here - at }
+            } else {
+                Header::RefDelta { base_id: objects.id(base) }
+            };
+            h.write_to(delta.len() as u64, hdr)?;
+            w.write_all(hdr)?;
+            compress(w, &delta)?;
+            stats.deltas += 1;
+            Ok(())
+        }
+        None => write_new(w, search, stats, objects, num, name_hash, stored, buf, hdr, opts),
+    }
 }
 
 /// Writes object `num` anew: as a delta if the search finds one that pays, else its stored

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 
 use gix::hash::ObjectId;
 
-use crate::pack::plan::Plan;
+use crate::pack::plan::{Plan, PlanOptions};
 use crate::pack::writer::{self, PackOptions};
 use crate::repo::Repo;
 use crate::select::policy::WantRules;
@@ -327,8 +327,20 @@ pub(crate) fn send_pack<W: Write>(
         sb.progress(&format!("Enumerating objects: {}, done{how}.\n", sel.len()))?;
         // The walk's cache of decoded trees is not needed while the pack is planned and written.
         repo.odb.drop_caches();
-        let mut plan = Plan::new(&sel.sent, packs).map_err(SessionError::internal)?;
-        plan.verbatim = sel.verbatim;
+        let client_has = |num| sel.client.has(num);
+        let name_hash = |num| sel.name_hash(num);
+        let plan_opts = PlanOptions {
+            verbatim: sel.verbatim,
+            // Counted with bitmaps, git reuses the stored order; otherwise it writes each delta
+            // after its base.
+            delta_order: !sel.used_bitmap(),
+            thin: options.thin,
+            client_has: &client_has,
+            name_hash: &name_hash,
+            window: repo.config.pack_window,
+            depth: repo.config.pack_depth,
+        };
+        let mut plan = Plan::new(&sel.sent, packs, &repo.odb, &plan_opts).map_err(SessionError::internal)?;
         let stats = {
             let mut on_entry = |_: &writer::PackStats| {};
             writer::write_pack(
