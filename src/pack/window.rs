@@ -64,8 +64,10 @@ pub fn find_bases(
     let mut chosen = Vec::new();
     // Depth of new deltas of each list position that got one.
     let mut depth_of: std::collections::HashMap<usize, u32> = std::collections::HashMap::new();
-    // Loaded objects of the last `window` positions, as (position, data, depth).
-    let mut loaded: std::collections::VecDeque<(usize, Vec<u8>, u32)> = std::collections::VecDeque::new();
+    // Loaded objects of the last `window` positions, each indexed once as a base:
+    // (position, index over its data).
+    let mut loaded: std::collections::VecDeque<(usize, DeltaIndex<Vec<u8>>)> =
+        std::collections::VecDeque::new();
     let mut target_buf = Vec::new();
     for i in 0..list.len() {
         let t = list[i];
@@ -113,12 +115,11 @@ pub fn find_bases(
                     }
                     // Keep the deque in list order.
                     let at = loaded.partition_point(|l| l.0 < j);
-                    loaded.insert(at, (j, data, base_depth));
+                    loaded.insert(at, (j, DeltaIndex::new(data)));
                     at
                 }
             };
-            let base = &loaded[slot].1;
-            if let Some(delta) = DeltaIndex::new(base).encode(target, max_size) {
+            if let Some(delta) = loaded[slot].1.encode(target, max_size) {
                 max_size = delta.len().saturating_sub(1);
                 best = Some((j, base_depth + 1));
             }

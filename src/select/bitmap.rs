@@ -24,7 +24,9 @@ use memmap2::Mmap;
 
 use super::ewah::{self, Bits, EwahError};
 use super::filter::Filter;
-use super::walk::{child_hash, name_hash, ClientHas, Request, Selection, ThinBases, THIN_CANDIDATES};
+use super::walk::{
+    child_hash, name_hash, set_name_hash, ClientHas, Request, Selection, ThinBases, THIN_CANDIDATES,
+};
 use crate::odb::{EntryKind, Odb, OdbError};
 use crate::pack::midx::{Midx, MidxError};
 use crate::pack::plan::Verbatim;
@@ -683,18 +685,12 @@ pub fn select<'i>(
     let mut sent_nums = Bits::with_len(odb.num_end() as usize);
     let mut name_hashes: Vec<u32> = Vec::new();
     let mut sent_count = 0;
+    let expected = odb.num_end() as usize;
     let mut note = |num: ObjNum, hash: u32, bits: &mut Bits| {
         if !bits.test_and_set(num as usize) {
             sent_count += 1;
         }
-        if hash != 0 {
-            let i = num as usize;
-            if name_hashes.len() <= i {
-                let want = (i + 1).max(name_hashes.len() * 2).max(1024);
-                name_hashes.resize(want, 0);
-            }
-            name_hashes[i] = hash;
-        }
+        set_name_hash(&mut name_hashes, num, hash, expected);
     };
     for pos in sent.iter_from(skip) {
         let pos32 = pos as u32;

@@ -507,16 +507,26 @@ impl Flags {
             return false;
         }
         self.sent_count += 1;
-        if name_hash != 0 {
-            if self.name_hashes.len() <= n {
-                // Zeroed growth: untouched pages of a big table cost no memory.
-                let want = (n + 1).max(self.name_hashes.len() * 2).max(1024);
-                self.name_hashes.resize(want, 0);
-            }
-            self.name_hashes[n] = name_hash;
-        }
+        set_name_hash(&mut self.name_hashes, num, name_hash, self.sent.words().len() * 64);
         true
     }
+}
+
+/// Records the name hash of object `num` in a table by number. The table is allocated zeroed
+/// for `expected` numbers at once (pages never written stay unmapped, so a fetch that sends a
+/// few objects of a big repository costs a few pages), and grows by copying into a new zeroed
+/// table past that.
+pub(crate) fn set_name_hash(table: &mut Vec<u32>, num: ObjNum, hash: u32, expected: usize) {
+    if hash == 0 {
+        return;
+    }
+    let n = num as usize;
+    if table.len() <= n {
+        let mut grown = vec![0u32; (n + 1).max(table.len() * 2).max(expected)];
+        grown[..table.len()].copy_from_slice(table);
+        *table = grown;
+    }
+    table[n] = hash;
 }
 
 /// Walks from the wants, subtracting what is reachable from `common`.
