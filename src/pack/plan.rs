@@ -212,7 +212,7 @@ impl Plan {
             for k in start..end {
                 let off = entries[k].pack_off & OFFSET_MASK;
                 let info = p.entry_unbounded(off)?;
-                p.touch(off, info.header_len as u64);
+                p.touch_passing(off, info.header_len as u64);
                 let stored = match info.header {
                     Header::OfsDelta { base_distance } => {
                         let Some(base_off) = off.checked_sub(base_distance) else {

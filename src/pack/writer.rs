@@ -309,7 +309,7 @@ pub fn write_pack<W: Write>(
             stats.deltas += 1;
             written = true;
         }
-        p.touch(off, end - off);
+        p.touch_passing(off, end - off);
         if !written {
             let stored = stored_whole.map(|raw| (raw, Kind::Blob));
             write_new(
