@@ -18,7 +18,7 @@ use gix::odb::pack::data::entry::Header;
 use crate::bits::Bits;
 
 use super::source::{ObjNum, PackId, PackSet, SourceError};
-use super::window::{self, WindowObject};
+use super::window::{self, Chosen, Role, WindowObject};
 use super::Objects;
 
 /// A run of a pack sent as one byte range from its first entry: the output's first `objects`
@@ -42,6 +42,8 @@ pub const UNPACKED: u16 = u16::MAX;
 const NO_BASE: u32 = u32::MAX;
 /// The base was chosen by the delta window (a new delta), not stored.
 const NEW_BASE: u32 = 1 << 31;
+/// With [`NEW_BASE`]: the base is an object the client has (index into [`Plan::client_bases`]).
+const CLIENT_BASE: u32 = 1 << 30;
 
 /// One planned entry, in 16 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,8 @@ pub enum PlannedBase {
     Stored(usize),
     /// A new delta against the object at this plan index (chosen by the delta window).
     New(usize),
+    /// A new delta against an object the client has (index into [`Plan::client_bases`]).
+    Client(usize),
 }
 
 impl PlanEntry {
@@ -96,6 +100,9 @@ impl PlanEntry {
     pub fn base(&self) -> PlannedBase {
         match self.base {
             NO_BASE => PlannedBase::None,
+            b if b & (NEW_BASE | CLIENT_BASE) == NEW_BASE | CLIENT_BASE => {
+                PlannedBase::Client((b & !(NEW_BASE | CLIENT_BASE)) as usize)
+            }
             b if b & NEW_BASE != 0 => PlannedBase::New((b & !NEW_BASE) as usize),
             b => PlannedBase::Stored(b as usize),
         }
@@ -108,10 +115,15 @@ pub struct PlanOptions<'a> {
     pub verbatim: Option<Verbatim>,
     /// Move each delta after its base (else keep the stored order).
     pub delta_order: bool,
-    /// The client takes thin packs: a delta whose base it has stays a delta.
+    /// The client takes thin packs.
     pub thin: bool,
-    /// Whether the client has an object.
-    pub client_has: &'a dyn Fn(ObjNum) -> bool,
+    /// Whether a stored delta against this object, which the client has, may be sent as it is
+    /// (git: against any object the client has when counting with bitmaps, else only against
+    /// its "preferred bases", the client's versions of the paths sent).
+    pub reuse_against: &'a dyn Fn(ObjNum) -> bool,
+    /// For a thin pack: objects the client has that the window may choose as bases, with
+    /// their kinds and name hashes (git's preferred bases).
+    pub client_candidates: &'a [(ObjNum, gix::objs::Kind, u32)],
     /// The name hash of a sent object's path.
     pub name_hash: &'a dyn Fn(ObjNum) -> u32,
     /// Objects compared with each object that needs a new delta (`pack.window`; 0: none).
@@ -129,6 +141,11 @@ pub struct Plan {
     pub entries: Vec<PlanEntry>,
     /// Entries that got a new delta base from the window.
     pub new_deltas: usize,
+    /// Objects the client has that new deltas are made against.
+    pub client_bases: Vec<ObjNum>,
+    /// The small new deltas the window made, by object number (the writer makes the others
+    /// again).
+    pub deltas: std::collections::HashMap<ObjNum, Vec<u8>>,
 }
 
 /// Planning failed.
@@ -195,7 +212,7 @@ impl Plan {
         for num in sent.iter_from(total) {
             entries.push(PlanEntry::new(UNPACKED, num as u32, 0));
         }
-        if entries.len() >= NEW_BASE as usize {
+        if entries.len() >= CLIENT_BASE as usize {
             return Err(PlanError::TooMany);
         }
 
@@ -206,6 +223,8 @@ impl Plan {
         };
         let mut win: Vec<WindowObject> = Vec::new();
         let mut targets = 0usize;
+        // Objects stored whole look for a base among the client's objects (a thin pack).
+        let whole_targets = opts.thin && !opts.client_candidates.is_empty();
         for &(pack, start, end) in &ranges {
             let p = packs.pack(pack);
             let base_num = packs.base(pack);
@@ -233,14 +252,16 @@ impl Plan {
                         let kind = h.as_kind().unwrap_or(gix::objs::Kind::Blob);
                         if matches!(kind, gix::objs::Kind::Tree | gix::objs::Kind::Blob) && opts.window > 0 {
                             let num = base_num + p.index_at_pack_position(entries[k].pos).unwrap_or(0);
+                            let role = if whole_targets { Role::StoredWhole } else { Role::Base };
                             win.push(WindowObject::new(
                                 k as u32,
                                 num,
                                 kind,
                                 (opts.name_hash)(num),
                                 info.size,
-                                false,
+                                role,
                             ));
+                            targets += usize::from(whole_targets);
                         }
                         None
                     }
@@ -262,7 +283,7 @@ impl Plan {
                         // In the run, or on the client: the writer keeps the stored delta.
                         Some(bnum)
                             if opts.verbatim.is_some_and(|v| in_run(packs, v, bnum))
-                                || (opts.thin && (opts.client_has)(bnum)) =>
+                                || (opts.thin && (opts.reuse_against)(bnum)) =>
                         {
                             continue
                         }
@@ -282,7 +303,7 @@ impl Plan {
                                     kind,
                                     (opts.name_hash)(num),
                                     size,
-                                    true,
+                                    Role::Target,
                                 ));
                                 targets += 1;
                             }
@@ -297,7 +318,14 @@ impl Plan {
                 let num = e.pos;
                 if let Ok((kind, size)) = objects.header(num) {
                     if matches!(kind, gix::objs::Kind::Tree | gix::objs::Kind::Blob) {
-                        win.push(WindowObject::new(k as u32, num, kind, (opts.name_hash)(num), size, true));
+                        win.push(WindowObject::new(
+                            k as u32,
+                            num,
+                            kind,
+                            (opts.name_hash)(num),
+                            size,
+                            Role::Target,
+                        ));
                         targets += 1;
                     }
                 }
@@ -305,9 +333,38 @@ impl Plan {
         }
         packs.release_all();
         let mut new_deltas = 0;
+        let mut client_bases = Vec::new();
+        let mut deltas = std::collections::HashMap::new();
         if targets > 0 {
-            for (target, base) in window::find_bases(&mut win, objects, opts.window, opts.depth) {
-                entries[target as usize].base = base | NEW_BASE;
+            if opts.thin {
+                for (i, &(num, kind, hash)) in opts.client_candidates.iter().enumerate() {
+                    if let Ok((_, size)) = objects.header(num) {
+                        win.push(WindowObject::new(i as u32, num, kind, hash, size, Role::Client));
+                    }
+                }
+            }
+            for (target, base, delta) in window::find_bases(&mut win, objects, opts.window, opts.depth) {
+                if let Some(d) = delta {
+                    let num = match entries[target as usize].pack() {
+                        UNPACKED => entries[target as usize].pos,
+                        pack => {
+                            let pack = PackId::from(pack);
+                            packs.base(pack)
+                                + packs
+                                    .pack(pack)
+                                    .index_at_pack_position(entries[target as usize].pos)
+                                    .unwrap_or(0)
+                        }
+                    };
+                    deltas.insert(num, d);
+                }
+                entries[target as usize].base = match base {
+                    Chosen::Sent(b) => b | NEW_BASE,
+                    Chosen::Client(c) => {
+                        client_bases.push(opts.client_candidates[c as usize].0);
+                        (client_bases.len() - 1) as u32 | NEW_BASE | CLIENT_BASE
+                    }
+                };
                 new_deltas += 1;
             }
         }
@@ -318,7 +375,7 @@ impl Plan {
         for e in &mut entries {
             e.set_out_offset(0);
         }
-        Ok(Plan { verbatim: opts.verbatim, entries, new_deltas })
+        Ok(Plan { verbatim: opts.verbatim, entries, new_deltas, client_bases, deltas })
     }
 
     /// Entries in the pack, the verbatim run included.
@@ -395,7 +452,7 @@ fn delta_order(mut entries: Vec<PlanEntry>) -> Vec<PlanEntry> {
     let mut stack: Vec<u32> = Vec::new();
     // Roots in order; then whatever a loop of bases (not possible from a well-formed pack)
     // left unvisited.
-    let roots = (0..n).filter(|&i| entries[i].base() == PlannedBase::None);
+    let roots = (0..n).filter(|&i| matches!(entries[i].base(), PlannedBase::None | PlannedBase::Client(_)));
     for root in roots.chain(0..n) {
         if new_pos[root] != NO_BASE {
             continue;
@@ -423,7 +480,7 @@ fn delta_order(mut entries: Vec<PlanEntry>) -> Vec<PlanEntry> {
         match e.base() {
             PlannedBase::Stored(b) => e.base = new_pos[b],
             PlannedBase::New(b) => e.base = new_pos[b] | NEW_BASE,
-            PlannedBase::None => {}
+            PlannedBase::None | PlannedBase::Client(_) => {}
         }
     }
     // Permute in place, following cycles: one entries vector alive.

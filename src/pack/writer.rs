@@ -16,6 +16,7 @@ use gix::hash::ObjectId;
 use gix::objs::Kind;
 use gix::odb::pack::data::entry::Header;
 
+use super::delta::DeltaIndex;
 use super::plan::{in_run, Plan, PlanEntry, PlanError, PlannedBase, UNPACKED};
 use super::search::{DeltaBase, DeltaSearch};
 use super::source::{ObjNum, PackId, PackSet, SourceError};
@@ -154,49 +155,37 @@ pub fn write_pack<W: Write>(
         None => super::reuse::Shifts::default(),
     };
 
-    let mut search = DeltaSearch::new(objects, opts.thin.then_some(thin_bases));
-    let mut buf = Vec::new();
-    let mut base_buf = Vec::new();
+    let mut anew = Anew {
+        search: DeltaSearch::new(objects, opts.thin.then_some(thin_bases)),
+        objects,
+        opts,
+        buf: Vec::new(),
+        base_buf: Vec::new(),
+        hdr: Vec::with_capacity(32),
+    };
     let mut hdr = Vec::with_capacity(32);
+    let mut kept = std::mem::take(&mut plan.deltas);
     for k in 0..plan.entries.len() {
         let here = w.count;
         let e = plan.entries[k];
         plan.entries[k].set_out_offset(here);
-        let base_out = |b: usize| plan.entries[b].out_offset();
+        // Where a new delta's base is.
+        let new_base = |base: PlannedBase| match base {
+            PlannedBase::New(b) => {
+                Some((entry_num(packs, &plan.entries[b]), NewBase::Written(plan.entries[b].out_offset())))
+            }
+            PlannedBase::Client(c) => Some((plan.client_bases[c], NewBase::Client)),
+            _ => None,
+        };
         if e.pack() == UNPACKED {
             let num = e.pos();
-            match e.base() {
-                PlannedBase::New(b) => {
-                    let bnum = entry_num(packs, &plan.entries[b]);
-                    write_new_delta(
-                        &mut w,
-                        &mut search,
-                        &mut stats,
-                        objects,
-                        num,
-                        name_hash(num),
-                        None,
-                        bnum,
-                        base_out(b),
-                        &mut buf,
-                        &mut base_buf,
-                        &mut hdr,
-                        opts,
-                    )?;
-                }
-                _ => write_new(
-                    &mut w,
-                    &mut search,
-                    &mut stats,
-                    objects,
-                    num,
-                    name_hash(num),
-                    None,
-                    &mut buf,
-                    &mut hdr,
-                    opts,
-                )?,
+            if let Some((delta, h)) = kept_delta(&mut kept, new_base(e.base()), num, here, opts, objects) {
+                anew.write_delta(&mut w, &mut stats, h, &delta)?;
+                stats.objects += 1;
+                on_entry(&stats);
+                continue;
             }
+            anew.write(&mut w, &mut stats, num, name_hash(num), None, new_base(e.base()))?;
             stats.objects += 1;
             on_entry(&stats);
             continue;
@@ -224,31 +213,22 @@ pub fn write_pack<W: Write>(
         }
         let data = &raw[info.header_len..];
         let mut written = false;
-        // A stored non-delta entry we may copy as it is if no better delta turns up.
-        let mut stored_whole: Option<&[u8]> = None;
+        // A stored non-delta entry, copied as it is if no better delta turns up.
+        let mut stored_whole: Option<(&[u8], Kind)> = None;
         let new_header = match (e.base(), info.header) {
-            (PlannedBase::New(b), _) => {
-                let bnum = entry_num(packs, &plan.entries[b]);
-                write_new_delta(
-                    &mut w,
-                    &mut search,
-                    &mut stats,
-                    objects,
-                    num,
-                    name_hash(num),
-                    None,
-                    bnum,
-                    base_out(b),
-                    &mut buf,
-                    &mut base_buf,
-                    &mut hdr,
-                    opts,
-                )?;
+            (base @ (PlannedBase::New(_) | PlannedBase::Client(_)), h) => {
+                if let Some((delta, h)) = kept_delta(&mut kept, new_base(e.base()), num, here, opts, objects)
+                {
+                    anew.write_delta(&mut w, &mut stats, h, &delta)?;
+                } else {
+                    let stored = h.as_kind().map(|k| (raw, k));
+                    anew.write(&mut w, &mut stats, num, name_hash(num), stored, new_base(base))?;
+                }
                 written = true;
                 None
             }
             (PlannedBase::Stored(b), Header::OfsDelta { .. } | Header::RefDelta { .. }) => {
-                let at = base_out(b);
+                let at = plan.entries[b].out_offset();
                 if at != 0 && opts.ofs_delta {
                     Some(Header::OfsDelta { base_distance: here - at })
                 } else {
@@ -288,12 +268,12 @@ pub fn write_pack<W: Write>(
             }
             (_, h) => {
                 let kind = h.as_kind().unwrap_or(Kind::Blob);
-                if opts.thin && search.worth_trying(kind, name_hash(num), info.size) {
-                    stored_whole = Some(raw);
+                if opts.thin && anew.search.worth_trying(kind, name_hash(num), info.size) {
+                    stored_whole = Some((raw, kind));
                 } else {
                     w.write_all(raw)?;
                     stats.reused += 1;
-                    search.note_whole(here, num, kind, name_hash(num));
+                    anew.search.note_whole(here, num, kind, name_hash(num));
                     written = true;
                 }
                 None
@@ -311,19 +291,7 @@ pub fn write_pack<W: Write>(
         }
         p.touch_passing(off, end - off);
         if !written {
-            let stored = stored_whole.map(|raw| (raw, Kind::Blob));
-            write_new(
-                &mut w,
-                &mut search,
-                &mut stats,
-                objects,
-                num,
-                name_hash(num),
-                stored,
-                &mut buf,
-                &mut hdr,
-                opts,
-            )?;
+            anew.write(&mut w, &mut stats, num, name_hash(num), stored_whole, None)?;
         }
         stats.objects += 1;
         on_entry(&stats);
@@ -333,6 +301,26 @@ pub fn write_pack<W: Write>(
     out.write_all(digest.as_bytes())?;
     stats.bytes = count + digest.as_bytes().len() as u64;
     Ok(stats)
+}
+
+/// The delta the window kept for entry `e` (object `num`, written at `here`), with its header,
+/// if it kept one and its base is where the delta may name it.
+fn kept_delta(
+    kept: &mut std::collections::HashMap<ObjNum, Vec<u8>>,
+    base: Option<(ObjNum, NewBase)>,
+    num: ObjNum,
+    here: u64,
+    opts: PackOptions,
+    objects: &dyn Objects,
+) -> Option<(Vec<u8>, Header)> {
+    let (bnum, at) = base?;
+    let h = match at {
+        NewBase::Written(0) => return None,
+        NewBase::Written(o) if opts.ofs_delta => Header::OfsDelta { base_distance: here - o },
+        NewBase::Client if !opts.thin => return None,
+        _ => Header::RefDelta { base_id: objects.id(bnum) },
+    };
+    kept.remove(&num).map(|d| (d, h))
 }
 
 /// The object number of a planned entry.
@@ -349,85 +337,94 @@ fn entry_id(packs: &PackSet, e: &PlanEntry, objects: &dyn Objects) -> ObjectId {
     objects.id(entry_num(packs, e))
 }
 
-/// Writes object `num` as a new delta against object `base` (written at output offset `at`),
-/// chosen by the delta window; whole (or as [`write_new`] finds) if the delta does not pay.
-#[allow(clippy::too_many_arguments)]
-fn write_new_delta<W: Write>(
-    w: &mut Hashing<'_, W>,
-    search: &mut DeltaSearch<'_>,
-    stats: &mut PackStats,
-    objects: &dyn Objects,
-    num: ObjNum,
-    name_hash: u32,
-    stored: Option<(&[u8], Kind)>,
-    base: ObjNum,
-    at: u64,
-    buf: &mut Vec<u8>,
-    base_buf: &mut Vec<u8>,
-    hdr: &mut Vec<u8>,
-    opts: PackOptions,
-) -> Result<(), PackError> {
-    let here = w.count;
-    let kind = objects.read(num, buf)?;
-    let base_kind = objects.read(base, base_buf)?;
-    let max = (buf.len() / 2).saturating_sub(objects.hash_kind().len_in_bytes());
-    let delta = (base_kind == kind && at != 0)
-        .then(|| super::delta::DeltaIndex::new(base_buf).encode(buf, max))
-        .flatten();
-    match delta {
-        Some(delta) => {
-            hdr.clear();
-            let h = if opts.ofs_delta {
-                Header::OfsDelta { base_distance: here - at }
-            } else {
-                Header::RefDelta { base_id: objects.id(base) }
-            };
-            h.write_to(delta.len() as u64, hdr)?;
-            w.write_all(hdr)?;
-            compress(w, &delta)?;
-            stats.deltas += 1;
-            Ok(())
-        }
-        None => write_new(w, search, stats, objects, num, name_hash, stored, buf, hdr, opts),
-    }
+/// Where a new delta's base is.
+#[derive(Clone, Copy)]
+enum NewBase {
+    /// Written at this output offset (0: not yet).
+    Written(u64),
+    /// On the client (a thin pack).
+    Client,
 }
 
-/// Writes object `num` anew: as a delta if the search finds one that pays, else its stored
-/// whole bytes (`stored`) or the object compressed anew.
-#[allow(clippy::too_many_arguments)]
-fn write_new<W: Write>(
-    w: &mut Hashing<'_, W>,
-    search: &mut DeltaSearch<'_>,
-    stats: &mut PackStats,
-    objects: &dyn Objects,
-    num: ObjNum,
-    name_hash: u32,
-    stored: Option<(&[u8], Kind)>,
-    buf: &mut Vec<u8>,
-    hdr: &mut Vec<u8>,
+/// Writes objects anew: as a delta against the base the window chose, or one the thin
+/// search finds, or whole.
+struct Anew<'a> {
+    search: DeltaSearch<'a>,
+    objects: &'a dyn Objects,
     opts: PackOptions,
-) -> Result<(), PackError> {
-    let here = w.count;
-    let kind = objects.read(num, buf)?;
-    hdr.clear();
-    if let Some((base, delta)) = search.find(num, kind, name_hash, buf) {
-        let h = match base {
-            DeltaBase::Written(at, _) if opts.ofs_delta => Header::OfsDelta { base_distance: here - at },
-            DeltaBase::Written(_, b) | DeltaBase::Thin(b) => Header::RefDelta { base_id: objects.id(b) },
-        };
-        h.write_to(delta.len() as u64, hdr)?;
-        w.write_all(hdr)?;
-        compress(w, &delta)?;
-        stats.deltas += 1;
-    } else if let Some((raw, _)) = stored {
-        w.write_all(raw)?;
-        stats.reused += 1;
-        search.note_whole(here, num, kind, name_hash);
-    } else {
-        type_header(kind).write_to(buf.len() as u64, hdr)?;
-        w.write_all(hdr)?;
-        compress(w, buf)?;
-        search.note_whole(here, num, kind, name_hash);
+    buf: Vec<u8>,
+    base_buf: Vec<u8>,
+    hdr: Vec<u8>,
+}
+
+impl Anew<'_> {
+    /// Writes object `num`: as a delta against `base` if it pays, else as stored (`stored`, a
+    /// whole entry) if there is a stored copy, else as the thin search finds or whole.
+    fn write<W: Write>(
+        &mut self,
+        w: &mut Hashing<'_, W>,
+        stats: &mut PackStats,
+        num: ObjNum,
+        name_hash: u32,
+        stored: Option<(&[u8], Kind)>,
+        base: Option<(ObjNum, NewBase)>,
+    ) -> Result<(), PackError> {
+        let here = w.count;
+        let kind = self.objects.read(num, &mut self.buf)?;
+        if let Some((bnum, at)) = base {
+            let usable = match at {
+                NewBase::Written(o) => o != 0,
+                NewBase::Client => self.opts.thin,
+            };
+            if usable && self.objects.read(bnum, &mut self.base_buf)? == kind {
+                let max = (self.buf.len() / 2).saturating_sub(self.objects.hash_kind().len_in_bytes());
+                if let Some(delta) = DeltaIndex::new(&self.base_buf[..]).encode(&self.buf, max) {
+                    let h = match at {
+                        NewBase::Written(o) if self.opts.ofs_delta => {
+                            Header::OfsDelta { base_distance: here - o }
+                        }
+                        _ => Header::RefDelta { base_id: self.objects.id(bnum) },
+                    };
+                    return self.write_delta(w, stats, h, &delta);
+                }
+            }
+        }
+        if let Some((b, delta)) = self.search.find(num, kind, name_hash, &self.buf) {
+            let h = match b {
+                DeltaBase::Written(at, _) if self.opts.ofs_delta => {
+                    Header::OfsDelta { base_distance: here - at }
+                }
+                DeltaBase::Written(_, b) | DeltaBase::Thin(b) => {
+                    Header::RefDelta { base_id: self.objects.id(b) }
+                }
+            };
+            return self.write_delta(w, stats, h, &delta);
+        }
+        if let Some((raw, _)) = stored {
+            w.write_all(raw)?;
+            stats.reused += 1;
+        } else {
+            self.hdr.clear();
+            type_header(kind).write_to(self.buf.len() as u64, &mut self.hdr)?;
+            w.write_all(&self.hdr)?;
+            compress(w, &self.buf)?;
+        }
+        self.search.note_whole(here, num, kind, name_hash);
+        Ok(())
     }
-    Ok(())
+
+    fn write_delta<W: Write>(
+        &mut self,
+        w: &mut Hashing<'_, W>,
+        stats: &mut PackStats,
+        h: Header,
+        delta: &[u8],
+    ) -> Result<(), PackError> {
+        self.hdr.clear();
+        h.write_to(delta.len() as u64, &mut self.hdr)?;
+        w.write_all(&self.hdr)?;
+        compress(w, delta)?;
+        stats.deltas += 1;
+        Ok(())
+    }
 }

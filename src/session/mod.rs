@@ -12,6 +12,7 @@ use gix::hash::ObjectId;
 
 use crate::pack::plan::{Plan, PlanOptions};
 use crate::pack::writer::{self, PackOptions};
+use crate::pack::ObjNum;
 use crate::repo::Repo;
 use crate::select::policy::WantRules;
 use crate::select::{bitmap, walk};
@@ -329,13 +330,26 @@ pub(crate) fn send_pack<W: Write>(
         repo.odb.drop_caches();
         let client_has = |num| sel.client.has(num);
         let name_hash = |num| sel.name_hash(num);
+        // The client's versions of the sent paths (git's preferred bases): what new deltas may
+        // be made against and, without bitmaps, what stored deltas may stay against.
+        let mut client_candidates: Vec<(ObjNum, gix::objs::Kind, u32)> = sel
+            .thin_bases
+            .iter()
+            .flat_map(|(&hash, v)| v.iter().map(move |&(num, kind)| (num, kind, hash)))
+            .collect();
+        client_candidates.sort_unstable_by_key(|c| c.0);
+        client_candidates.dedup_by_key(|c| c.0);
+        let preferred = |num: ObjNum| client_candidates.binary_search_by_key(&num, |c| c.0).is_ok();
+        let bitmap_counted = sel.used_bitmap();
+        let reuse_against = |num: ObjNum| if bitmap_counted { client_has(num) } else { preferred(num) };
         let plan_opts = PlanOptions {
             verbatim: sel.verbatim,
             // Counted with bitmaps, git reuses the stored order; otherwise it writes each delta
             // after its base.
-            delta_order: !sel.used_bitmap(),
+            delta_order: !bitmap_counted,
             thin: options.thin,
-            client_has: &client_has,
+            reuse_against: &reuse_against,
+            client_candidates: &client_candidates,
             name_hash: &name_hash,
             window: repo.config.pack_window,
             depth: repo.config.pack_depth,
