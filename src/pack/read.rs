@@ -94,6 +94,7 @@ impl Reader {
         let (mut pack, mut offset) = (loc.pack, loc.offset);
         for _ in 0..=MAX_CHAIN {
             let info = packs.pack(pack).entry_unbounded(offset)?;
+            packs.pack(pack).touch(offset, info.header_len as u64);
             match delta_base(packs, pack, offset, &info.header)? {
                 Some(next) => (pack, offset) = next,
                 None => return Ok(info.header.as_kind().unwrap_or(Kind::Blob)),
@@ -107,6 +108,7 @@ impl Reader {
     pub fn size(&mut self, packs: &PackSet, loc: Location) -> Result<u64, SourceError> {
         let p = packs.pack(loc.pack);
         let info = p.entry_unbounded(loc.offset)?;
+        p.touch(loc.offset, info.header_len as u64 + 32);
         match info.header {
             Header::OfsDelta { .. } | Header::RefDelta { .. } => {
                 let data = p.bytes(info.offset + info.header_len as u64, info.end);
