@@ -169,12 +169,16 @@ pub fn find_bases(
                 best = Some((j, base_depth + 1, delta));
             }
         }
-        if let Some((j, depth, delta)) = best {
+        if let Some((j, depth, mut delta)) = best {
             let base = list[j];
             let base =
                 if base.role == Role::Client { Chosen::Client(base.entry) } else { Chosen::Sent(base.entry) };
             let keep = delta.len() <= DELTA_CACHE_MAX && kept + delta.len() <= DELTA_CACHE_BYTES;
             kept += if keep { delta.len() } else { 0 };
+            if keep {
+                // The encoder reserved room for a delta half the target's size.
+                delta.shrink_to_fit();
+            }
             chosen.push((t.entry, base, keep.then_some(delta)));
             depth_of.insert(i, depth);
         }
