@@ -126,6 +126,9 @@ pub struct PlanOptions<'a> {
     pub client_candidates: &'a [(ObjNum, gix::objs::Kind, u32)],
     /// The name hash of a sent object's path.
     pub name_hash: &'a dyn Fn(ObjNum) -> u32,
+    /// A sent object's kind when the caller knows it (spares following a stored delta's chain
+    /// to its base to learn it).
+    pub kind_of: &'a dyn Fn(ObjNum) -> Option<gix::objs::Kind>,
     /// Objects compared with each object that needs a new delta (`pack.window`; 0: none).
     pub window: usize,
     /// Longest chain of new deltas (`pack.depth`).
@@ -168,6 +171,11 @@ impl Plan {
         objects: &dyn Objects,
         opts: &PlanOptions<'_>,
     ) -> Result<Self, PlanError> {
+        // Kind and size for the delta window.
+        let header = |num: ObjNum| match (opts.kind_of)(num) {
+            Some(kind) => objects.size(num).map(|size| (kind, size)),
+            None => objects.header(num),
+        };
         let mut entries: Vec<PlanEntry> = Vec::with_capacity(sent.count());
         // Each pack's entries, as a range of `entries` (sorted by position).
         let mut ranges: Vec<(PackId, usize, usize)> = Vec::new();
@@ -296,7 +304,7 @@ impl Plan {
                         // Cut off: it is written anew, as a delta against what the window finds.
                         if opts.window > 0 {
                             let num = base_num + p.index_at_pack_position(entries[k].pos).unwrap_or(0);
-                            if let Ok((kind, size)) = objects.header(num) {
+                            if let Ok((kind, size)) = header(num) {
                                 win.push(WindowObject::new(
                                     k as u32,
                                     num,
@@ -316,7 +324,7 @@ impl Plan {
             let start = total_start(&ranges, &entries);
             for (k, e) in entries.iter().enumerate().skip(start) {
                 let num = e.pos;
-                if let Ok((kind, size)) = objects.header(num) {
+                if let Ok((kind, size)) = header(num) {
                     if matches!(kind, gix::objs::Kind::Tree | gix::objs::Kind::Blob) {
                         win.push(WindowObject::new(
                             k as u32,

@@ -11,7 +11,6 @@
 
 use std::io::{self, Write};
 
-use flate2::write::ZlibEncoder;
 use gix::hash::ObjectId;
 use gix::objs::Kind;
 use gix::odb::pack::data::entry::Header;
@@ -93,10 +92,33 @@ pub(super) fn type_header(kind: Kind) -> Header {
     }
 }
 
+/// Deflates `data` (zlib, git's default level) to `w`. One compressor and one output buffer
+/// serve every entry: a compressor's state is a few hundred KiB, and allocating one per object
+/// made the allocator grow and shrink the heap for every entry written anew.
 pub(super) fn compress(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
-    let mut z = ZlibEncoder::new(w, flate2::Compression::default());
-    z.write_all(data)?;
-    z.finish().map(drop)
+    thread_local! {
+        static DEFLATE: std::cell::RefCell<(flate2::Compress, Vec<u8>)> = std::cell::RefCell::new((
+            flate2::Compress::new(flate2::Compression::default(), true),
+            Vec::with_capacity(64 << 10),
+        ));
+    }
+    DEFLATE.with(|d| {
+        let (z, out) = &mut *d.borrow_mut();
+        z.reset();
+        let mut input = data;
+        loop {
+            out.clear();
+            let before = z.total_in();
+            let status = z
+                .compress_vec(input, out, flate2::FlushCompress::Finish)
+                .map_err(|e| io::Error::new(io::ErrorKind::Other, e))?;
+            input = &input[(z.total_in() - before) as usize..];
+            w.write_all(out)?;
+            if status == flate2::Status::StreamEnd {
+                return Ok(());
+            }
+        }
+    })
 }
 
 /// Objects of the client's side by name hash (a thin pack's possible delta bases).

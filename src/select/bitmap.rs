@@ -824,6 +824,8 @@ pub fn select<'i>(
         verbatim,
         used_bitmap: true,
         excluded: Vec::new(),
+        trees: Bits::default(),
+        blobs: Bits::default(),
     })
 }
 

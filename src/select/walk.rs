@@ -58,6 +58,10 @@ pub struct Selection<'a> {
     pub used_bitmap: bool,
     /// Objects of [`Request::exclude`] that would have been sent and were left out.
     pub excluded: Vec<ObjectId>,
+    /// The trees and the blobs the walk sent from tree entries, by number (empty when the
+    /// walk did not record them): their kinds, known without reading them.
+    pub trees: Bits,
+    pub blobs: Bits,
 }
 
 /// How many client-side objects are remembered per name hash as thin delta bases.
@@ -96,6 +100,18 @@ impl Selection<'_> {
     /// The name hash of a sent object.
     pub fn name_hash(&self, num: ObjNum) -> u32 {
         self.name_hashes.get(num as usize).copied().unwrap_or(0)
+    }
+
+    /// The kind of a sent object if the walk knows it (a tree or blob met in a tree).
+    pub fn kind(&self, num: ObjNum) -> Option<Kind> {
+        let n = num as usize;
+        if self.trees.get(n) {
+            Some(Kind::Tree)
+        } else if self.blobs.get(n) {
+            Some(Kind::Blob)
+        } else {
+            None
+        }
     }
 }
 
@@ -484,6 +500,9 @@ struct Flags {
     sent: Bits,
     /// The walk has been here (it may have been filtered out).
     seen: Bits,
+    /// Sent trees and blobs (for [`Selection::kind`]).
+    trees: Bits,
+    blobs: Bits,
     sent_count: usize,
     name_hashes: Vec<u32>,
 }
@@ -495,6 +514,8 @@ impl Flags {
             uninteresting: Bits::with_len(n),
             sent: Bits::with_len(n),
             seen: Bits::with_len(n),
+            trees: Bits::with_len(n),
+            blobs: Bits::with_len(n),
             sent_count: 0,
             name_hashes: Vec::new(),
         }
@@ -683,7 +704,7 @@ pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Se
         }
     }
 
-    let Flags { uninteresting, sent, sent_count, name_hashes, .. } = flags;
+    let Flags { uninteresting, sent, sent_count, name_hashes, trees, blobs, .. } = flags;
     Ok(Selection {
         sent,
         count: sent_count,
@@ -694,6 +715,8 @@ pub fn enumerate(odb: &Odb, req: &Request, ticker: &mut Ticker<'_>) -> Result<Se
         verbatim: None,
         used_bitmap: false,
         excluded: Vec::new(),
+        trees,
+        blobs,
     })
 }
 
@@ -791,8 +814,8 @@ impl TreeWalk<'_, '_> {
             }
             let keep = (explicit && depth == 0)
                 || filter.is_none_or(|fl| fl.filter.keeps(Kind::Tree, depth, 0, &|| true));
-            if keep {
-                flags.send(t, hash);
+            if keep && flags.send(t, hash) {
+                flags.trees.set(n);
             }
             if depth_limit.is_some_and(|l| depth >= l) {
                 continue;
@@ -841,8 +864,8 @@ impl TreeWalk<'_, '_> {
                         }
                     };
                     flags.seen.set(b);
-                    if keep {
-                        flags.send(num, child_hash(hash, at_root, name));
+                    if keep && flags.send(num, child_hash(hash, at_root, name)) {
+                        flags.blobs.set(b);
                     }
                 }
                 EntryKind::Commit => {}

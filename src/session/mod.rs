@@ -351,6 +351,7 @@ pub(crate) fn send_pack<W: Write>(
             reuse_against: &reuse_against,
             client_candidates: &client_candidates,
             name_hash: &name_hash,
+            kind_of: &|num| sel.kind(num),
             window: repo.config.pack_window,
             depth: repo.config.pack_depth,
         };
