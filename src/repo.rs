@@ -347,6 +347,21 @@ impl Repo {
         Ok(Repo { repo, odb, config })
     }
 
+    /// Where the ref files are, and `packed-refs` as git names it in its messages: relative to
+    /// the git directory it was started in, or by the real path of the common directory of a
+    /// worktree's git directory.
+    pub fn ref_dirs(&self) -> (crate::refs::Dirs, String) {
+        let git_dir = self.repo.git_dir().to_owned();
+        let common_dir = self.repo.common_dir().to_owned();
+        let shown = if common_dir == git_dir {
+            "./packed-refs".into()
+        } else {
+            let common = common_dir.canonicalize().unwrap_or_else(|_| common_dir.clone());
+            common.join("packed-refs").display().to_string()
+        };
+        (crate::refs::Dirs { git_dir, common_dir }, shown)
+    }
+
     /// The repository's packs (its own and its alternates'), mapped on first use.
     pub fn packs(&self) -> Result<&PackSet, crate::pack::source::SourceError> {
         self.odb.packs()
