@@ -66,9 +66,37 @@ pub struct Ownership {
     /// `GIT_TEST_ASSUME_DIFFERENT_OWNER` (git's test knob): every repository counts as foreign.
     pub assume_different_owner: bool,
     /// `safe.directory` values from protected configuration, in the order git reads them.
-    pub safe_directories: Vec<String>,
+    pub safe_directories: SafeDirectories,
     /// `$HOME`, for `~/` in values.
     pub home: Option<PathBuf>,
+}
+
+/// The `safe.directory` values: given, or where to read them. Like git, they are read only
+/// when a repository's owner is not the user (parsing the system and global configuration
+/// for every request would cost more than serving a small listing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SafeDirectories {
+    /// These values.
+    Values(Vec<String>),
+    /// The protected configuration: these files (system, then global, as the front-end found
+    /// them) then the command-line `overrides` (`key=value`), read on first use.
+    Protected { files: Vec<PathBuf>, overrides: Vec<String>, read: std::sync::OnceLock<Vec<String>> },
+}
+
+impl SafeDirectories {
+    /// Reads `files`, then `overrides`, when first asked.
+    pub fn protected(files: Vec<PathBuf>, overrides: Vec<String>) -> SafeDirectories {
+        SafeDirectories::Protected { files, overrides, read: std::sync::OnceLock::new() }
+    }
+
+    fn values(&self, home: Option<&Path>) -> &[String] {
+        match self {
+            SafeDirectories::Values(v) => v,
+            SafeDirectories::Protected { files, overrides, read } => {
+                read.get_or_init(|| Ownership::read_safe_directories(files, overrides, home))
+            }
+        }
+    }
 }
 
 impl Ownership {
@@ -78,7 +106,7 @@ impl Ownership {
             euid: None,
             sudo_uid: None,
             assume_different_owner: false,
-            safe_directories: vec!["*".into()],
+            safe_directories: SafeDirectories::Values(vec!["*".into()]),
             home: None,
         }
     }
@@ -144,7 +172,7 @@ impl Ownership {
             return false;
         };
         let mut safe = false;
-        for value in &self.safe_directories {
+        for value in self.safe_directories.values(self.home.as_deref()) {
             if value.is_empty() {
                 safe = false;
             } else if value == "*" {
@@ -392,7 +420,7 @@ mod tests {
             euid: Some(uid.wrapping_add(1)),
             sudo_uid: None,
             assume_different_owner: false,
-            safe_directories: safe.iter().map(|s| s.to_string()).collect(),
+            safe_directories: SafeDirectories::Values(safe.iter().map(|s| s.to_string()).collect()),
             home: Some(dir.clone()),
         };
         let d = dir.display();

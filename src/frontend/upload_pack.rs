@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::UploadPackArgs;
-use crate::repo::{self, EnterError, Ownership, Repo};
+use crate::repo::{self, EnterError, Ownership, Repo, SafeDirectories};
 use crate::session::{self, SessionError, Settings, Summary, Version};
 
 /// Picks the protocol version from a `GIT_PROTOCOL` value (colon-separated `key=value` list);
@@ -135,7 +135,7 @@ pub(crate) fn env_ownership() -> Ownership {
         euid: effective_uid(),
         sudo_uid: std::env::var("SUDO_UID").ok().and_then(|s| s.trim().parse().ok()),
         assume_different_owner: flag("GIT_TEST_ASSUME_DIFFERENT_OWNER"),
-        safe_directories: Ownership::read_safe_directories(&files, &command_line_config(), home.as_deref()),
+        safe_directories: SafeDirectories::protected(files, command_line_config()),
         home,
     }
 }
