@@ -146,6 +146,10 @@ pub struct ServeConfig {
     /// `packserve.bitmapDeltaSearch`: search thin deltas for objects stored whole when counting
     /// with bitmaps (default false, as git).
     pub bitmap_delta_search: bool,
+    /// `pack.window`: objects each object written anew is compared with (default 10).
+    pub pack_window: usize,
+    /// `pack.depth`: longest chain of new deltas (default 50, at most 4095 as in git).
+    pub pack_depth: u32,
     /// `uploadpack.advertiseBundleURIs`: advertise the v2 `bundle-uri` command.
     pub advertise_bundle_uris: bool,
     /// Every `bundle.*` key with a value, in configuration order, as git's `bundle-uri` command
@@ -227,6 +231,8 @@ impl Default for ServeConfig {
             limits: Limits::default(),
             bitmap_delta_search: false,
             errors: Vec::new(),
+            pack_window: 10,
+            pack_depth: 50,
             advertise_bundle_uris: false,
             bundle_list: Vec::new(),
             blob_packfile_uris: Vec::new(),
@@ -371,6 +377,14 @@ impl ServeConfig {
                     bool_at(ReadAt::UploadPack, &mut c.bitmap_delta_search, &mut errors)
                 }
                 "pack.usebitmaps" => bool_at(ReadAt::Pack, &mut c.use_bitmaps, &mut errors),
+                "pack.window" => match e.number(i32::MAX as u64, true) {
+                    Ok(n) => c.pack_window = n.max(0) as usize,
+                    Err(err) => errors.push(err.at(ReadAt::Pack)),
+                },
+                "pack.depth" => match e.number(i32::MAX as u64, true) {
+                    Ok(n) => c.pack_depth = n.clamp(0, 4095) as u32,
+                    Err(err) => errors.push(err.at(ReadAt::Pack)),
+                },
                 "uploadpack.advertisebundleuris" => {
                     bool_at(ReadAt::UploadPack, &mut c.advertise_bundle_uris, &mut errors)
                 }

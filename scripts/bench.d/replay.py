@@ -20,12 +20,13 @@ Requests:
   noop      what a no-op `git fetch` costs the server: the capability advertisement and ls-refs
             (git sends no fetch when nothing changed)
   ttfb      time from start to the first pack byte of a clone (milliseconds, not CPU)
---concurrent N runs N clones of each server at once and reports total CPU and the summed
+anon MiB is the peak of the summed RssAnon (private memory) of the server's processes, sampled
+every 2 ms. --concurrent N runs N clones of each server at once and reports total CPU and the summed
 private RSS (RssAnon of each process at its peak is not available from wait4: the sum of
 each tree's peak RSS and of its peak anonymous RSS, sampled from /proc every 5 ms).
 Reports numbers only; exits non-zero only when a server fails.
 """
-import os, statistics, subprocess, sys, time, threading
+import os, statistics, subprocess, sys, tempfile, time, threading
 
 args = sys.argv[1:]
 runs, behind, requests, concurrent, tsv = 3, None, "clone,filter,shallow,fetch,lsrefs,noop,ttfb", 0, None
@@ -86,26 +87,6 @@ REQ = {
 }
 
 
-def pack_bytes(out):
-    """Bytes of side-band 1 after the `packfile` section header."""
-    i, n, in_pack = 0, 0, False
-    while i + 4 <= len(out):
-        try:
-            size = int(out[i:i + 4], 16)
-        except ValueError:
-            break
-        if size < 4:
-            i += 4
-            continue
-        data = out[i + 4:i + size]
-        if in_pack and data[:1] == b"\x01":
-            n += len(data) - 1
-        elif data == b"packfile\n":
-            in_pack = True
-        i += size
-    return n
-
-
 def run_one(cmd, req, ttfb=False):
     env = dict(os.environ, GIT_PROTOCOL="version=2")
     for k in list(env):
@@ -115,56 +96,128 @@ def run_one(cmd, req, ttfb=False):
     t0 = time.monotonic()
     if req is None:
         # advertisement, then ls-refs: two processes as over HTTP
-        cpu = rss = 0.0
+        cpu = rss = anon = 0.0
         for extra, body in ((["--advertise-refs"], b""), ([], lsrefs)):
-            c, r, _, _ = spawn(argv + ["--stateless-rpc"] + extra + [repo], body, env)
+            c, r, _, _, a = spawn(argv + ["--stateless-rpc"] + extra + [repo], body, env)
             cpu += c
             rss = max(rss, r)
-        return cpu, rss, 0, None
+            anon = max(anon, a)
+        return cpu, rss, 0, None, anon
     return spawn(argv + ["--stateless-rpc", repo], req, env, t0 if ttfb else None)
 
 
+def tree_of(pid):
+    out = [pid]
+    try:
+        for c in open(f"/proc/{pid}/task/{pid}/children").read().split():
+            out += tree_of(int(c))
+    except OSError:
+        pass
+    return out
+
+
+class AnonPeak:
+    """Samples the summed RssAnon (private memory) of a process tree every 2 ms, keeps the peak."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.done = pid, 0, threading.Event()
+        self.th = threading.Thread(target=self.run)
+        self.th.start()
+
+    def run(self):
+        while not self.done.is_set():
+            total = 0
+            for p in tree_of(self.pid):
+                try:
+                    for line in open(f"/proc/{p}/status"):
+                        if line.startswith("RssAnon:"):
+                            total += int(line.split()[1])
+                except OSError:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.002)
+
+    def stop(self):
+        self.done.set()
+        self.th.join()
+        return self.peak / 1024.0
+
+
+class PackCounter:
+    """Counts side-band 1 bytes after the `packfile` header in a response read in pieces."""
+
+    def __init__(self):
+        self.buf, self.in_pack, self.n = b"", False, 0
+
+    def feed(self, chunk):
+        self.buf += chunk
+        i = 0
+        while len(self.buf) - i >= 4:
+            try:
+                size = int(self.buf[i:i + 4], 16)
+            except ValueError:
+                self.buf = b""
+                return
+            if size < 4:
+                i += 4
+                continue
+            if len(self.buf) - i < size:
+                break
+            data = self.buf[i + 4:i + size]
+            if self.in_pack and data[:1] == b"\x01":
+                self.n += len(data) - 1
+            elif data == b"packfile\n":
+                self.in_pack = True
+            i += size
+        self.buf = self.buf[i:]
+
+
+TIME = "/usr/bin/time"
+
+
 def spawn(argv, body, env, t0=None):
-    r_in, w_in = os.pipe()
-    r_out, w_out = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.dup2(r_in, 0)
-        os.dup2(w_out, 1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        for fd in (r_in, w_in, r_out, w_out):
-            os.close(fd)
-        os.execvpe(argv[0], argv, env)
-    os.close(r_in)
-    os.close(w_out)
+    # The server is started by GNU time, which forks it from its own small process: a process
+    # started by this one (vfork or fork) would count this Python's resident set in its peak.
+    # Without GNU time, wait4's figures are used (their peak RSS has that floor).
+    stats = None
+    if os.access(TIME, os.X_OK):
+        fd, stats = tempfile.mkstemp(prefix="replay-time.")
+        os.close(fd)
+        argv = [TIME, "-f", "%U %S %M %x", "-o", stats] + argv
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
 
     def feed():
         try:
-            os.write(w_in, body)
+            p.stdin.write(body)
+            p.stdin.close()
         except OSError:
             pass
-        os.close(w_in)
 
     th = threading.Thread(target=feed)
     th.start()
-    chunks, first, seen = [], None, b""
+    anon = AnonPeak(p.pid)
+    counter, first, seen = PackCounter(), None, b""
     while True:
-        c = os.read(r_out, 1 << 16)
+        c = p.stdout.read1(1 << 16)
         if not c:
             break
         if t0 is not None and first is None:
             seen = (seen + c)[-70000:]
             if b"PACK\x00\x00\x00" in seen:
                 first = (time.monotonic() - t0) * 1000
-        chunks.append(c)
-    os.close(r_out)
+        counter.feed(c)
     th.join()
-    _, status, ru = os.wait4(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        sys.exit(f"replay.py: {argv[0]} exited {code}")
-    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, pack_bytes(b"".join(chunks)), first
+    peak_anon = anon.stop()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit(f"replay.py: {' '.join(argv)} exited {p.returncode}")
+    if stats:
+        fields = open(stats).read().split()
+        os.unlink(stats)
+        user, system, maxrss = float(fields[-4]), float(fields[-3]), int(fields[-2])
+        return user + system, maxrss / 1024.0, counter.n, first, peak_anon
+    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, counter.n, first, peak_anon
 
 
 def concurrent_run(cmd, n):
@@ -207,28 +260,16 @@ def concurrent_run(cmd, n):
 
     def one():
         env = dict(os.environ, GIT_PROTOCOL="version=2")
-        r_in, w_in = os.pipe()
-        r_out, w_out = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.dup2(r_in, 0)
-            os.dup2(w_out, 1)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            for fd in (r_in, w_in, r_out, w_out):
-                os.close(fd)
-            argv = cmd.split() + ["--stateless-rpc", repo]
-            os.execvpe(argv[0], argv, env)
-        os.close(r_in)
-        os.close(w_out)
+        argv = cmd.split() + ["--stateless-rpc", repo]
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         with lock:
-            peaks[pid] = (0, 0)
-        os.write(w_in, REQ["clone"])
-        os.close(w_in)
-        while os.read(r_out, 1 << 16):
+            peaks[p.pid] = (0, 0)
+        p.stdin.write(REQ["clone"])
+        p.stdin.close()
+        while p.stdout.read1(1 << 16):
             pass
-        os.close(r_out)
-        _, status, ru = os.wait4(pid, 0)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
         with lock:
             results.append(ru.ru_utime + ru.ru_stime)
 
@@ -259,24 +300,24 @@ for req in requests.split(","):
 
 base = servers[0][0]
 print(f"repository: {repo} ({len(refs)} refs wanted; fetch from {behind[:12]}), medians of {runs}")
-print(f"{'request':<9} {'server':<12} {'cpu s':>8} {'ratio':>6} {'rss MiB':>8} {'ratio':>6} {'pack bytes':>12} {'ratio':>6}")
+print(f"{'request':<9} {'server':<12} {'cpu s':>8} {'ratio':>6} {'rss MiB':>8} {'ratio':>6} {'pack bytes':>12} {'ratio':>6} {'anon MiB':>9}")
 out_tsv = []
 for req, res in rows:
     med = {}
     for label, v in res.items():
         if req == "ttfb":
-            med[label] = (statistics.median(x[3] or 0 for x in v), 0, 0)
+            med[label] = (statistics.median(x[3] or 0 for x in v), 0, 0, 0)
         else:
             med[label] = (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v),
-                          statistics.median(x[2] for x in v))
+                          statistics.median(x[2] for x in v), statistics.median(x[4] for x in v))
     b = med[base]
-    for label, (cpu, rss, nbytes) in med.items():
+    for label, (cpu, rss, nbytes, anon) in med.items():
         ratio = lambda x, y: f"{x / y:6.2f}" if y else "     -"
         if req == "ttfb":
             print(f"{req:<9} {label:<12} {cpu:7.1f}ms {ratio(cpu, b[0])}")
         else:
-            print(f"{req:<9} {label:<12} {cpu:8.3f} {ratio(cpu, b[0])} {rss:8.1f} {ratio(rss, b[1])} {int(nbytes):12d} {ratio(nbytes, b[2])}")
-        out_tsv.append(f"{req}\t{label}\t{cpu}\t{rss}\t{nbytes}")
+            print(f"{req:<9} {label:<12} {cpu:8.3f} {ratio(cpu, b[0])} {rss:8.1f} {ratio(rss, b[1])} {int(nbytes):12d} {ratio(nbytes, b[2])} {anon:9.1f}")
+        out_tsv.append(f"{req}\t{label}\t{cpu}\t{rss}\t{nbytes}\t{anon}")
 if concurrent:
     print(f"{concurrent} concurrent clones:")
     for label, cmd in servers:

@@ -153,8 +153,8 @@ fn filter_mask(check: u32) -> u64 {
 }
 
 /// An index over a base object's bytes, built once and reused for many targets.
-pub struct DeltaIndex<'a> {
-    base: &'a [u8],
+pub struct DeltaIndex<B> {
+    base: B,
     /// Part of the base that copy instructions can address (32-bit offsets).
     reach: usize,
     /// `64 - log2(bucket count)`: the bucket of hash `h` is `h >> shift`.
@@ -167,10 +167,11 @@ pub struct DeltaIndex<'a> {
     entries: Vec<Entry>,
 }
 
-impl<'a> DeltaIndex<'a> {
-    /// Indexes `base` in 16-byte blocks. Memory is O(base.len() / 16).
-    pub fn new(base: &'a [u8]) -> Self {
-        let reach = base.len().min(u32::MAX as usize);
+impl<B: AsRef<[u8]>> DeltaIndex<B> {
+    /// Indexes `base` in 16-byte blocks. Memory is O(base.len() / 16). The base is borrowed
+    /// (`&[u8]`) or owned (`Vec<u8>`, to keep an index with its data).
+    pub fn new(base: B) -> Self {
+        let reach = base.as_ref().len().min(u32::MAX as usize);
         let blocks = reach / WINDOW;
         let mut index = DeltaIndex {
             base,
@@ -188,7 +189,7 @@ impl<'a> DeltaIndex<'a> {
         // the first, which gives the longest forward matches.
         let mut hashed: Vec<(u64, u32)> = Vec::with_capacity(blocks);
         let mut prev: Option<&[u8]> = None;
-        for (i, block) in base[..blocks * WINDOW].chunks_exact(WINDOW).enumerate() {
+        for (i, block) in index.base.as_ref()[..blocks * WINDOW].chunks_exact(WINDOW).enumerate() {
             if prev == Some(block) {
                 continue;
             }
@@ -261,7 +262,7 @@ impl<'a> DeltaIndex<'a> {
 
     /// Size of the indexed base.
     pub fn base_len(&self) -> usize {
-        self.base.len()
+        self.base.as_ref().len()
     }
 
     /// The delta turning base into target, or None when it would be larger than
@@ -279,7 +280,7 @@ impl<'a> DeltaIndex<'a> {
             return None;
         }
         let mut out = Vec::with_capacity(max_delta_size.min(target.len() / 2 + 64).min(1 << 20));
-        write_varint(&mut out, self.base.len() as u64);
+        write_varint(&mut out, self.base.as_ref().len() as u64);
         write_varint(&mut out, target.len() as u64);
         if out.len() > max_delta_size {
             return None;
@@ -298,7 +299,10 @@ impl<'a> DeltaIndex<'a> {
                 match self.longest_match(target, pos, h) {
                     Some((mut boff, len)) => {
                         let mut start = pos;
-                        while start > lit_start && boff > 0 && self.base[boff - 1] == target[start - 1] {
+                        while start > lit_start
+                            && boff > 0
+                            && self.base.as_ref()[boff - 1] == target[start - 1]
+                        {
                             start -= 1;
                             boff -= 1;
                         }
@@ -382,10 +386,11 @@ impl<'a> DeltaIndex<'a> {
             }
             // A candidate can only beat the best if it also matches the
             // byte just past the best match: one cheap test first.
-            if self.base[off + best_len] != rest[best_len] {
+            let base = self.base.as_ref();
+            if base[off + best_len] != rest[best_len] {
                 continue;
             }
-            let len = common_prefix(&self.base[off..off + room], &rest[..room]);
+            let len = common_prefix(&base[off..off + room], &rest[..room]);
             if len > best_len {
                 best_len = len;
                 best_off = off;
@@ -544,6 +549,14 @@ fn reserve_within(out: &mut Vec<u8>, extra: usize, limit: usize) {
 /// bounded by the sizes of the inputs; callers that must bound memory should
 /// check [`sizes`] against their own limit first.
 pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
+    let mut out = Vec::new();
+    apply_into(base, delta, &mut out)?;
+    Ok(out)
+}
+
+/// [`apply`] into `out` (cleared first), reusing its allocation.
+pub fn apply_into(base: &[u8], delta: &[u8], out: &mut Vec<u8>) -> Result<(), DeltaError> {
+    out.clear();
     if delta.len() < MIN_DELTA_LEN {
         return Err(DeltaError::TooShort(delta.len()));
     }
@@ -556,7 +569,7 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
         .filter(|&l| l <= isize::MAX as usize)
         .ok_or(DeltaError::ResultTooLarge(result_size))?;
     let prealloc = base.len().saturating_add(delta.len()).max(PREALLOC_FLOOR).min(limit);
-    let mut out = Vec::with_capacity(prealloc);
+    out.reserve(prealloc);
 
     while let Some(&cmd) = delta.get(pos) {
         let at = pos;
@@ -586,7 +599,7 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
             if size > limit - out.len() {
                 return Err(DeltaError::ResultOverflow { at, declared: result_size });
             }
-            reserve_within(&mut out, size, limit);
+            reserve_within(out, size, limit);
             out.extend_from_slice(&base[offset..offset + size]);
         } else if cmd != 0 {
             let size = usize::from(cmd);
@@ -595,7 +608,7 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
             if size > limit - out.len() {
                 return Err(DeltaError::ResultOverflow { at, declared: result_size });
             }
-            reserve_within(&mut out, size, limit);
+            reserve_within(out, size, limit);
             out.extend_from_slice(data);
         } else {
             return Err(DeltaError::ReservedOpcode { at });
@@ -604,7 +617,7 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
     if out.len() != limit {
         return Err(DeltaError::ResultTooShort { declared: result_size, actual: out.len() as u64 });
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -48,6 +48,12 @@ pub struct IdxFile {
     large: usize,
 }
 
+/// Bytes 1..9 of an id as a number: the interpolation key inside a fan-out bucket.
+#[inline]
+fn key_of(b: &[u8]) -> u64 {
+    u64::from_be_bytes([b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8]])
+}
+
 fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
@@ -210,23 +216,24 @@ impl IdxFile {
 
     /// Interpolation search through the mapping, within one fan-out bucket `[lo, hi)`.
     fn lookup_mapped(&self, bytes: &[u8], mut lo: u32, mut hi: u32) -> Option<u32> {
-        let key_of = |b: &[u8]| u64::from_be_bytes(b[1..9].try_into().unwrap_or_default());
         let key = key_of(bytes);
-        // Keys of the entries just outside the range (virtual bounds at first).
+        // Keys of the entries just outside the range (virtual bounds at first): every key in
+        // the range lies between them.
         let (mut klo, mut khi) = (0u64, u64::MAX);
         let mut bisect = false;
-        while hi - lo > 8 {
+        while hi - lo > 16 {
             let span = hi - lo;
-            let mid = if bisect {
+            let range = khi.saturating_sub(klo);
+            let mid = if bisect || range >> 32 == 0 {
                 lo + span / 2
             } else {
-                let num = u128::from(key.saturating_sub(klo)) * u128::from(span);
-                let den = u128::from(khi.saturating_sub(klo)) + 1;
-                lo + ((num / den) as u32).min(span - 1)
+                // The fraction in 32 bits: `frac * span` stays below 2^64.
+                let frac = key.saturating_sub(klo) >> 32;
+                let den = (range >> 32) + 1;
+                lo + ((frac * u64::from(span) / den) as u32).min(span - 1)
             };
-            let name = self.name_bytes(mid);
-            let k = key_of(name);
-            match k.cmp(&key).then_with(|| name.cmp(bytes)) {
+            let k = key_of(self.name_bytes(mid));
+            match k.cmp(&key) {
                 std::cmp::Ordering::Less => {
                     lo = mid + 1;
                     klo = k;
@@ -235,11 +242,20 @@ impl IdxFile {
                     hi = mid;
                     khi = k;
                 }
-                std::cmp::Ordering::Equal => return Some(mid),
+                std::cmp::Ordering::Equal => break,
             }
             bisect = !bisect && hi - lo > span / 2;
         }
-        (lo..hi).find(|&i| self.name_bytes(i) == bytes)
+        // A few entries left (or a match of the first nine bytes): bisect on the full id.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.name_bytes(mid).cmp(bytes) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
     }
 
     /// The pack offset of the object at position `index`; `u64::MAX` when the index points at a

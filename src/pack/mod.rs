@@ -4,7 +4,7 @@
 //! [`writer::PackOptions`]. Knows nothing of where objects outside the packs come from either:
 //! what it must read whole (loose objects, objects it re-encodes) it asks of an [`Objects`],
 //! which the caller provides. Inside, the arrows run one way: `writer` → `reuse`, `search`,
-//! `plan` → `source`, `read`, `delta`.
+//! `plan` → `window` → `source`, `read`, `delta`.
 
 pub mod delta;
 pub mod idx;
@@ -14,6 +14,7 @@ pub mod read;
 pub mod reuse;
 pub mod search;
 pub mod source;
+pub mod window;
 pub mod writer;
 
 use gix::hash::{oid, ObjectId};
@@ -34,6 +35,8 @@ pub trait Objects {
     fn id(&self, num: ObjNum) -> ObjectId;
     /// The number of `id`, if the object exists.
     fn num(&self, id: &oid) -> Option<ObjNum>;
+    /// The kind and size of object number `num`.
+    fn header(&self, num: ObjNum) -> Result<(Kind, u64), ObjectError>;
     /// The repository's hash kind.
     fn hash_kind(&self) -> gix::hash::Kind;
 }

@@ -32,11 +32,13 @@ pub struct Reader {
     cache: Option<gix::odb::pack::cache::lru::MemoryCappedHashmap>,
     inflate: flate2::Decompress,
     delta: Vec<u8>,
+    /// Where a delta's result is built (then swapped with the caller's buffer).
+    result: Vec<u8>,
 }
 
 impl Default for Reader {
     fn default() -> Self {
-        Reader { cache: None, inflate: flate2::Decompress::new(true), delta: Vec::new() }
+        Reader { cache: None, inflate: flate2::Decompress::new(true), delta: Vec::new(), result: Vec::new() }
     }
 }
 
@@ -78,10 +80,11 @@ impl Reader {
             }
             let mut delta = std::mem::take(&mut self.delta);
             self.inflate(packs, pack, &info, &mut delta)?;
-            let result = delta::apply(out, &delta)
+            let result = delta::apply_into(out, &delta, &mut self.result)
                 .map_err(|e| corrupt(packs, pack, format!("bad delta at offset {}: {e}", info.offset)));
             self.delta = delta;
-            *out = result?;
+            result?;
+            std::mem::swap(out, &mut self.result);
         }
         Ok(kind)
     }
@@ -91,6 +94,7 @@ impl Reader {
         let (mut pack, mut offset) = (loc.pack, loc.offset);
         for _ in 0..=MAX_CHAIN {
             let info = packs.pack(pack).entry_unbounded(offset)?;
+            packs.pack(pack).touch(offset, info.header_len as u64);
             match delta_base(packs, pack, offset, &info.header)? {
                 Some(next) => (pack, offset) = next,
                 None => return Ok(info.header.as_kind().unwrap_or(Kind::Blob)),
@@ -104,6 +108,7 @@ impl Reader {
     pub fn size(&mut self, packs: &PackSet, loc: Location) -> Result<u64, SourceError> {
         let p = packs.pack(loc.pack);
         let info = p.entry_unbounded(loc.offset)?;
+        p.touch(loc.offset, info.header_len as u64 + 32);
         match info.header {
             Header::OfsDelta { .. } | Header::RefDelta { .. } => {
                 let data = p.bytes(info.offset + info.header_len as u64, info.end);

@@ -16,9 +16,10 @@ use gix::hash::ObjectId;
 use gix::objs::Kind;
 use gix::odb::pack::data::entry::Header;
 
-use super::plan::{Plan, PlanError, Verbatim};
+use super::delta::DeltaIndex;
+use super::plan::{in_run, Plan, PlanEntry, PlanError, PlannedBase, UNPACKED};
 use super::search::{DeltaBase, DeltaSearch};
-use super::source::{ObjNum, PackSet, SourceError};
+use super::source::{ObjNum, PackId, PackSet, SourceError};
 use super::{ObjectError, Objects};
 
 /// What the client accepts.
@@ -113,17 +114,6 @@ pub struct Known<'a> {
     pub name_hash: &'a dyn Fn(ObjNum) -> u32,
 }
 
-/// Whether object number `num` is in the verbatim run `v`.
-fn in_run(packs: &PackSet, v: Option<Verbatim>, num: ObjNum) -> bool {
-    let Some(v) = v else { return false };
-    match packs.split(num) {
-        Some((pack, index)) if pack == v.pack => {
-            packs.pack(pack).pack_position_of_index(index).is_some_and(|pos| pos < v.objects)
-        }
-        _ => false,
-    }
-}
-
 /// Writes the whole pack for `plan` to `out` (the plan records where each entry went).
 /// `on_entry` is called after each entry (progress).
 pub fn write_pack<W: Write>(
@@ -140,16 +130,12 @@ pub fn write_pack<W: Write>(
     let verbatim = plan.verbatim;
     if let Some(v) = verbatim {
         let p = packs.pack(v.pack);
-        if plan.packs.is_empty()
-            && plan.unpacked.is_empty()
-            && v.objects == p.num_objects()
-            && v.end == p.entries_end()
-        {
+        if plan.entries.is_empty() && v.objects == p.num_objects() && v.end == p.entries_end() {
             return super::reuse::write_whole_pack(out, p, on_entry);
         }
     }
     // Sent anywhere in this pack: listed, or in the run.
-    let sent = |num: ObjNum| is_sent(num) || in_run(packs, verbatim, num);
+    let sent = |num: ObjNum| is_sent(num) || verbatim.is_some_and(|v| in_run(packs, v, num));
     let mut w = Hashing { out, hasher: gix::hash::hasher(packs.hash_kind()), count: 0 };
     let mut stats = PackStats::default();
     w.write_all(b"PACK")?;
@@ -169,137 +155,144 @@ pub fn write_pack<W: Write>(
         None => super::reuse::Shifts::default(),
     };
 
-    let mut search = DeltaSearch::new(objects, opts.thin.then_some(thin_bases));
-    let mut buf = Vec::new();
+    let mut anew = Anew {
+        search: DeltaSearch::new(objects, opts.thin.then_some(thin_bases)),
+        objects,
+        opts,
+        buf: Vec::new(),
+        base_buf: Vec::new(),
+        hdr: Vec::with_capacity(32),
+    };
     let mut hdr = Vec::with_capacity(32);
-    for pi in 0..plan.packs.len() {
-        let pack = plan.packs[pi].pack;
-        let p = packs.pack(pack);
-        let base_num = packs.base(pack);
-        let corrupt = |what: String| SourceError::Corrupt { path: p.path().to_owned(), what };
-        for k in 0..plan.packs[pi].entries.len() {
-            let here = w.count;
-            let e = plan.packs[pi].entries[k];
-            plan.packs[pi].entries[k].set_out_offset(here);
-            let index =
-                p.index_at_pack_position(e.pos()).ok_or_else(|| corrupt(format!("no entry {}", e.pos())))?;
-            let num = base_num + index;
-            let off = e.in_offset();
-            let end = p.offset_at_pack_position(e.pos() + 1);
-            if end <= off || end > p.entries_end() {
-                return Err(corrupt(format!("bad entry bounds at offset {off}")).into());
+    let mut kept = std::mem::take(&mut plan.deltas);
+    for k in 0..plan.entries.len() {
+        let here = w.count;
+        let e = plan.entries[k];
+        plan.entries[k].set_out_offset(here);
+        // Where a new delta's base is.
+        let new_base = |base: PlannedBase| match base {
+            PlannedBase::New(b) => {
+                Some((entry_num(packs, &plan.entries[b]), NewBase::Written(plan.entries[b].out_offset())))
             }
-            let info = p.entry_bounded(off, end)?;
-            let raw = p.bytes(off, end);
-            if let Some(crc) = p.index().crc32_at_index(index) {
-                if crc32fast::hash(raw) != crc {
-                    return Err(PackError::Crc {
-                        path: p.path().display().to_string(),
-                        id: p.index().oid_at_index(index).to_owned(),
-                    });
-                }
+            PlannedBase::Client(c) => Some((plan.client_bases[c], NewBase::Client)),
+            _ => None,
+        };
+        if e.pack() == UNPACKED {
+            let num = e.pos();
+            if let Some((delta, h)) = kept_delta(&mut kept, new_base(e.base()), num, here, opts, objects) {
+                anew.write_delta(&mut w, &mut stats, h, &delta)?;
+                stats.objects += 1;
+                on_entry(&stats);
+                continue;
             }
-            let data = &raw[info.header_len..];
-            // A stored non-delta entry we may copy as it is if no better delta turns up.
-            let mut stored_whole: Option<(&[u8], Kind)> = None;
-            let mut written = false;
-            let new_header = match info.header {
-                Header::OfsDelta { base_distance } => {
-                    let base_off = off
-                        .checked_sub(base_distance)
-                        .ok_or_else(|| corrupt(format!("delta base before start at offset {off}")))?;
-                    match verbatim {
-                        Some(v) if v.pack == pack && base_off < v.end && opts.ofs_delta => {
-                            Some(Header::OfsDelta { base_distance: here - shifts.out_offset(base_off) })
-                        }
-                        _ => match plan.packs[pi].find_before(k, base_off) {
-                            Some(j) if opts.ofs_delta => Some(Header::OfsDelta {
-                                base_distance: here - plan.packs[pi].entries[j].out_offset(),
-                            }),
-                            found => {
-                                let bindex = p.index_at_offset(base_off).ok_or_else(|| {
-                                    corrupt(format!("no entry at delta base offset {base_off}"))
-                                })?;
-                                let base_id = p.index().oid_at_index(bindex).to_owned();
-                                // The base's number where it counts (a copy in another pack).
-                                let canon = packs.num_of(&base_id).unwrap_or(base_num + bindex);
-                                (found.is_some() || sent(canon) || (opts.thin && client_has(canon)))
-                                    .then_some(Header::RefDelta { base_id })
-                            }
-                        },
-                    }
-                }
-                Header::RefDelta { base_id } => {
-                    match packs.num_of(&base_id).or_else(|| objects.num(&base_id)) {
-                        Some(bnum) if sent(bnum) => {
-                            let out = written_offset(plan, packs, verbatim, &shifts, bnum, (pi, k));
-                            match out {
-                                Some(o) if opts.ofs_delta => {
-                                    Some(Header::OfsDelta { base_distance: here - o })
-                                }
-                                _ => Some(Header::RefDelta { base_id }),
-                            }
-                        }
-                        Some(bnum) if opts.thin && client_has(bnum) => Some(Header::RefDelta { base_id }),
-                        _ => None,
-                    }
-                }
-                h => {
-                    let kind = h.as_kind().unwrap_or(Kind::Blob);
-                    if search.worth_trying(kind, name_hash(num), info.size) {
-                        stored_whole = Some((raw, kind));
-                    } else {
-                        w.write_all(raw)?;
-                        stats.reused += 1;
-                        search.note_whole(here, num, kind, name_hash(num));
-                        written = true;
-                    }
-                    None
-                }
-            };
-            if let Some(h) = new_header {
-                hdr.clear();
-                h.write_to(info.size, &mut hdr)?;
-                w.write_all(&hdr)?;
-                w.write_all(data)?;
-                stats.reused += 1;
-                stats.reused_deltas += 1;
-                stats.deltas += 1;
-                written = true;
-            }
-            p.touch(off, end - off);
-            if !written {
-                write_new(
-                    &mut w,
-                    &mut search,
-                    &mut stats,
-                    objects,
-                    num,
-                    name_hash(num),
-                    stored_whole,
-                    &mut buf,
-                    &mut hdr,
-                    opts,
-                )?;
-            }
+            anew.write(&mut w, &mut stats, num, name_hash(num), None, new_base(e.base()))?;
             stats.objects += 1;
             on_entry(&stats);
+            continue;
         }
-    }
-    for i in 0..plan.unpacked.len() {
-        let num = plan.unpacked[i];
-        write_new(
-            &mut w,
-            &mut search,
-            &mut stats,
-            objects,
-            num,
-            name_hash(num),
-            None,
-            &mut buf,
-            &mut hdr,
-            opts,
-        )?;
+        let pack = PackId::from(e.pack());
+        let p = packs.pack(pack);
+        let corrupt = |what: String| SourceError::Corrupt { path: p.path().to_owned(), what };
+        let index =
+            p.index_at_pack_position(e.pos()).ok_or_else(|| corrupt(format!("no entry {}", e.pos())))?;
+        let num = packs.base(pack) + index;
+        let off = p.index().pack_offset_at_index(index);
+        let end = p.offset_at_pack_position(e.pos() + 1);
+        if end <= off || end > p.entries_end() {
+            return Err(corrupt(format!("bad entry bounds at offset {off}")).into());
+        }
+        let info = p.entry_bounded(off, end)?;
+        let raw = p.bytes(off, end);
+        if let Some(crc) = p.index().crc32_at_index(index) {
+            if crc32fast::hash(raw) != crc {
+                return Err(PackError::Crc {
+                    path: p.path().display().to_string(),
+                    id: p.index().oid_at_index(index).to_owned(),
+                });
+            }
+        }
+        let data = &raw[info.header_len..];
+        let mut written = false;
+        // A stored non-delta entry, copied as it is if no better delta turns up.
+        let mut stored_whole: Option<(&[u8], Kind)> = None;
+        let new_header = match (e.base(), info.header) {
+            (base @ (PlannedBase::New(_) | PlannedBase::Client(_)), h) => {
+                if let Some((delta, h)) = kept_delta(&mut kept, new_base(e.base()), num, here, opts, objects)
+                {
+                    anew.write_delta(&mut w, &mut stats, h, &delta)?;
+                } else {
+                    let stored = h.as_kind().map(|k| (raw, k));
+                    anew.write(&mut w, &mut stats, num, name_hash(num), stored, new_base(base))?;
+                }
+                written = true;
+                None
+            }
+            (PlannedBase::Stored(b), Header::OfsDelta { .. } | Header::RefDelta { .. }) => {
+                let at = plan.entries[b].out_offset();
+                if at != 0 && opts.ofs_delta {
+                    Some(Header::OfsDelta { base_distance: here - at })
+                } else {
+                    Some(Header::RefDelta { base_id: entry_id(packs, &plan.entries[b], objects) })
+                }
+            }
+            (_, Header::OfsDelta { base_distance }) => {
+                let base_off = off
+                    .checked_sub(base_distance)
+                    .ok_or_else(|| corrupt(format!("delta base before start at offset {off}")))?;
+                match verbatim {
+                    Some(v) if v.pack == pack && base_off < v.end && opts.ofs_delta => {
+                        Some(Header::OfsDelta { base_distance: here - shifts.out_offset(base_off) })
+                    }
+                    _ => {
+                        let bindex = p
+                            .index_at_offset(base_off)
+                            .ok_or_else(|| corrupt(format!("no entry at delta base offset {base_off}")))?;
+                        let base_id = p.index().oid_at_index(bindex).to_owned();
+                        let canon = packs.num_of(&base_id).unwrap_or(packs.base(pack) + bindex);
+                        (sent(canon) || (opts.thin && client_has(canon)))
+                            .then_some(Header::RefDelta { base_id })
+                    }
+                }
+            }
+            (_, Header::RefDelta { base_id }) => {
+                match packs.num_of(&base_id).or_else(|| objects.num(&base_id)) {
+                    Some(bnum) if verbatim.is_some_and(|v| in_run(packs, v, bnum)) && opts.ofs_delta => {
+                        let bloc = packs.location(bnum).map(|l| l.offset).unwrap_or(0);
+                        Some(Header::OfsDelta { base_distance: here - shifts.out_offset(bloc) })
+                    }
+                    Some(bnum) if sent(bnum) || (opts.thin && client_has(bnum)) => {
+                        Some(Header::RefDelta { base_id })
+                    }
+                    _ => None,
+                }
+            }
+            (_, h) => {
+                let kind = h.as_kind().unwrap_or(Kind::Blob);
+                if opts.thin && anew.search.worth_trying(kind, name_hash(num), info.size) {
+                    stored_whole = Some((raw, kind));
+                } else {
+                    w.write_all(raw)?;
+                    stats.reused += 1;
+                    anew.search.note_whole(here, num, kind, name_hash(num));
+                    written = true;
+                }
+                None
+            }
+        };
+        if let Some(h) = new_header {
+            hdr.clear();
+            h.write_to(info.size, &mut hdr)?;
+            w.write_all(&hdr)?;
+            w.write_all(data)?;
+            stats.reused += 1;
+            stats.reused_deltas += 1;
+            stats.deltas += 1;
+            written = true;
+        }
+        p.touch_passing(off, end - off);
+        if !written {
+            anew.write(&mut w, &mut stats, num, name_hash(num), stored_whole, None)?;
+        }
         stats.objects += 1;
         on_entry(&stats);
     }
@@ -310,63 +303,128 @@ pub fn write_pack<W: Write>(
     Ok(stats)
 }
 
-/// Where object `num` (sent) was written, if it was written before entry `before` (plan pack
-/// index, entry index): in the verbatim run or among the planned entries.
-fn written_offset(
-    plan: &Plan,
-    packs: &PackSet,
-    verbatim: Option<Verbatim>,
-    shifts: &super::reuse::Shifts,
+/// The delta the window kept for entry `e` (object `num`, written at `here`), with its header,
+/// if it kept one and its base is where the delta may name it.
+fn kept_delta(
+    kept: &mut std::collections::HashMap<ObjNum, Vec<u8>>,
+    base: Option<(ObjNum, NewBase)>,
     num: ObjNum,
-    before: (usize, usize),
-) -> Option<u64> {
-    let (pack, index) = packs.split(num)?;
-    let p = packs.pack(pack);
-    let pos = p.pack_position_of_index(index)?;
-    if verbatim.is_some_and(|v| v.pack == pack && pos < v.objects) {
-        return Some(shifts.out_offset(p.index().pack_offset_at_index(index)));
-    }
-    let pi = plan.pack_plan(pack)?;
-    let j = plan.packs[pi].find_position(pos)?;
-    ((pi, j) < before).then(|| plan.packs[pi].entries[j].out_offset())
+    here: u64,
+    opts: PackOptions,
+    objects: &dyn Objects,
+) -> Option<(Vec<u8>, Header)> {
+    let (bnum, at) = base?;
+    let h = match at {
+        NewBase::Written(0) => return None,
+        NewBase::Written(o) if opts.ofs_delta => Header::OfsDelta { base_distance: here - o },
+        NewBase::Client if !opts.thin => return None,
+        _ => Header::RefDelta { base_id: objects.id(bnum) },
+    };
+    kept.remove(&num).map(|d| (d, h))
 }
 
-/// Writes object `num` anew: as a delta if the search finds one that pays, else its stored
-/// whole bytes (`stored`) or the object compressed anew.
-#[allow(clippy::too_many_arguments)]
-fn write_new<W: Write>(
-    w: &mut Hashing<'_, W>,
-    search: &mut DeltaSearch<'_>,
-    stats: &mut PackStats,
-    objects: &dyn Objects,
-    num: ObjNum,
-    name_hash: u32,
-    stored: Option<(&[u8], Kind)>,
-    buf: &mut Vec<u8>,
-    hdr: &mut Vec<u8>,
-    opts: PackOptions,
-) -> Result<(), PackError> {
-    let here = w.count;
-    let kind = objects.read(num, buf)?;
-    hdr.clear();
-    if let Some((base, delta)) = search.find(num, kind, name_hash, buf) {
-        let h = match base {
-            DeltaBase::Written(at, _) if opts.ofs_delta => Header::OfsDelta { base_distance: here - at },
-            DeltaBase::Written(_, b) | DeltaBase::Thin(b) => Header::RefDelta { base_id: objects.id(b) },
-        };
-        h.write_to(delta.len() as u64, hdr)?;
-        w.write_all(hdr)?;
-        compress(w, &delta)?;
-        stats.deltas += 1;
-    } else if let Some((raw, _)) = stored {
-        w.write_all(raw)?;
-        stats.reused += 1;
-        search.note_whole(here, num, kind, name_hash);
-    } else {
-        type_header(kind).write_to(buf.len() as u64, hdr)?;
-        w.write_all(hdr)?;
-        compress(w, buf)?;
-        search.note_whole(here, num, kind, name_hash);
+/// The object number of a planned entry.
+fn entry_num(packs: &PackSet, e: &PlanEntry) -> ObjNum {
+    if e.pack() == UNPACKED {
+        return e.pos();
     }
-    Ok(())
+    let pack = PackId::from(e.pack());
+    packs.base(pack) + packs.pack(pack).index_at_pack_position(e.pos()).unwrap_or(0)
+}
+
+/// The object id of a planned entry.
+fn entry_id(packs: &PackSet, e: &PlanEntry, objects: &dyn Objects) -> ObjectId {
+    objects.id(entry_num(packs, e))
+}
+
+/// Where a new delta's base is.
+#[derive(Clone, Copy)]
+enum NewBase {
+    /// Written at this output offset (0: not yet).
+    Written(u64),
+    /// On the client (a thin pack).
+    Client,
+}
+
+/// Writes objects anew: as a delta against the base the window chose, or one the thin
+/// search finds, or whole.
+struct Anew<'a> {
+    search: DeltaSearch<'a>,
+    objects: &'a dyn Objects,
+    opts: PackOptions,
+    buf: Vec<u8>,
+    base_buf: Vec<u8>,
+    hdr: Vec<u8>,
+}
+
+impl Anew<'_> {
+    /// Writes object `num`: as a delta against `base` if it pays, else as stored (`stored`, a
+    /// whole entry) if there is a stored copy, else as the thin search finds or whole.
+    fn write<W: Write>(
+        &mut self,
+        w: &mut Hashing<'_, W>,
+        stats: &mut PackStats,
+        num: ObjNum,
+        name_hash: u32,
+        stored: Option<(&[u8], Kind)>,
+        base: Option<(ObjNum, NewBase)>,
+    ) -> Result<(), PackError> {
+        let here = w.count;
+        let kind = self.objects.read(num, &mut self.buf)?;
+        if let Some((bnum, at)) = base {
+            let usable = match at {
+                NewBase::Written(o) => o != 0,
+                NewBase::Client => self.opts.thin,
+            };
+            if usable && self.objects.read(bnum, &mut self.base_buf)? == kind {
+                let max = (self.buf.len() / 2).saturating_sub(self.objects.hash_kind().len_in_bytes());
+                if let Some(delta) = DeltaIndex::new(&self.base_buf[..]).encode(&self.buf, max) {
+                    let h = match at {
+                        NewBase::Written(o) if self.opts.ofs_delta => {
+                            Header::OfsDelta { base_distance: here - o }
+                        }
+                        _ => Header::RefDelta { base_id: self.objects.id(bnum) },
+                    };
+                    return self.write_delta(w, stats, h, &delta);
+                }
+            }
+        }
+        if let Some((b, delta)) = self.search.find(num, kind, name_hash, &self.buf) {
+            let h = match b {
+                DeltaBase::Written(at, _) if self.opts.ofs_delta => {
+                    Header::OfsDelta { base_distance: here - at }
+                }
+                DeltaBase::Written(_, b) | DeltaBase::Thin(b) => {
+                    Header::RefDelta { base_id: self.objects.id(b) }
+                }
+            };
+            return self.write_delta(w, stats, h, &delta);
+        }
+        if let Some((raw, _)) = stored {
+            w.write_all(raw)?;
+            stats.reused += 1;
+        } else {
+            self.hdr.clear();
+            type_header(kind).write_to(self.buf.len() as u64, &mut self.hdr)?;
+            w.write_all(&self.hdr)?;
+            compress(w, &self.buf)?;
+        }
+        self.search.note_whole(here, num, kind, name_hash);
+        Ok(())
+    }
+
+    fn write_delta<W: Write>(
+        &mut self,
+        w: &mut Hashing<'_, W>,
+        stats: &mut PackStats,
+        h: Header,
+        delta: &[u8],
+    ) -> Result<(), PackError> {
+        self.hdr.clear();
+        h.write_to(delta.len() as u64, &mut self.hdr)?;
+        w.write_all(&self.hdr)?;
+        compress(w, delta)?;
+        stats.deltas += 1;
+        Ok(())
+    }
 }

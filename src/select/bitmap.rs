@@ -24,7 +24,9 @@ use memmap2::Mmap;
 
 use super::ewah::{self, Bits, EwahError};
 use super::filter::Filter;
-use super::walk::{child_hash, name_hash, ClientHas, Request, Selection, ThinBases, THIN_CANDIDATES};
+use super::walk::{
+    child_hash, name_hash, set_name_hash, ClientHas, Request, Selection, ThinBases, THIN_CANDIDATES,
+};
 use crate::odb::{EntryKind, Odb, OdbError};
 use crate::pack::midx::{Midx, MidxError};
 use crate::pack::plan::Verbatim;
@@ -434,8 +436,24 @@ struct Count<'i, 'a> {
 }
 
 impl Count<'_, '_> {
+    /// The bit position of `id`: in the bitmap, or extended. Looked up through the object
+    /// database's numbering (which keeps recent lookups), then the pack's reverse index.
     fn position(&self, id: &oid) -> Option<u32> {
-        self.index.position(id).or_else(|| self.odb.num(id).and_then(|n| self.ext.get(n)))
+        let num = self.odb.num(id)?;
+        self.position_of_num(num)
+    }
+
+    fn position_of_num(&self, num: ObjNum) -> Option<u32> {
+        self.index.position_of_num(num).or_else(|| self.ext.get(num))
+    }
+
+    /// The bitmap stored for the commit at `pos`, if the bitmap has one.
+    fn stored_bitmap(&self, pos: u32) -> Result<Option<std::rc::Rc<Bits>>, BitmapError> {
+        if pos < self.index.num_objects {
+            self.index.commit_bitmap(pos)
+        } else {
+            Ok(None)
+        }
     }
 
     fn kind_of(&self, id: &oid, pos: Option<u32>) -> Result<Option<Kind>, OdbError> {
@@ -447,12 +465,14 @@ impl Count<'_, '_> {
     }
 
     fn position_or_add(&mut self, id: &oid, kind: Kind, name_hash: u32) -> u32 {
-        match self.index.position(id) {
+        let num = self.odb.num_or_add(id);
+        self.num_position_or_add(num, kind, name_hash)
+    }
+
+    fn num_position_or_add(&mut self, num: ObjNum, kind: Kind, name_hash: u32) -> u32 {
+        match self.index.position_of_num(num) {
             Some(p) => p,
-            None => {
-                let num = self.odb.num_or_add(id);
-                self.ext.add(num, kind, name_hash)
-            }
+            None => self.ext.add(num, kind, name_hash),
         }
     }
 
@@ -560,43 +580,85 @@ impl Count<'_, '_> {
                 }
             }
         }
-        // Commits first: a stored bitmap met on the way covers all the trees below it.
-        while let Some(c) = commits.pop() {
+        // Commits first: a stored bitmap met on the way covers all the trees below it. As in
+        // git's `find_objects`, the roots' own bitmaps are OR-ed in first, then the others are
+        // walked newest first, so that the big bitmaps of recent commits are met (and cover
+        // the history below them) before the walk goes deep into old history.
+        let mut queue: std::collections::BinaryHeap<(i64, u64, ObjectId)> =
+            std::collections::BinaryHeap::new();
+        let mut seq = u64::MAX;
+        for c in commits {
             let pos = self.position_or_add(&c, Kind::Commit, 0);
             if in_seen(&base, pos) {
                 continue;
             }
-            if pos < self.index.num_objects {
-                if let Some(bm) = self.index.commit_bitmap(pos)? {
-                    base.or(&bm);
-                    continue;
-                }
+            if let Some(bm) = self.stored_bitmap(pos)? {
+                base.or(&bm);
+                continue;
+            }
+            let time = self.odb.commit(&c)?.time;
+            queue.push((time, seq, c));
+            seq -= 1;
+        }
+        while let Some((_, _, c)) = queue.pop() {
+            let pos = self.position_or_add(&c, Kind::Commit, 0);
+            if in_seen(&base, pos) {
+                continue;
+            }
+            if let Some(bm) = self.stored_bitmap(pos)? {
+                base.or(&bm);
+                continue;
             }
             base.set(pos as usize);
             self.commits_walked += 1;
             let info = self.odb.commit(&c)?;
             trees.push((info.tree, 0, true));
-            commits.extend(info.parents);
+            for p in info.parents {
+                let ppos = self.position_or_add(&p, Kind::Commit, 0);
+                if in_seen(&base, ppos) {
+                    continue;
+                }
+                if let Some(bm) = self.stored_bitmap(ppos)? {
+                    base.or(&bm);
+                    continue;
+                }
+                let time = match self.odb.commit(&p) {
+                    Ok(i) => i.time,
+                    Err(OdbError::Missing(_)) if lenient => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                queue.push((time, seq, p));
+                seq -= 1;
+            }
         }
         let mut buf = Vec::new();
-        let mut entries: Vec<(EntryKind, ObjectId, u32)> = Vec::new();
-        while let Some((t, hash, root)) = trees.pop() {
-            let pos = self.position_or_add(&t, Kind::Tree, hash);
+        let mut tree_nums: Vec<(ObjNum, u32, bool)> =
+            trees.into_iter().map(|(t, h, r)| (self.odb.num_or_add(&t), h, r)).collect();
+        let mut entries: Vec<(EntryKind, ObjNum, u32)> = Vec::new();
+        while let Some((t, hash, root)) = tree_nums.pop() {
+            let pos = self.num_position_or_add(t, Kind::Tree, hash);
             if in_seen(&base, pos) {
                 continue;
             }
             base.set(pos as usize);
             entries.clear();
-            self.odb.for_each_tree_entry(&t, &mut buf, |kind, name, id| {
+            let odb = self.odb;
+            odb.for_each_tree_entry_num(t, &mut buf, |kind, name, id| {
                 if kind != EntryKind::Commit {
-                    entries.push((kind, id.to_owned(), child_hash(hash, root, name)));
+                    entries.push((kind, odb.num_or_add(id), child_hash(hash, root, name)));
                 }
             })?;
-            for (kind, id, h) in entries.drain(..) {
+            for &(kind, num, h) in &entries {
                 match kind {
-                    EntryKind::Tree => trees.push((id, h, false)),
+                    EntryKind::Tree => {
+                        // Not pushed when already counted (the common case under a bitmap).
+                        let known = self.position_of_num(num).is_some_and(|p| in_seen(&base, p));
+                        if !known {
+                            tree_nums.push((num, h, false));
+                        }
+                    }
                     _ => {
-                        let pos = self.position_or_add(&id, Kind::Blob, h);
+                        let pos = self.num_position_or_add(num, Kind::Blob, h);
                         if !in_seen(&base, pos) {
                             base.set(pos as usize);
                         }
@@ -683,18 +745,12 @@ pub fn select<'i>(
     let mut sent_nums = Bits::with_len(odb.num_end() as usize);
     let mut name_hashes: Vec<u32> = Vec::new();
     let mut sent_count = 0;
+    let expected = odb.num_end() as usize;
     let mut note = |num: ObjNum, hash: u32, bits: &mut Bits| {
         if !bits.test_and_set(num as usize) {
             sent_count += 1;
         }
-        if hash != 0 {
-            let i = num as usize;
-            if name_hashes.len() <= i {
-                let want = (i + 1).max(name_hashes.len() * 2).max(1024);
-                name_hashes.resize(want, 0);
-            }
-            name_hashes[i] = hash;
-        }
+        set_name_hash(&mut name_hashes, num, hash, expected);
     };
     for pos in sent.iter_from(skip) {
         let pos32 = pos as u32;

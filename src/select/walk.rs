@@ -507,16 +507,26 @@ impl Flags {
             return false;
         }
         self.sent_count += 1;
-        if name_hash != 0 {
-            if self.name_hashes.len() <= n {
-                // Zeroed growth: untouched pages of a big table cost no memory.
-                let want = (n + 1).max(self.name_hashes.len() * 2).max(1024);
-                self.name_hashes.resize(want, 0);
-            }
-            self.name_hashes[n] = name_hash;
-        }
+        set_name_hash(&mut self.name_hashes, num, name_hash, self.sent.words().len() * 64);
         true
     }
+}
+
+/// Records the name hash of object `num` in a table by number. The table is allocated zeroed
+/// for `expected` numbers at once (pages never written stay unmapped, so a fetch that sends a
+/// few objects of a big repository costs a few pages), and grows by copying into a new zeroed
+/// table past that.
+pub(crate) fn set_name_hash(table: &mut Vec<u32>, num: ObjNum, hash: u32, expected: usize) {
+    if hash == 0 {
+        return;
+    }
+    let n = num as usize;
+    if table.len() <= n {
+        let mut grown = vec![0u32; (n + 1).max(table.len() * 2).max(expected)];
+        grown[..table.len()].copy_from_slice(table);
+        *table = grown;
+    }
+    table[n] = hash;
 }
 
 /// Walks from the wants, subtracting what is reachable from `common`.
@@ -703,38 +713,35 @@ fn mark_trees_uninteresting(
     };
     // (tree, name hash of its path, whether it is a root)
     let mut stack: Vec<(ObjNum, u32, bool)> = roots.into_iter().map(|r| (r, 0, true)).collect();
-    let mut entries: Vec<(EntryKind, ObjectId, u32)> = Vec::new();
     while let Some((t, hash, root)) = stack.pop() {
         ticker.tick();
         if flags.uninteresting.test_and_set(t as usize) {
             continue;
         }
         remember(hash, t, Kind::Tree);
-        entries.clear();
         let res = odb.for_each_tree_entry_num(t, buf, |kind, name, id| {
-            if kind != EntryKind::Commit {
-                entries.push((kind, id.to_owned(), child_hash(hash, root, name)));
+            let num = match kind {
+                EntryKind::Commit => return,
+                _ => odb.num_or_add(id),
+            };
+            let x = num as usize;
+            match kind {
+                EntryKind::Tree => {
+                    if !flags.uninteresting.get(x) {
+                        stack.push((num, child_hash(hash, root, name), false));
+                    }
+                }
+                _ => {
+                    if !flags.uninteresting.test_and_set(x) {
+                        remember(child_hash(hash, root, name), num, Kind::Blob);
+                    }
+                }
             }
         });
         match res {
             // The client's side may be incomplete here (e.g. behind a shallow boundary).
             Err(OdbError::Missing(_)) => continue,
             other => other?,
-        }
-        for &(kind, ref id, h) in &entries {
-            let num = odb.num_or_add(id);
-            match kind {
-                EntryKind::Tree => {
-                    if !flags.uninteresting.get(num as usize) {
-                        stack.push((num, h, false));
-                    }
-                }
-                _ => {
-                    if !flags.uninteresting.test_and_set(num as usize) {
-                        remember(h, num, Kind::Blob);
-                    }
-                }
-            }
         }
     }
     Ok(())
@@ -760,10 +767,11 @@ impl TreeWalk<'_, '_> {
     ) -> Result<(), OdbError> {
         let depth_limit = self.filter.and_then(|f| f.filter.depth_limit());
         let sparse = self.filter.and_then(|f| f.sparse.as_ref());
+        let odb = self.odb;
+        let filter = self.filter;
         // (tree, depth, name hash, path (sparse filters only))
         let mut stack: Vec<(ObjNum, u64, u32, Vec<u8>)> = vec![(root, 0, 0, Vec::new())];
-        let mut subtrees: Vec<(ObjectId, u32, Vec<u8>)> = Vec::new();
-        let mut blobs: Vec<(ObjectId, u32, Vec<u8>)> = Vec::new();
+        let mut subtrees: Vec<(ObjNum, u32, Vec<u8>)> = Vec::new();
         while let Some((t, depth, hash, path)) = stack.pop() {
             ticker.tick();
             let n = t as usize;
@@ -780,7 +788,7 @@ impl TreeWalk<'_, '_> {
                 continue;
             }
             let keep = (explicit && depth == 0)
-                || self.filter.is_none_or(|fl| fl.filter.keeps(Kind::Tree, depth, 0, &|| true));
+                || filter.is_none_or(|fl| fl.filter.keeps(Kind::Tree, depth, 0, &|| true));
             if keep {
                 flags.send(t, hash);
             }
@@ -788,47 +796,60 @@ impl TreeWalk<'_, '_> {
                 continue;
             }
             subtrees.clear();
-            blobs.clear();
             let at_root = depth == 0;
-            self.odb.for_each_tree_entry_num(t, self.buf, |kind, name, id| match kind {
-                EntryKind::Tree => subtrees.push((
-                    id.to_owned(),
-                    child_hash(hash, at_root, name),
-                    join(&path, name, sparse.is_some()),
-                )),
-                EntryKind::Blob => blobs.push((
-                    id.to_owned(),
-                    child_hash(hash, at_root, name),
-                    join(&path, name, sparse.is_some()),
-                )),
+            let mut failed: Option<OdbError> = None;
+            // Entries are handled as they are parsed; the name hash and path are worked out only
+            // for objects met for the first time.
+            odb.for_each_tree_entry_num(t, self.buf, |kind, name, id| match kind {
+                EntryKind::Tree => {
+                    let num = odb.num_or_add(id);
+                    let x = num as usize;
+                    if !flags.uninteresting.get(x) && (depth_limit.is_some() || !flags.seen.get(x)) {
+                        subtrees.push((
+                            num,
+                            child_hash(hash, at_root, name),
+                            join(&path, name, sparse.is_some()),
+                        ));
+                    }
+                }
+                EntryKind::Blob => {
+                    let num = odb.num_or_add(id);
+                    let b = num as usize;
+                    if flags.sent.get(b) || flags.uninteresting.get(b) {
+                        return;
+                    }
+                    let keep = match filter {
+                        None => true,
+                        Some(fl) => {
+                            let size = if fl.filter.needs_blob_size() {
+                                match odb.size_num(num) {
+                                    Ok(s) => s.unwrap_or(0),
+                                    Err(e) => {
+                                        failed.get_or_insert(e);
+                                        0
+                                    }
+                                }
+                            } else {
+                                0
+                            };
+                            fl.filter.keeps(Kind::Blob, depth + 1, size, &|| {
+                                sparse.is_none_or(|s| s.keeps(&join(&path, name, true)))
+                            })
+                        }
+                    };
+                    flags.seen.set(b);
+                    if keep {
+                        flags.send(num, child_hash(hash, at_root, name));
+                    }
+                }
                 EntryKind::Commit => {}
             })?;
-            for (id, h, bpath) in blobs.drain(..) {
-                let num = self.odb.num_or_add(&id);
-                let b = num as usize;
-                if flags.sent.get(b) || flags.uninteresting.get(b) {
-                    continue;
-                }
-                let keep = match self.filter {
-                    None => true,
-                    Some(fl) => {
-                        let size = if fl.filter.needs_blob_size() {
-                            self.odb.size_num(num)?.unwrap_or(0)
-                        } else {
-                            0
-                        };
-                        fl.filter
-                            .keeps(Kind::Blob, depth + 1, size, &|| sparse.is_none_or(|s| s.keeps(&bpath)))
-                    }
-                };
-                flags.seen.set(b);
-                if keep {
-                    flags.send(num, h);
-                }
+            if let Some(e) = failed {
+                return Err(e);
             }
             // Reverse so the first subtree is walked first.
-            for (id, h, p) in subtrees.drain(..).rev() {
-                stack.push((self.odb.num_or_add(&id), depth + 1, h, p));
+            for (num, h, p) in subtrees.drain(..).rev() {
+                stack.push((num, depth + 1, h, p));
             }
         }
         Ok(())

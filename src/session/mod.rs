@@ -10,8 +10,9 @@ use std::io::{Read, Write};
 
 use gix::hash::ObjectId;
 
-use crate::pack::plan::Plan;
+use crate::pack::plan::{Plan, PlanOptions};
 use crate::pack::writer::{self, PackOptions};
+use crate::pack::ObjNum;
 use crate::refs::Refs;
 use crate::repo::Repo;
 use crate::select::policy::WantRules;
@@ -353,8 +354,33 @@ pub(crate) fn send_pack<W: Write>(
         sb.progress(&format!("Enumerating objects: {}, done{how}.\n", sel.len()))?;
         // The walk's cache of decoded trees is not needed while the pack is planned and written.
         repo.odb.drop_caches();
-        let mut plan = Plan::new(&sel.sent, packs).map_err(SessionError::internal)?;
-        plan.verbatim = sel.verbatim;
+        let client_has = |num| sel.client.has(num);
+        let name_hash = |num| sel.name_hash(num);
+        // The client's versions of the sent paths (git's preferred bases): what new deltas may
+        // be made against and, without bitmaps, what stored deltas may stay against.
+        let mut client_candidates: Vec<(ObjNum, gix::objs::Kind, u32)> = sel
+            .thin_bases
+            .iter()
+            .flat_map(|(&hash, v)| v.iter().map(move |&(num, kind)| (num, kind, hash)))
+            .collect();
+        client_candidates.sort_unstable_by_key(|c| c.0);
+        client_candidates.dedup_by_key(|c| c.0);
+        let preferred = |num: ObjNum| client_candidates.binary_search_by_key(&num, |c| c.0).is_ok();
+        let bitmap_counted = sel.used_bitmap();
+        let reuse_against = |num: ObjNum| if bitmap_counted { client_has(num) } else { preferred(num) };
+        let plan_opts = PlanOptions {
+            verbatim: sel.verbatim,
+            // Counted with bitmaps, git reuses the stored order; otherwise it writes each delta
+            // after its base.
+            delta_order: !bitmap_counted,
+            thin: options.thin,
+            reuse_against: &reuse_against,
+            client_candidates: &client_candidates,
+            name_hash: &name_hash,
+            window: repo.config.pack_window,
+            depth: repo.config.pack_depth,
+        };
+        let mut plan = Plan::new(&sel.sent, packs, &repo.odb, &plan_opts).map_err(SessionError::internal)?;
         let stats = {
             let mut on_entry = |_: &writer::PackStats| {};
             writer::write_pack(
