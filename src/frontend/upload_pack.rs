@@ -99,11 +99,13 @@ fn command_line_config() -> Vec<String> {
     out
 }
 
-/// The effective user id, from `/proc/self/status` (the second `Uid:` field).
+/// The effective user id.
 fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    extern "C" {
+        fn geteuid() -> u32;
+    }
+    // SAFETY: geteuid takes nothing, cannot fail and has no side effect.
+    Some(unsafe { geteuid() })
 }
 
 /// git's repository ownership rules with what the environment says: the effective user,
