@@ -48,6 +48,9 @@ impl std::ops::Deref for Bytes {
 /// git reads files up to this size instead of mapping them.
 const SMALL_FILE: u64 = 32 * 1024;
 
+/// How much of a mapped file the check passes before letting its pages go.
+const RELEASE_STEP: usize = 1 << 20;
+
 /// A `packed-refs` file: checked, in name order.
 pub struct Packed {
     bytes: Bytes,
@@ -55,6 +58,8 @@ pub struct Packed {
     start: usize,
     peeled: Peeled,
     hex_len: usize,
+    /// Every id in the file is spelled in lowercase, as git writes them (and prints them).
+    lowercase: bool,
 }
 
 /// One record: a ref and, if the file has one, its peeled value.
@@ -76,11 +81,48 @@ impl Record<'_> {
 }
 
 /// Parses hex already checked by [`Packed::open`] (never fails: a slice that is somehow not
-/// hex gives the null id of its length rather than a panic).
+/// hex, or not of an id's length, gives the null id of its length rather than a panic).
+///
+/// Hex is parsed and printed here rather than by gix, whose SIMD code first asks the processor
+/// what it supports: on a virtual machine that question (`cpuid`) costs tens of microseconds,
+/// a fair part of a small listing. [`next_line`] is for the same reason.
 pub fn parse_hex(hex: &[u8]) -> ObjectId {
-    ObjectId::from_hex(hex).unwrap_or_else(|_| {
-        ObjectId::null(if hex.len() == 64 { gix::hash::Kind::Sha256 } else { gix::hash::Kind::Sha1 })
-    })
+    let kind = if hex.len() == 64 { gix::hash::Kind::Sha256 } else { gix::hash::Kind::Sha1 };
+    let mut bytes = [0u8; 32];
+    let n = kind.len_in_bytes();
+    if hex.len() != 2 * n || hex_case(hex).is_none() {
+        return ObjectId::null(kind);
+    }
+    let nibble = |c: u8| (c & 0xf) + if c > b'9' { 9 } else { 0 };
+    for (b, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+        *b = nibble(pair[0]) << 4 | nibble(pair[1]);
+    }
+    ObjectId::from_bytes_or_panic(&bytes[..n])
+}
+
+/// Appends `id` in lowercase hex to `out`.
+pub fn push_hex(id: &gix::hash::oid, out: &mut Vec<u8>) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in id.as_bytes() {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
+}
+
+/// Where the first newline of `s` is (eight bytes at a time, with no processor feature test).
+pub fn next_line(s: &[u8]) -> Option<usize> {
+    memchr::arch::all::memchr::One::new(b'\n').find(s)
+}
+
+/// [`next_line`] as a method.
+trait FindNewline {
+    fn find_nl(&self) -> Option<usize>;
+}
+
+impl FindNewline for [u8] {
+    fn find_nl(&self) -> Option<usize> {
+        next_line(self)
+    }
 }
 
 /// git's `isspace`: space, tab, newline, carriage return.
@@ -88,13 +130,58 @@ pub fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// Whether every byte of `s` is a hex digit of either case (git's `hexval`).
+#[cfg(test)]
 fn is_hex(s: &[u8]) -> bool {
-    s.iter().all(u8::is_ascii_hexdigit)
+    hex_case(s).is_some()
+}
+
+/// Whether `s` is hex (`None` if not) and then whether it is all lowercase, eight bytes at a
+/// time: a byte-by-byte test branches on digit or letter, which the processor cannot predict
+/// in random ids, and that made checking `packed-refs` cost more than listing it.
+fn hex_case(s: &[u8]) -> Option<bool> {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    let mut lower = true;
+    let mut words = s.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let x = u64::from_le_bytes(b);
+        if !hex8(x, 0) {
+            if !hex8(x, FOLD) {
+                return None;
+            }
+            lower = false;
+        }
+    }
+    for &b in words.remainder() {
+        if !b.is_ascii_hexdigit() {
+            return None;
+        }
+        lower &= !b.is_ascii_uppercase();
+    }
+    Some(lower)
+}
+
+/// Whether all eight bytes of `x` are hex digits, letters lowercase, or of either case when
+/// `fold` is 0x20 in each byte. For bytes below 0x80, adding `0x7f - hi` to the low seven bits
+/// sets the top bit exactly when the byte is above `hi`, and adding `0x80 - lo` when it is at
+/// least `lo`; no sum carries into the next byte.
+fn hex8(x: u64, fold: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    let in_range = |v: u64, lo: u8, hi: u8| {
+        let low = v & !HIGH;
+        !(low + ONES * u64::from(0x7f - hi)) & (low + ONES * u64::from(0x80 - lo))
+    };
+    let digit = in_range(x, b'0', b'9');
+    let letter = in_range(x | fold, b'a', b'f');
+    (digit | letter) & !x & HIGH == HIGH
 }
 
 /// git's `die_invalid_line`/`die_unterminated_line` messages for the text at `rest`.
 fn invalid(shown: &str, rest: &[u8]) -> PackedError {
-    let (kind, line) = match rest.find_byte(b'\n') {
+    let (kind, line) = match rest.find_nl() {
         Some(eol) => ("unexpected", &rest[..eol]),
         None => ("unterminated", rest),
     };
@@ -137,11 +224,11 @@ impl Packed {
     /// Checks and (if needed) sorts `bytes`.
     fn from_bytes(bytes: Bytes, shown: &str, hash: gix::hash::Kind) -> Result<Packed, PackedError> {
         let hex_len = hash.len_in_hex();
-        let mut packed = Packed { bytes, start: 0, peeled: Peeled::None, hex_len };
+        let mut packed = Packed { bytes, start: 0, peeled: Peeled::None, hex_len, lowercase: true };
         let mut sorted = false;
         if packed.bytes.first() == Some(&b'#') {
             let buf = &packed.bytes[..];
-            let eol = buf.find_byte(b'\n').ok_or_else(|| invalid(shown, buf))?;
+            let eol = buf.find_nl().ok_or_else(|| invalid(shown, buf))?;
             let traits = buf[..eol].strip_prefix(b"# pack-refs with:").ok_or_else(|| invalid(shown, buf))?;
             let has = |t: &[u8]| traits.split(|&b| b == b' ').any(|x| x == t);
             packed.peeled = if has(b"fully-peeled") {
@@ -159,7 +246,7 @@ impl Packed {
             packed.sort(shown)?;
             packed.verify_last_record(shown)?;
         }
-        packed.check_records(shown)?;
+        packed.lowercase = packed.check_records(shown)?;
         Ok(packed)
     }
 
@@ -185,7 +272,7 @@ impl Packed {
         let mut in_order = true;
         let mut pos = 0;
         while pos < body.len() {
-            let Some(eol) = body[pos..].find_byte(b'\n').map(|i| pos + i) else {
+            let Some(eol) = body[pos..].find_nl().map(|i| pos + i) else {
                 return Err(invalid(shown, &body[pos..]));
             };
             if eol - pos < self.hex_len + 2 {
@@ -193,7 +280,7 @@ impl Packed {
             }
             let mut end = eol + 1;
             if body.get(end) == Some(&b'^') {
-                end = body[end..].find_byte(b'\n').map_or(body.len(), |i| end + i + 1);
+                end = body[end..].find_nl().map_or(body.len(), |i| end + i + 1);
             }
             if in_order {
                 if let Some(&(s, l)) = records.last() {
@@ -220,32 +307,70 @@ impl Packed {
     /// record comparisons see it.
     fn name_at<'a>(&self, record: &'a [u8]) -> &'a [u8] {
         let rest = record.get(self.hex_len + 1..).unwrap_or_default();
-        &rest[..rest.find_byte(b'\n').unwrap_or(rest.len())]
+        &rest[..rest.find_nl().unwrap_or(rest.len())]
     }
 
-    /// git's `next_record` checks, for every record in order.
-    fn check_records(&self, shown: &str) -> Result<(), PackedError> {
+    /// git's `next_record` checks, for every record in order. A big mapped file's pages are let
+    /// go as the check passes them: a listing touches only the records in its scope again, so
+    /// checking the whole file costs no more memory than git's reading of part of it.
+    /// Returns whether every id is in lowercase.
+    fn check_records(&self, shown: &str) -> Result<bool, PackedError> {
         let body = &self.bytes[self.start..];
         let h = self.hex_len;
         let mut pos = 0;
+        let mut released = 0;
+        let mut lowercase = true;
+        let mut check = |hex: &[u8]| match hex_case(hex) {
+            Some(lower) => {
+                lowercase &= lower;
+                true
+            }
+            None => false,
+        };
         while pos < body.len() {
+            if self.start + pos - released >= RELEASE_STEP {
+                released = self.release(released, self.start + pos);
+            }
             let rest = &body[pos..];
-            if rest.len() < h + 2 || !is_hex(&rest[..h]) || !is_space(rest[h]) {
+            if rest.len() < h + 2 || !check(&rest[..h]) || !is_space(rest[h]) {
                 return Err(invalid(shown, rest));
             }
-            let Some(eol) = rest[h + 1..].find_byte(b'\n').map(|i| h + 1 + i) else {
+            let Some(eol) = rest[h + 1..].find_nl().map(|i| h + 1 + i) else {
                 return Err(invalid(shown, rest));
             };
             pos += eol + 1;
             if body.get(pos) == Some(&b'^') {
                 let rest = &body[pos..];
-                if rest.len() < h + 2 || !is_hex(&rest[1..h + 1]) || rest[h + 1] != b'\n' {
+                if rest.len() < h + 2 || !check(&rest[1..h + 1]) || rest[h + 1] != b'\n' {
                     return Err(invalid(shown, rest));
                 }
                 pos += h + 2;
             }
         }
-        Ok(())
+        if self.bytes.len() > RELEASE_STEP {
+            self.release(released, self.bytes.len());
+        }
+        Ok(lowercase)
+    }
+
+    /// Whether every id in the file is spelled in lowercase (then a listing may copy them).
+    pub fn lowercase(&self) -> bool {
+        self.lowercase
+    }
+
+    /// Drops the pages of the mapping between offsets `from` and `to` (whole pages only) from
+    /// the resident set; returns where the next release starts.
+    fn release(&self, from: usize, to: usize) -> usize {
+        const PAGE: usize = 4096;
+        let Bytes::Mapped(m) = &self.bytes else { return to };
+        let (start, end) = (from.div_ceil(PAGE) * PAGE, to / PAGE * PAGE);
+        if end > start {
+            // SAFETY: the mapping is a read-only view of a file that is replaced, never written
+            // (see `open`); pages touched again are read from the file. Only a hint.
+            let _ =
+                unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+        }
+        end.max(from)
     }
 
     /// The header's peeling trait.
@@ -322,7 +447,7 @@ impl<'a> Iterator for Records<'a> {
             self.pos = self.body.len();
             return None;
         }
-        let eol = rest[h + 1..].find_byte(b'\n').map_or(rest.len(), |i| h + 1 + i);
+        let eol = rest[h + 1..].find_nl().map_or(rest.len(), |i| h + 1 + i);
         let record = Record { hex: &rest[..h], name: &rest[h + 1..eol], peeled_hex: None };
         let mut next = eol + 1;
         let peeled_hex = match rest.get(next) {
@@ -449,6 +574,38 @@ mod tests {
         // Duplicate names (only a hand-edited file has them) are both kept.
         let p = open(&format!("{A} refs/a\n{B} refs/a\n")).unwrap();
         assert_eq!(names(&p), ["refs/a", "refs/a"]);
+    }
+
+    #[test]
+    fn hex_check_agrees_with_bytewise() {
+        for b in 0..=255u8 {
+            for at in 0..11 {
+                let mut s = *b"0123456789aBcDeF0123456789abcdefABCDEF0123";
+                s[at * 4 % s.len()] = b;
+                let want = s.iter().all(u8::is_ascii_hexdigit);
+                assert_eq!(is_hex(&s), want, "{b:#x} at {at}");
+                let lower = s.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+                assert_eq!(hex_case(&s), want.then_some(lower), "{b:#x} at {at}");
+                assert_eq!(is_hex(&s[..at]), s[..at].iter().all(u8::is_ascii_hexdigit));
+            }
+        }
+        // Words of hex digits and their neighbours, mostly hex.
+        let alphabet = b"0123456789abcdefABCDEF0123456789abcdef/:@G`g\x00\x7f\x80\xb0\xe1\xff";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200_000 {
+            let mut w = [0u8; 8];
+            for b in &mut w {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let i = (seed % 64) as usize;
+                *b = alphabet[if i < 56 { i % 38 } else { 38 + i % (alphabet.len() - 38) }];
+            }
+            let x = u64::from_le_bytes(w);
+            assert_eq!(hex8(x, 0x2020_2020_2020_2020), w.iter().all(u8::is_ascii_hexdigit), "{w:?}");
+            let lower = w.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+            assert_eq!(hex8(x, 0), lower, "{w:?}");
+        }
     }
 
     #[test]
