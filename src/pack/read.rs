@@ -27,19 +27,15 @@ const MAX_CHAIN: usize = 10_000;
 const MAX_RATIO: u64 = 1100;
 
 /// Decodes objects from a [`PackSet`], keeping a cache of delta bases.
+#[derive(Default)]
 pub struct Reader {
     /// Made on the first read, sized for the packs.
     cache: Option<gix::odb::pack::cache::lru::MemoryCappedHashmap>,
-    inflate: flate2::Decompress,
+    /// Made on the first inflate (a ref listing reads only entry headers, to peel).
+    inflate: Option<flate2::Decompress>,
     delta: Vec<u8>,
     /// Where a delta's result is built (then swapped with the caller's buffer).
     result: Vec<u8>,
-}
-
-impl Default for Reader {
-    fn default() -> Self {
-        Reader { cache: None, inflate: flate2::Decompress::new(true), delta: Vec::new(), result: Vec::new() }
-    }
 }
 
 impl Reader {
@@ -113,10 +109,10 @@ impl Reader {
             Header::OfsDelta { .. } | Header::RefDelta { .. } => {
                 let data = p.bytes(info.offset + info.header_len as u64, info.end);
                 let mut head = [0u8; 32];
-                self.inflate.reset(true);
+                let inflate = self.inflater();
                 // A partial inflate: the buffer being full is expected.
-                let _ = self.inflate.decompress(data, &mut head, flate2::FlushDecompress::None);
-                let n = self.inflate.total_out() as usize;
+                let _ = inflate.decompress(data, &mut head, flate2::FlushDecompress::None);
+                let n = inflate.total_out() as usize;
                 delta::sizes(&head[..n]).map(|(_, result)| result).map_err(|e| {
                     corrupt(packs, loc.pack, format!("bad delta at offset {}: {e}", info.offset))
                 })
@@ -142,16 +138,22 @@ impl Reader {
         let size = usize::try_from(info.size).map_err(|_| bad("object too large"))?;
         out.clear();
         out.resize(size, 0);
-        self.inflate.reset(true);
-        let status = self
-            .inflate
+        let inflate = self.inflater();
+        let status = inflate
             .decompress(data, out, flate2::FlushDecompress::Finish)
             .map_err(|e| bad(&format!("cannot inflate ({e})")))?;
-        if self.inflate.total_out() != info.size || status != flate2::Status::StreamEnd {
+        if inflate.total_out() != info.size || status != flate2::Status::StreamEnd {
             return Err(bad("inflated size differs from the declared size"));
         }
-        p.touch(info.offset, info.header_len as u64 + self.inflate.total_in());
+        p.touch(info.offset, info.header_len as u64 + inflate.total_in());
         Ok(())
+    }
+
+    /// The inflater, reset for a new stream.
+    fn inflater(&mut self) -> &mut flate2::Decompress {
+        let inflate = self.inflate.get_or_insert_with(|| flate2::Decompress::new(true));
+        inflate.reset(true);
+        inflate
     }
 }
 

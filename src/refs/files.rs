@@ -99,7 +99,7 @@ pub fn parse_contents(content: &[u8], hash: gix::hash::Kind) -> Result<Raw, Read
         Some(hex)
             if hex.iter().all(u8::is_ascii_hexdigit) && content.get(hex_len).is_none_or(|&b| is_space(b)) =>
         {
-            ObjectId::from_hex(hex).map(Raw::Id).map_err(|_| ReadError::Broken)
+            Ok(Raw::Id(super::packed::parse_hex(hex)))
         }
         _ => Err(ReadError::Broken),
     }

@@ -153,6 +153,49 @@ struct Loose {
     target: Option<Vec<u8>>,
 }
 
+/// An object id as a listing carries it: parsed, or the hex a packed record stores (lowercase:
+/// as git prints ids), parsed only where the id itself is needed and copied as it is into a
+/// listing.
+#[derive(Debug, Clone, Copy)]
+pub enum Id<'a> {
+    /// A parsed id.
+    Parsed(ObjectId),
+    /// An id in lowercase hex (checked to be hex when `packed-refs` was opened).
+    Hex(&'a [u8]),
+}
+
+impl Id<'_> {
+    /// The id.
+    pub fn get(&self) -> ObjectId {
+        match self {
+            Id::Parsed(id) => *id,
+            Id::Hex(hex) => packed::parse_hex(hex),
+        }
+    }
+
+    /// Appends the id in lowercase hex to `out`.
+    pub fn push_hex(&self, out: &mut Vec<u8>) {
+        match self {
+            Id::Parsed(id) => packed::push_hex(id, out),
+            Id::Hex(hex) => out.extend_from_slice(hex),
+        }
+    }
+}
+
+impl PartialEq for Id<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for Id<'_> {}
+
+impl From<ObjectId> for Id<'_> {
+    fn from(id: ObjectId) -> Self {
+        Id::Parsed(id)
+    }
+}
+
 /// How a listed ref's peeled value is found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peel<'a> {
@@ -173,7 +216,7 @@ pub struct Entry<'a> {
     pub name: &'a [u8],
     /// What it points at: the stored id (its object may be missing), or the null id for a
     /// broken ref.
-    pub id: ObjectId,
+    pub id: Id<'a>,
     /// For a symbolic ref, the full name of the ref it finally points to.
     pub symref_target: Option<&'a [u8]>,
     /// Where its peeled value comes from.
@@ -188,9 +231,9 @@ pub struct Ref<'a> {
     /// The name without the namespace (`HEAD`, `refs/heads/main`).
     pub name: &'a [u8],
     /// What it points at.
-    pub id: ObjectId,
+    pub id: Id<'a>,
     /// The non-tag object an annotated tag finally points at.
-    pub peeled: Option<ObjectId>,
+    pub peeled: Option<Id<'a>>,
 }
 
 /// The refs of a repository as read for one listing: the loose refs in scope, `packed-refs`
@@ -292,21 +335,21 @@ impl Refs {
     }
 
     /// The value `e` peels to (git's `peel_iterated_oid`).
-    pub fn peeled(&self, odb: &Odb, e: &Entry<'_>) -> Option<ObjectId> {
+    pub fn peeled<'a>(&self, odb: &Odb, e: &Entry<'a>) -> Option<Id<'a>> {
         match e.peel {
             Peel::No => None,
-            Peel::Stored(hex) => Some(packed::parse_hex(hex)),
-            Peel::Lookup => peel_object(odb, &e.id),
+            Peel::Stored(hex) if self.packed.as_ref().is_some_and(Packed::lowercase) => Some(Id::Hex(hex)),
+            Peel::Stored(hex) => Some(Id::Parsed(packed::parse_hex(hex))),
+            Peel::Lookup => peel_object(odb, &e.id.get()).map(Id::Parsed),
         }
     }
 
     /// HEAD if it leads to an id and is not hidden, then the visible refs, with their peeled
     /// values: what a v0 advertisement lists.
     pub fn advertised<'a>(&'a self, odb: &'a Odb) -> impl Iterator<Item = Result<Ref<'a>, RefsError>> + 'a {
-        let head = self
-            .head()
-            .filter(|_| !self.head_hidden)
-            .map(|(id, _)| Ok(Ref { name: &b"HEAD"[..], id, peeled: peel_object(odb, &id) }));
+        let head = self.head().filter(|_| !self.head_hidden).map(|(id, _)| {
+            Ok(Ref { name: &b"HEAD"[..], id: id.into(), peeled: peel_object(odb, &id).map(Id::Parsed) })
+        });
         let refs = self.entries().filter_map(move |e| match e {
             Ok(e) if e.hidden => None,
             Ok(e) => Some(Ok(Ref { name: e.name, id: e.id, peeled: self.peeled(odb, &e) })),
@@ -320,8 +363,8 @@ impl Refs {
         let mut set = gix::hashtable::HashSet::default();
         for r in self.advertised(odb) {
             let r = r?;
-            set.insert(r.id);
-            set.extend(r.peeled);
+            set.insert(r.id.get());
+            set.extend(r.peeled.map(|p| p.get()));
         }
         Ok(set)
     }
@@ -337,8 +380,8 @@ impl Refs {
         for e in self.entries() {
             let e = e?;
             if e.hidden {
-                out.push(e.id);
-                out.extend(self.peeled(odb, &e));
+                out.push(e.id.get());
+                out.extend(self.peeled(odb, &e).map(|p| p.get()));
             }
         }
         Ok(out)
@@ -350,7 +393,7 @@ impl Refs {
         for e in self.entries() {
             let e = e?;
             if !e.hidden && e.name.starts_with(b"refs/tags/") && self.peeled(odb, &e).is_some() {
-                out.push(e.id);
+                out.push(e.id.get());
             }
         }
         Ok(out)
@@ -361,7 +404,7 @@ impl Refs {
         for r in self.advertised(odb) {
             let r = r?;
             if r.name == name {
-                return Ok(Some(r.id));
+                return Ok(Some(r.id.get()));
             }
         }
         Ok(None)
@@ -372,7 +415,7 @@ impl Refs {
 /// followed; the final object's existence is not checked), `None` for other objects and for
 /// missing ones.
 pub fn peel_object(odb: &Odb, id: &ObjectId) -> Option<ObjectId> {
-    if id.is_null() || !matches!(odb.kind(id), Ok(Some(Kind::Tag))) {
+    if id.is_null() || !matches!(odb.kind_of_tip(id), Ok(Some(Kind::Tag))) {
         return None;
     }
     let mut current = *id;
@@ -420,7 +463,7 @@ impl<'a> Entries<'a> {
     fn entry(
         &self,
         full: &'a [u8],
-        id: ObjectId,
+        id: Id<'a>,
         symref_target: Option<&'a [u8]>,
         peel: Peel<'a>,
     ) -> Entry<'a> {
@@ -439,8 +482,8 @@ impl<'a> Entries<'a> {
                     gix::bstr::BStr::new(full)
                 )));
             }
-            let null = ObjectId::null(rec.id().kind());
-            return Ok(self.entry(full, null, None, Peel::No));
+            let hash = if rec.hex.len() == 64 { gix::hash::Kind::Sha256 } else { gix::hash::Kind::Sha1 };
+            return Ok(self.entry(full, ObjectId::null(hash).into(), None, Peel::No));
         }
         let peeled = self.refs.packed.as_ref().map_or(Peeled::None, Packed::peeled);
         let peel = match rec.peeled_hex {
@@ -452,7 +495,12 @@ impl<'a> Entries<'a> {
             }
             None => Peel::Lookup,
         };
-        Ok(self.entry(full, rec.id(), None, peel))
+        let id = if self.refs.packed.as_ref().is_some_and(Packed::lowercase) {
+            Id::Hex(rec.hex)
+        } else {
+            rec.id().into()
+        };
+        Ok(self.entry(full, id, None, peel))
     }
 }
 
@@ -473,7 +521,7 @@ impl<'a> Iterator for Entries<'a> {
                 }
                 self.loose += 1;
                 let peel = if l.id.is_null() { Peel::No } else { Peel::Lookup };
-                Some(Ok(self.entry(&l.name, l.id, l.target.as_deref(), peel)))
+                Some(Ok(self.entry(&l.name, l.id.into(), l.target.as_deref(), peel)))
             }
         }
     }

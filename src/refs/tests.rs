@@ -65,7 +65,7 @@ fn listing(refs: &Refs) -> Vec<String> {
     refs.entries()
         .map(|e| {
             let e = e.unwrap();
-            let mut s = format!("{} {}", String::from_utf8_lossy(e.name), &e.id.to_string()[..1]);
+            let mut s = format!("{} {}", String::from_utf8_lossy(e.name), &e.id.get().to_string()[..1]);
             if let Some(t) = e.symref_target {
                 s.push_str(&format!(" -> {}", String::from_utf8_lossy(t)));
             }

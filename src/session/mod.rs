@@ -335,7 +335,7 @@ pub(crate) fn send_pack<W: Write>(
             ..bitmap_conditions(repo)
         };
         let packs = repo.packs().map_err(SessionError::internal)?;
-        let index = bitmap::open_if_eligible(packs, &repo.repo.common_dir().join("objects/pack"), conditions);
+        let index = bitmap::open_if_eligible(packs, &repo.common_dir().join("objects/pack"), conditions);
         let sel = bitmap::select_or_walk(
             index.as_ref(),
             &repo.odb,
@@ -566,7 +566,7 @@ pub(crate) fn prepare_shallow(
         })?;
         req.not.push(id);
     }
-    let tips = refs.advertised(odb).map(|r| r.map(|r| r.id)).collect::<Result<Vec<_>, _>>();
+    let tips = refs.advertised(odb).map(|r| r.map(|r| r.id.get())).collect::<Result<Vec<_>, _>>();
     let tips = tips.map_err(SessionError::internal)?;
     shallow::compute(odb, wants, &req, &tips, v2).map_err(|e| match e {
         shallow::ShallowError::Odb(e) => SessionError::internal(e),
@@ -605,7 +605,7 @@ fn dwim_ref(repo: &Repo, refs: &Refs, name: &str) -> Result<Option<ObjectId>, Se
     for r in refs.advertised(&repo.odb) {
         let r = r.map_err(SessionError::internal)?;
         if candidates.iter().any(|c| r.name == c.as_bytes()) {
-            found.get_or_insert(r.id);
+            found.get_or_insert(r.id.get());
             count += 1;
         }
     }

@@ -34,11 +34,10 @@ pub fn advertise<W: Write>(
     let capabilities = caps::v0_capabilities(adv, symref);
     let mut first = true;
     let mut line = Vec::with_capacity(256);
-    let mut hex = [0u8; gix::hash::Kind::longest().len_in_hex()];
     for r in refs.advertised(odb) {
         let r = r.map_err(SessionError::internal)?;
         line.clear();
-        line.extend_from_slice(r.id.hex_to_buf(&mut hex).as_bytes());
+        r.id.push_hex(&mut line);
         line.push(b' ');
         line.extend_from_slice(r.name);
         if first {
@@ -50,7 +49,7 @@ pub fn advertise<W: Write>(
         w.data(&line)?;
         if let Some(p) = r.peeled {
             line.clear();
-            line.extend_from_slice(p.hex_to_buf(&mut hex).as_bytes());
+            p.push_hex(&mut line);
             line.push(b' ');
             line.extend_from_slice(r.name);
             line.extend_from_slice(b"^{}\n");

@@ -355,13 +355,12 @@ pub fn ls_refs<W: Write>(
     let refs = super::read_refs(repo, settings, Some(&a.prefixes))?;
     let matches = |name: &[u8]| a.prefixes.is_empty() || a.prefixes.iter().any(|p| name.starts_with(p));
     let mut line = Vec::with_capacity(256);
-    let mut hex = [0u8; gix::hash::Kind::longest().len_in_hex()];
     // git's send_possibly_unborn_head: HEAD when it leads to an object, else (asked for) the
     // branch it would be on.
     if !refs.head_hidden() && matches(b"HEAD") {
         match refs.head() {
             Some((id, target)) if !id.is_null() => {
-                line.extend_from_slice(id.hex_to_buf(&mut hex).as_bytes());
+                crate::refs::packed::push_hex(&id, &mut line);
                 line.extend_from_slice(b" HEAD");
                 if a.symrefs {
                     if let Some(t) = target {
@@ -372,7 +371,7 @@ pub fn ls_refs<W: Write>(
                 if a.peel {
                     if let Some(p) = crate::refs::peel_object(&repo.odb, &id) {
                         line.extend_from_slice(b" peeled:");
-                        line.extend_from_slice(p.hex_to_buf(&mut hex).as_bytes());
+                        crate::refs::packed::push_hex(&p, &mut line);
                     }
                 }
                 line.push(b'\n');
@@ -394,7 +393,7 @@ pub fn ls_refs<W: Write>(
             continue;
         }
         line.clear();
-        line.extend_from_slice(e.id.hex_to_buf(&mut hex).as_bytes());
+        e.id.push_hex(&mut line);
         line.push(b' ');
         line.extend_from_slice(e.name);
         if a.symrefs {
@@ -406,7 +405,7 @@ pub fn ls_refs<W: Write>(
         if a.peel {
             if let Some(p) = refs.peeled(&repo.odb, &e) {
                 line.extend_from_slice(b" peeled:");
-                line.extend_from_slice(p.hex_to_buf(&mut hex).as_bytes());
+                p.push_hex(&mut line);
             }
         }
         line.push(b'\n');
