@@ -29,7 +29,7 @@ const MAX_RATIO: u64 = 1100;
 /// Decodes objects from a [`PackSet`], keeping a cache of delta bases.
 #[derive(Default)]
 pub struct Reader {
-    /// Made on the first read, sized for the packs.
+    /// Made on the first read of a delta, sized for the packs.
     cache: Option<gix::odb::pack::cache::lru::MemoryCappedHashmap>,
     /// Made on the first inflate (a ref listing reads only entry headers, to peel).
     inflate: Option<flate2::Decompress>,
@@ -41,17 +41,18 @@ pub struct Reader {
 impl Reader {
     /// Reads the object stored at `loc` into `out`, returning its kind.
     pub fn read(&mut self, packs: &PackSet, loc: Location, out: &mut Vec<u8>) -> Result<Kind, SourceError> {
-        // The chain from the object down to the first entry that is not a delta (or is cached).
-        let cache = self.cache.get_or_insert_with(|| {
-            gix::odb::pack::cache::lru::MemoryCappedHashmap::new(base_cache_bytes(packs))
-        });
         // Each delta with where its base is (the base's cache key).
         let mut chain: Vec<(PackId, EntryInfo, (PackId, u64))> = Vec::new();
         // Entries are parsed without finding where they end (that needs the reverse index and
         // three scattered reads per object): the deflate stream ends by itself.
         let (mut pack, mut offset) = (loc.pack, loc.offset);
+        // The chain from the object down to the first entry that is not a delta (or is cached;
+        // the cache is made with the first delta: reading a whole object needs none).
         let kind = loop {
             if !chain.is_empty() {
+                let cache = self.cache.get_or_insert_with(|| {
+                    gix::odb::pack::cache::lru::MemoryCappedHashmap::new(base_cache_bytes(packs))
+                });
                 if let Some((kind, _)) = cache.get(pack, offset, out) {
                     break kind;
                 }

@@ -133,14 +133,26 @@ fn read_path(path: &Path, hash: gix::hash::Kind) -> Result<Raw, ReadError> {
         if meta.is_dir() {
             return Err(ReadError::IsDir);
         }
-        let file = match std::fs::File::open(path) {
+        let mut file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(2) && !link => continue,
             Err(e) => return Err(io_error(&e)),
         };
-        let mut content = Vec::new();
-        let read = file.take(MAX_REF_FILE + 1).read_to_end(&mut content);
-        read.map_err(|e| io_error(&e))?;
+        // One read for a usual ref file: a regular file read whole, as long as lstat said,
+        // needs no second read to see its end.
+        let mut buf = [0u8; 256];
+        let n = loop {
+            match file.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_error(&e)),
+            }
+        };
+        let mut content = buf[..n].to_vec();
+        if link || n == buf.len() || n as u64 != meta.len() {
+            let read = file.take(MAX_REF_FILE + 1 - n as u64).read_to_end(&mut content);
+            read.map_err(|e| io_error(&e))?;
+        }
         if content.len() as u64 > MAX_REF_FILE && content.starts_with(b"ref:") {
             return Err(ReadError::Broken);
         }
