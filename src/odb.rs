@@ -667,6 +667,13 @@ impl crate::pack::Objects for Odb {
         self.hash
     }
 
+    fn size(&self, num: ObjNum) -> Result<u64, crate::pack::ObjectError> {
+        let err = |e: OdbError| crate::pack::ObjectError(e.to_string());
+        self.size_num(num)
+            .map_err(err)?
+            .ok_or_else(|| crate::pack::ObjectError(format!("missing object {}", self.id(num))))
+    }
+
     fn header(&self, num: ObjNum) -> Result<(Kind, u64), crate::pack::ObjectError> {
         let err = |e: OdbError| crate::pack::ObjectError(e.to_string());
         let missing = || crate::pack::ObjectError(format!("missing object {}", self.id(num)));

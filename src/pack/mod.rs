@@ -37,6 +37,11 @@ pub trait Objects {
     fn num(&self, id: &oid) -> Option<ObjNum>;
     /// The kind and size of object number `num`.
     fn header(&self, num: ObjNum) -> Result<(Kind, u64), ObjectError>;
+    /// The size of object number `num` (cheaper than [`Objects::header`]: a stored delta's kind
+    /// is its chain's base's, found by reading every header down the chain).
+    fn size(&self, num: ObjNum) -> Result<u64, ObjectError> {
+        self.header(num).map(|h| h.1)
+    }
     /// The repository's hash kind.
     fn hash_kind(&self) -> gix::hash::Kind;
 }

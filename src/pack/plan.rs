@@ -337,8 +337,17 @@ impl Plan {
         let mut deltas = std::collections::HashMap::new();
         if targets > 0 {
             if opts.thin {
+                // Only the client's versions of the paths written anew can be their bases (git's
+                // preferred bases are the client's entries at the sent objects' paths).
+                let mut hashes: Vec<u32> =
+                    win.iter().filter(|w| w.role() == Role::Target).map(|w| w.name_hash()).collect();
+                hashes.sort_unstable();
+                hashes.dedup();
                 for (i, &(num, kind, hash)) in opts.client_candidates.iter().enumerate() {
-                    if let Ok((_, size)) = objects.header(num) {
+                    if hashes.binary_search(&hash).is_err() {
+                        continue;
+                    }
+                    if let Ok(size) = objects.size(num) {
                         win.push(WindowObject::new(i as u32, num, kind, hash, size, Role::Client));
                     }
                 }

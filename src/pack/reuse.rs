@@ -59,6 +59,9 @@ fn corrupt(p: &Pack, what: String) -> PackError {
     PackError::Source(SourceError::Corrupt { path: p.path().to_owned(), what })
 }
 
+/// How many entries ahead [`Entries`] asks for the `.idx` slots it will read.
+const PREFETCH_AHEAD: u32 = 16;
+
 /// Walks a pack's first entries in pack order: each one's `.idx` position, offset and end.
 struct Entries<'p> {
     p: &'p Pack,
@@ -80,6 +83,8 @@ impl<'p> Entries<'p> {
     /// The entry at pack position `r` (called for `0, 1, 2, ...`): `.idx` position, start, end.
     fn next(&mut self, r: u32) -> Result<(u32, u64, u64), PackError> {
         let p = self.p;
+        // The `.idx` is read at random in pack order: its slots are loaded ahead of time.
+        p.prefetch_pack_position(r.saturating_add(PREFETCH_AHEAD));
         let index = p.index_at_pack_position(r).ok_or_else(|| corrupt(p, format!("no entry {r}")))?;
         let off = self.next_off;
         let next = p.offset_at_pack_position(r + 1);

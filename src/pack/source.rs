@@ -330,6 +330,15 @@ impl Pack {
         self.ranks().get(index as usize).copied()
     }
 
+    /// Starts loading the `.idx` offset and CRC of the entry at pack position `rank`, for a scan
+    /// in pack order that will reach it soon.
+    #[inline]
+    pub fn prefetch_pack_position(&self, rank: u32) {
+        if let Some(i) = self.index_at_pack_position(rank) {
+            self.idx.prefetch_entry(i);
+        }
+    }
+
     /// The offset where the entry at pack position `rank` starts (the trailer for `rank == n`).
     pub fn offset_at_pack_position(&self, rank: u32) -> u64 {
         match self.index_at_pack_position(rank) {

@@ -45,6 +45,16 @@ pub struct WindowObject {
 }
 
 impl WindowObject {
+    /// The name hash of its path.
+    pub fn name_hash(&self) -> u32 {
+        self.name_hash
+    }
+
+    /// What it is in the window.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
     /// An object of plan entry `entry` (or, for [`Role::Client`], of the caller's list).
     pub fn new(entry: u32, num: ObjNum, kind: Kind, name_hash: u32, size: u64, role: Role) -> Self {
         let kind = match kind {

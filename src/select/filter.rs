@@ -166,6 +166,18 @@ impl Filter {
         }
     }
 
+    /// Whether no blob found in a tree is ever sent, whatever its size, depth or path
+    /// (`blob:none`, `blob:limit=0`, `object:type` other than blob, or a `combine:` with one of
+    /// those): the walk then does not even look blob entries up.
+    pub fn drops_every_blob(&self) -> bool {
+        match self {
+            Filter::BlobNone | Filter::BlobLimit(0) => true,
+            Filter::ObjectType(t) => *t != Kind::Blob,
+            Filter::Combine(s) => s.iter().any(Filter::drops_every_blob),
+            Filter::BlobLimit(_) | Filter::TreeDepth(_) | Filter::SparseOid(_) => false,
+        }
+    }
+
     /// The smallest tree depth limit, if any (trees at or below it are not even walked).
     pub fn depth_limit(&self) -> Option<u64> {
         match self {
@@ -284,6 +296,30 @@ impl SparsePatterns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drops_every_blob_only_when_no_blob_can_be_kept() {
+        for spec in [
+            "blob:none",
+            "blob:limit=0",
+            "object:type=tree",
+            "object:type=commit",
+            "combine:tree:3+blob:none",
+        ] {
+            let f = Filter::parse(spec).unwrap();
+            assert!(f.drops_every_blob(), "{spec}");
+            assert!(!f.keeps(Kind::Blob, 1, 0, &|| true), "{spec}");
+        }
+        for spec in [
+            "blob:limit=1",
+            "tree:2",
+            "object:type=blob",
+            "sparse:oid=HEAD:s",
+            "combine:tree:3+blob:limit=1k",
+        ] {
+            assert!(!Filter::parse(spec).unwrap().drops_every_blob(), "{spec}");
+        }
+    }
 
     #[test]
     fn parses_specs() {

@@ -769,6 +769,8 @@ impl TreeWalk<'_, '_> {
         let sparse = self.filter.and_then(|f| f.sparse.as_ref());
         let odb = self.odb;
         let filter = self.filter;
+        // Blobs such a filter drops are not even looked up (git looks them up, then drops them).
+        let no_blobs = filter.is_some_and(|f| f.filter.drops_every_blob());
         // (tree, depth, name hash, path (sparse filters only))
         let mut stack: Vec<(ObjNum, u64, u32, Vec<u8>)> = vec![(root, 0, 0, Vec::new())];
         let mut subtrees: Vec<(ObjNum, u32, Vec<u8>)> = Vec::new();
@@ -812,6 +814,7 @@ impl TreeWalk<'_, '_> {
                         ));
                     }
                 }
+                EntryKind::Blob if no_blobs => {}
                 EntryKind::Blob => {
                     let num = odb.num_or_add(id);
                     let b = num as usize;
