@@ -284,6 +284,57 @@ pub fn manual_command() -> Command {
     command().subcommands([shell_command(), http_backend_command(), inetd_command()])
 }
 
+/// The argument lists git and its front-ends give upload-pack (`[--strict] [--timeout=<n>]
+/// [--stateless-rpc] [--advertise-refs] <directory>`, each flag at most once), read without
+/// building the clap command: that costs more than serving a small `ls-refs`. Anything else
+/// (`--help`, limits, repeated flags, `--`, odd values) is left to clap, which gives the same
+/// result for these lists (see the tests).
+fn plain_upload_pack(args: &[std::ffi::OsString]) -> Option<UploadPackArgs> {
+    let mut a = UploadPackArgs {
+        strict: false,
+        timeout: None,
+        stateless_rpc: false,
+        advertise_refs: false,
+        limits: Default::default(),
+        directory: String::new(),
+    };
+    let mut seen = [false; 6];
+    let mut once = |i: usize| !std::mem::replace(&mut seen[i], true);
+    for arg in args.get(1..)? {
+        let arg = arg.to_str()?;
+        let fresh = match arg {
+            "--strict" | "--no-strict" => {
+                a.strict = arg == "--strict";
+                once(if a.strict { 0 } else { 5 })
+            }
+            "--stateless-rpc" => {
+                a.stateless_rpc = true;
+                once(1)
+            }
+            "--advertise-refs" | "--http-backend-info-refs" => {
+                a.advertise_refs = true;
+                once(2)
+            }
+            _ => match arg.strip_prefix("--timeout=") {
+                Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                    a.timeout = Some(n.parse::<u64>().ok()?).filter(|&t| t > 0);
+                    once(3)
+                }
+                Some(_) => return None,
+                None if arg.is_empty() || arg.starts_with('-') => return None,
+                None => {
+                    a.directory = arg.to_owned();
+                    once(4)
+                }
+            },
+        };
+        if !fresh {
+            return None;
+        }
+    }
+    (!a.directory.is_empty()).then_some(a)
+}
+
 /// Parses `argv` (including argv[0]).
 /// A first argument that names a front-end selects it; anything else is git-upload-pack's
 /// argument list, parsed exactly as before.
@@ -330,6 +381,9 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
             }));
         }
         _ => {}
+    }
+    if let Some(plain) = plain_upload_pack(&args) {
+        return Ok(Mode::UploadPack(plain));
     }
     let m = command().try_get_matches_from(args)?;
     Ok(Mode::UploadPack(UploadPackArgs {
@@ -379,6 +433,67 @@ mod tests {
             panic!("not the plain form")
         };
         assert!(!a.strict && a.advertise_refs);
+    }
+
+    #[test]
+    fn plain_lists_read_as_clap_reads_them() {
+        let by_clap = |args: &[&str]| {
+            let argv: Vec<std::ffi::OsString> =
+                std::iter::once("packserve").chain(args.iter().copied()).map(Into::into).collect();
+            match command().try_get_matches_from(argv) {
+                Ok(m) => Some(UploadPackArgs {
+                    strict: m.get_flag("strict"),
+                    timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
+                    stateless_rpc: m.get_flag("stateless-rpc"),
+                    advertise_refs: m.get_flag("advertise-refs"),
+                    limits: limit_overrides(&m),
+                    directory: m.get_one::<String>("directory").cloned().unwrap_or_default(),
+                }),
+                Err(_) => None,
+            }
+        };
+        let fast = |args: &[&str]| {
+            let argv: Vec<std::ffi::OsString> =
+                std::iter::once("packserve").chain(args.iter().copied()).map(Into::into).collect();
+            plain_upload_pack(&argv)
+        };
+        let lists: &[&[&str]] = &[
+            &["/srv/r.git"],
+            &["--stateless-rpc", "--advertise-refs", "."],
+            &["--stateless-rpc", "r"],
+            &["--strict", "--timeout=30", "."],
+            &["--strict", "--no-strict", "r"],
+            &["--no-strict", "--strict", "r"],
+            &["--http-backend-info-refs", "r"],
+            &["r", "--stateless-rpc"],
+            &["--timeout=0", "r"],
+            &["--timeout=007", "r"],
+            &["--timeout=18446744073709551615", "r"],
+        ];
+        for args in lists {
+            let f = fast(args);
+            assert!(f.is_some(), "{args:?} not taken");
+            assert_eq!(f, by_clap(args), "{args:?}");
+        }
+        // Left to clap.
+        let others: &[&[&str]] = &[
+            &[],
+            &["a", "b"],
+            &["--stateless-rpc", "--stateless-rpc", "r"],
+            &["--timeout", "5", "r"],
+            &["--timeout=", "r"],
+            &["--timeout=-1", "r"],
+            &["--timeout=99999999999999999999", "r"],
+            &["--max-wants=3", "r"],
+            &["--", "r"],
+            &["-h"],
+            &["--version"],
+            &["--bogus", "r"],
+            &[""],
+        ];
+        for args in others {
+            assert_eq!(fast(args), None, "{args:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 
 use std::time::Duration;
 
+mod files;
+
+pub(crate) use files::read_plain;
+
 /// Which unadvertised objects a client may want (git's `allow_uor` bits).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AllowUnadvertised {
@@ -321,7 +325,12 @@ impl ServeConfig {
     /// config callbacks see them (a later value overrides an earlier one; every malformed one
     /// is recorded).
     pub fn from_repo(repo: &gix::Repository) -> Self {
-        let entries = Entry::all(repo);
+        ServeConfig::from_entries(&Entries::of_repo(repo))
+    }
+
+    /// Reads the keys from every value of a repository's configuration ([`Entries`]).
+    pub fn from_entries(entries: &Entries) -> Self {
+        let entries = &entries.0;
         let mut c = ServeConfig::default();
         let mut errors = Vec::new();
         fn set_bool(e: &Entry, at: ReadAt, out: &mut bool, errors: &mut Vec<ConfigError>) {
@@ -331,7 +340,7 @@ impl ServeConfig {
             }
         }
         // upload-pack's callback: every value, in order.
-        for e in &entries {
+        for e in entries {
             let bool_at =
                 |at: ReadAt, out: &mut bool, errors: &mut Vec<ConfigError>| set_bool(e, at, out, errors);
             let key = e.key.as_str();
@@ -458,20 +467,36 @@ impl ServeConfig {
     }
 }
 
+/// Every value of a repository's configuration (system, global, repository, worktree, command
+/// line; includes followed), in the order git's config callbacks see them.
+#[derive(Debug, Clone, Default)]
+pub struct Entries(Vec<Entry>);
+
+impl Entries {
+    /// The values of a repository opened by gix.
+    pub fn of_repo(repo: &gix::Repository) -> Entries {
+        Entries(Entry::all(repo))
+    }
+
+    /// The last value of `key` (`section.name` or `section.subsection.name`, section and name
+    /// in lowercase).
+    fn last(&self, key: &str) -> Option<&Entry> {
+        self.0.iter().rev().find(|e| e.key == key)
+    }
+}
+
 /// A front-end's boolean key read as git's `git_config_get_bool` reads it: the last value;
 /// `Ok(None)` when unset; git's error for a malformed one.
-pub fn last_bool(repo: &gix::Repository, key: &str) -> Result<Option<bool>, ConfigError> {
-    let entries = Entry::all(repo);
-    match entries.iter().rev().find(|e| e.key == key) {
+pub fn last_bool(entries: &Entries, key: &str) -> Result<Option<bool>, ConfigError> {
+    match entries.last(key) {
         None => Ok(None),
         Some(e) => e.bool().map(Some).map_err(|err| err.at(ReadAt::UploadPack)),
     }
 }
 
 /// A front-end's numeric key read as git's `git_config_get_ulong` reads it (the last value).
-pub fn last_ulong(repo: &gix::Repository, key: &str) -> Result<Option<u64>, ConfigError> {
-    let entries = Entry::all(repo);
-    match entries.iter().rev().find(|e| e.key == key) {
+pub fn last_ulong(entries: &Entries, key: &str) -> Result<Option<u64>, ConfigError> {
+    match entries.last(key) {
         None => Ok(None),
         Some(e) => {
             e.number(u64::MAX, false).map(|n| Some(n as u64)).map_err(|err| err.at(ReadAt::UploadPack))
@@ -491,7 +516,7 @@ enum Origin {
 }
 
 /// One configuration value as git's config callbacks see it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     /// `section.subsection.name`, section and name lowercased.
     key: String,

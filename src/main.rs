@@ -1,22 +1,66 @@
 //! argv → mode; nothing else.
+//!
+//! The C `main` is packserve's own (`no_main`): Rust's start-up finds the main thread's stack
+//! guard by having glibc parse `/proc/self/maps` (stdio, scanf) and sets up an alternate signal
+//! stack for its stack-overflow message; that cost more CPU and memory than answering a small
+//! `ls-refs`. What packserve relies on from it is done here instead: SIGPIPE ignored (a write to
+//! a client that went away fails with EPIPE and the session ends quietly), file descriptors 0-2
+//! open (on /dev/null if they were closed), a panic ending the process with status 101 after
+//! its message, stdout flushed at the end.
+#![cfg_attr(not(test), no_main)]
 
-use std::process::ExitCode;
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    start_up();
+    let code = std::panic::catch_unwind(run).map_or(101, |code| code);
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    code
+}
 
-fn main() -> ExitCode {
+/// What Rust's own start-up does that packserve needs.
+#[cfg(not(test))]
+fn start_up() {
+    #[repr(C)]
+    struct PollFd {
+        fd: std::ffi::c_int,
+        events: std::ffi::c_short,
+        revents: std::ffi::c_short,
+    }
+    extern "C" {
+        fn signal(signum: std::ffi::c_int, handler: usize) -> usize;
+        fn poll(fds: *mut PollFd, nfds: std::ffi::c_ulong, timeout: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    const SIGPIPE: std::ffi::c_int = 13;
+    const SIG_IGN: usize = 1;
+    const POLLNVAL: std::ffi::c_short = 0x20;
+    // SAFETY: installs the ignore disposition; no handler code is involved.
+    unsafe { signal(SIGPIPE, SIG_IGN) };
+    let mut fds = [0, 1, 2].map(|fd| PollFd { fd, events: 0, revents: 0 });
+    // SAFETY: `fds` is a valid array of three pollfd structures; a zero timeout never blocks.
+    if unsafe { poll(fds.as_mut_ptr(), 3, 0) } >= 0 {
+        for fd in fds.iter().filter(|f| f.revents & POLLNVAL != 0) {
+            // The lowest free descriptor is the closed one.
+            match std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                Ok(f) => std::mem::forget(f),
+                Err(_) => eprintln!("packserve: cannot open /dev/null for descriptor {}", fd.fd),
+            }
+        }
+    }
+}
+
+/// Runs the mode `argv` names; the exit status.
+#[cfg_attr(test, allow(dead_code))]
+fn run() -> std::ffi::c_int {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mode = match packserve::cli::parse(args) {
         Ok(m) => m,
         Err(e) => {
             use clap::error::ErrorKind;
+            let _ = e.print();
             return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let _ = e.print();
-                    ExitCode::SUCCESS
-                }
-                _ => {
-                    let _ = e.print();
-                    ExitCode::from(129)
-                }
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ => 129,
             };
         }
     };
@@ -29,12 +73,13 @@ fn main() -> ExitCode {
         Mode::Inetd(args) => frontend::inetd::run(&args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(f) => {
             if let Some(m) = f.message {
                 eprintln!("{m}");
             }
-            ExitCode::from(f.code as u8)
+            // An exit status is eight bits, as `ExitCode::from(u8)` made it.
+            std::ffi::c_int::from(f.code as u8)
         }
     }
 }

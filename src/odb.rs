@@ -62,22 +62,43 @@ pub enum EntryKind {
 /// streamed from ([`crate::pack::read`]); gix's object database serves loose objects and packs
 /// that arrived after the packs were listed.
 pub struct Odb {
-    objects: gix::OdbHandle,
+    /// gix's object store and the commit-graph: opened with the repository, or (see
+    /// [`Odb::lazy`]) the first time an object is looked for beyond the packs.
+    gix: std::cell::OnceCell<Result<GixParts, String>>,
+    /// Opens the repository through gix, for a lazily opened database.
+    open_gix: std::cell::Cell<Option<GixOpen>>,
     packs: std::sync::OnceLock<PackSet>,
     object_dirs: Vec<PathBuf>,
     reader: RefCell<Reader>,
     /// Opening the packs failed once: lookups go to gix instead of listing them again each time
     /// (the error is reported where a pack is written, through [`Odb::packs`]).
     packs_failed: std::cell::Cell<bool>,
-    graph: Option<gix::commitgraph::Graph>,
     hash: gix::hash::Kind,
     buf: RefCell<Vec<u8>>,
     /// Numbers of objects that are in no pack: ids by number (minus the packed total) and back.
     unpacked: RefCell<Unpacked>,
     /// The numbers of recently looked-up ids.
     recent: RefCell<RecentIds>,
+    /// Where `shallow` is read from.
+    common_dir: PathBuf,
     /// The repository's own shallow commits (`$GIT_DIR/shallow`): their parents are not here.
-    shallow: gix::hashtable::HashSet<ObjectId>,
+    shallow: std::cell::OnceCell<gix::hashtable::HashSet<ObjectId>>,
+}
+
+/// Opens the repository through gix (or says why it cannot).
+pub type GixOpen = Box<dyn FnOnce() -> Result<gix::Repository, String> + Send>;
+
+/// What the object database reads through gix.
+struct GixParts {
+    objects: gix::OdbHandle,
+    graph: Option<gix::commitgraph::Graph>,
+}
+
+impl GixParts {
+    fn of(repo: &gix::Repository) -> GixParts {
+        let graph = repo.commit_graph_if_enabled().ok().flatten().or_else(|| alternate_graph(repo));
+        GixParts { objects: repo.objects.clone(), graph }
+    }
 }
 
 /// A direct-mapped cache of id → number for recent lookups. A tree walk looks the entries of
@@ -183,26 +204,57 @@ fn alternate_graph(repo: &gix::Repository) -> Option<gix::commitgraph::Graph> {
 
 impl Odb {
     /// Wraps a repository's objects and (if enabled) its commit-graph.
-    pub fn new(repo: &gix::Repository) -> Self {
-        let objects = repo.objects.clone();
-        let graph = repo.commit_graph_if_enabled().ok().flatten().or_else(|| alternate_graph(repo));
-        let hash = repo.object_hash();
-        let shallow = std::fs::read(repo.common_dir().join("shallow"))
-            .map(|text| text.split(|&b| b == b'\n').filter_map(|l| hex_oid(l, hash)).collect())
-            .unwrap_or_default();
+    pub fn new(repo: gix::Repository) -> Self {
+        let odb = Odb::with(repo.common_dir(), repo.object_hash(), None);
+        let _ = odb.gix.set(Ok(GixParts::of(&repo)));
+        odb
+    }
+
+    /// The object database of the repository whose common directory is `common_dir`, opened
+    /// through gix by `open` only when an object is looked for beyond the packs (a loose or
+    /// missing one, or a commit the commit-graph would answer for): a ref listing mostly
+    /// needs nothing but pack indexes, to peel.
+    pub fn lazy(common_dir: &Path, hash: gix::hash::Kind, open: GixOpen) -> Self {
+        Odb::with(common_dir, hash, Some(open))
+    }
+
+    fn with(common_dir: &Path, hash: gix::hash::Kind, open: Option<GixOpen>) -> Self {
         Odb {
-            objects,
+            gix: std::cell::OnceCell::new(),
+            open_gix: std::cell::Cell::new(open),
             packs: std::sync::OnceLock::new(),
-            object_dirs: object_dirs(&repo.common_dir().join("objects")),
+            object_dirs: object_dirs(&common_dir.join("objects")),
             reader: RefCell::new(Reader::default()),
             packs_failed: std::cell::Cell::new(false),
-            graph,
             hash,
             buf: RefCell::new(Vec::new()),
             unpacked: RefCell::new(Unpacked::default()),
             recent: RefCell::new(RecentIds { slots: Vec::new() }),
-            shallow,
+            common_dir: common_dir.to_owned(),
+            shallow: std::cell::OnceCell::new(),
         }
+    }
+
+    /// gix's parts, opened now if they were not; the error when the repository could not be
+    /// opened.
+    fn gix(&self) -> Result<&GixParts, &str> {
+        let parts = self.gix.get_or_init(|| match self.open_gix.take() {
+            Some(open) => open().map(|repo| GixParts::of(&repo)),
+            None => Err("the object database is not open".into()),
+        });
+        parts.as_ref().map_err(String::as_str)
+    }
+
+    /// gix's object store, or the error for `id` when the repository could not be opened.
+    fn objects(&self, id: &oid) -> Result<&gix::OdbHandle, OdbError> {
+        self.gix()
+            .map(|g| &g.objects)
+            .map_err(|m| OdbError::Read { id: id.to_owned(), message: m.to_owned() })
+    }
+
+    /// Whether gix finds `id` (loose, or in a pack that arrived after the packs were listed).
+    fn gix_has(&self, id: &oid) -> bool {
+        self.gix().is_ok_and(|g| g.objects.exists(id))
     }
 
     /// The repository's packs (its own and its alternates'), mapped on first use.
@@ -248,7 +300,7 @@ impl Odb {
         if let Some(&n) = self.unpacked.borrow().nums.get(id) {
             return Some(self.packed_total() + n);
         }
-        self.objects.exists(id).then(|| self.add_unpacked(id))
+        self.gix_has(id).then(|| self.add_unpacked(id))
     }
 
     /// The number of `id`, giving it one if it has none yet, whether or not the object exists
@@ -335,7 +387,7 @@ impl Odb {
     }
 
     fn read_unpacked(&self, id: &oid, buf: &mut Vec<u8>) -> Result<Kind, OdbError> {
-        match gix::objs::Find::try_find(&self.objects, id, buf) {
+        match gix::objs::Find::try_find(self.objects(id)?, id, buf) {
             Ok(Some(d)) => Ok(d.kind),
             Ok(None) => Err(OdbError::Missing(id.to_owned())),
             Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
@@ -343,7 +395,7 @@ impl Odb {
     }
 
     fn header_unpacked(&self, id: &oid) -> Result<Option<(Kind, u64)>, OdbError> {
-        match gix::objs::FindHeader::try_header(&self.objects, id) {
+        match gix::objs::FindHeader::try_header(self.objects(id)?, id) {
             Ok(h) => Ok(h.map(|h| (h.kind, h.size))),
             Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
         }
@@ -351,7 +403,7 @@ impl Odb {
 
     /// The commit-graph, if the repository has one in use.
     pub fn graph(&self) -> Option<&gix::commitgraph::Graph> {
-        self.graph.as_ref()
+        self.gix().ok().and_then(|g| g.graph.as_ref())
     }
 
     /// Calls `f` for each entry of tree number `num`; `buf` holds the tree meanwhile.
@@ -397,7 +449,11 @@ impl Odb {
 
     /// The repository's own shallow commits (it is a shallow clone itself when not empty).
     pub fn shallow(&self) -> &gix::hashtable::HashSet<ObjectId> {
-        &self.shallow
+        self.shallow.get_or_init(|| {
+            std::fs::read(self.common_dir.join("shallow"))
+                .map(|text| text.split(|&b| b == b'\n').filter_map(|l| hex_oid(l, self.hash)).collect())
+                .unwrap_or_default()
+        })
     }
 
     /// The hash kind of the repository.
@@ -408,20 +464,33 @@ impl Odb {
     /// Whether the object exists (packed or loose). The commit-graph answers for the commits
     /// it lists: a small table, where a lookup in a big pack index touches pages all over it.
     pub fn exists(&self, id: &oid) -> bool {
-        self.graph.as_ref().is_some_and(|g| g.lookup(id).is_some())
-            || self.packed(id).is_some()
-            || self.objects.exists(id)
+        self.graph().is_some_and(|g| g.lookup(id).is_some()) || self.packed(id).is_some() || self.gix_has(id)
     }
 
     /// The kind of an object, `None` if it doesn't exist.
     pub fn kind(&self, id: &oid) -> Result<Option<Kind>, OdbError> {
-        if self.graph.as_ref().is_some_and(|g| g.lookup(id).is_some()) {
+        if self.graph().is_some_and(|g| g.lookup(id).is_some()) {
             return Ok(Some(Kind::Commit));
         }
+        self.kind_beyond_graph(id)
+    }
+
+    /// The kind of an object a ref names (to peel it): as [`Odb::kind`], but the packs are asked
+    /// first, so that a listing of refs to packed objects opens nothing else.
+    pub fn kind_of_tip(&self, id: &oid) -> Result<Option<Kind>, OdbError> {
+        match self.packed(id) {
+            Some((packs, loc)) => {
+                self.reader.borrow_mut().kind(packs, loc).map(Some).map_err(|e| Self::pack_error(id, e))
+            }
+            None => self.kind(id),
+        }
+    }
+
+    fn kind_beyond_graph(&self, id: &oid) -> Result<Option<Kind>, OdbError> {
         if let Some((packs, loc)) = self.packed(id) {
             return self.reader.borrow_mut().kind(packs, loc).map(Some).map_err(|e| Self::pack_error(id, e));
         }
-        match gix::objs::FindHeader::try_header(&self.objects, id) {
+        match gix::objs::FindHeader::try_header(self.objects(id)?, id) {
             Ok(h) => Ok(h.map(|h| h.kind)),
             Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
         }
@@ -432,7 +501,7 @@ impl Odb {
         if let Some((packs, loc)) = self.packed(id) {
             return self.reader.borrow_mut().size(packs, loc).map(Some).map_err(|e| Self::pack_error(id, e));
         }
-        match gix::objs::FindHeader::try_header(&self.objects, id) {
+        match gix::objs::FindHeader::try_header(self.objects(id)?, id) {
             Ok(h) => Ok(h.map(|h| h.size)),
             Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
         }
@@ -443,7 +512,7 @@ impl Odb {
         if let Some((packs, loc)) = self.packed(id) {
             return self.reader.borrow_mut().read(packs, loc, buf).map_err(|e| Self::pack_error(id, e));
         }
-        match gix::objs::Find::try_find(&self.objects, id, buf) {
+        match gix::objs::Find::try_find(self.objects(id)?, id, buf) {
             Ok(Some(d)) => Ok(d.kind),
             Ok(None) => Err(OdbError::Missing(id.to_owned())),
             Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
@@ -462,14 +531,15 @@ impl Odb {
     /// no parents, as git's grafts make it.
     pub fn commit(&self, id: &oid) -> Result<CommitInfo, OdbError> {
         let mut info = self.commit_as_stored(id)?;
-        if !self.shallow.is_empty() && self.shallow.contains(id) {
+        let shallow = self.shallow();
+        if !shallow.is_empty() && shallow.contains(id) {
             info.parents.clear();
         }
         Ok(info)
     }
 
     fn commit_as_stored(&self, id: &oid) -> Result<CommitInfo, OdbError> {
-        if let Some(g) = &self.graph {
+        if let Some(g) = self.graph() {
             if let Some(c) = g.commit_by_id(id) {
                 let mut parents = Vec::with_capacity(2);
                 for p in c.iter_parents() {

@@ -7,18 +7,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::ServeConfig;
+use crate::config::{Entries, ServeConfig};
 use crate::odb::Odb;
 use crate::pack::source::PackSet;
 
 /// An open repository with everything a session reads.
 pub struct Repo {
-    /// The gix repository (refs, config).
-    pub repo: gix::Repository,
+    /// The git directory (absolute).
+    git_dir: PathBuf,
+    /// Where objects, refs and the shared configuration are: the git directory, or what a
+    /// worktree's `commondir` names.
+    common_dir: PathBuf,
     /// Objects for walking.
     pub odb: Odb,
     /// The configuration keys packserve honours.
     pub config: ServeConfig,
+    /// Every configuration value, for the front-ends' own keys.
+    pub entries: Entries,
 }
 
 /// Errors opening a repository.
@@ -66,9 +71,37 @@ pub struct Ownership {
     /// `GIT_TEST_ASSUME_DIFFERENT_OWNER` (git's test knob): every repository counts as foreign.
     pub assume_different_owner: bool,
     /// `safe.directory` values from protected configuration, in the order git reads them.
-    pub safe_directories: Vec<String>,
+    pub safe_directories: SafeDirectories,
     /// `$HOME`, for `~/` in values.
     pub home: Option<PathBuf>,
+}
+
+/// The `safe.directory` values: given, or where to read them. Like git, they are read only
+/// when a repository's owner is not the user (parsing the system and global configuration
+/// for every request would cost more than serving a small listing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SafeDirectories {
+    /// These values.
+    Values(Vec<String>),
+    /// The protected configuration: these files (system, then global, as the front-end found
+    /// them) then the command-line `overrides` (`key=value`), read on first use.
+    Protected { files: Vec<PathBuf>, overrides: Vec<String>, read: std::sync::OnceLock<Vec<String>> },
+}
+
+impl SafeDirectories {
+    /// Reads `files`, then `overrides`, when first asked.
+    pub fn protected(files: Vec<PathBuf>, overrides: Vec<String>) -> SafeDirectories {
+        SafeDirectories::Protected { files, overrides, read: std::sync::OnceLock::new() }
+    }
+
+    fn values(&self, home: Option<&Path>) -> &[String] {
+        match self {
+            SafeDirectories::Values(v) => v,
+            SafeDirectories::Protected { files, overrides, read } => {
+                read.get_or_init(|| Ownership::read_safe_directories(files, overrides, home))
+            }
+        }
+    }
 }
 
 impl Ownership {
@@ -78,7 +111,7 @@ impl Ownership {
             euid: None,
             sudo_uid: None,
             assume_different_owner: false,
-            safe_directories: vec!["*".into()],
+            safe_directories: SafeDirectories::Values(vec!["*".into()]),
             home: None,
         }
     }
@@ -144,7 +177,7 @@ impl Ownership {
             return false;
         };
         let mut safe = false;
-        for value in &self.safe_directories {
+        for value in self.safe_directories.values(self.home.as_deref()) {
             if value.is_empty() {
                 safe = false;
             } else if value == "*" {
@@ -322,34 +355,87 @@ pub fn is_git_directory(dir: &Path) -> bool {
 
 impl Repo {
     /// Opens the repository at `git_dir` (already found, and its ownership checked, by
-    /// [`enter_repo`]); `overrides` are
-    /// `key=value` configuration values that win over the files (`GIT_CONFIG_PARAMETERS`).
+    /// [`enter_repo`]); `overrides` are `key=value` configuration values that win over the
+    /// files (`GIT_CONFIG_PARAMETERS`).
+    ///
+    /// Opening is cheap: in the common case the configuration is read directly
+    /// ([`crate::config::read_plain`]) and gix opens the repository only when objects are first
+    /// read beyond what the packs answer (loose objects, the commit-graph); a ref listing then
+    /// reads nothing but the configuration, the ref store and, to peel, pack indexes. Otherwise
+    /// (includes, values in the environment, a worktree, an unusual repository format) gix
+    /// opens it at once, configuration and all.
     pub fn open(git_dir: &Path, display: &str, overrides: &[String]) -> Result<Repo, RepoError> {
         let open_err =
             |e: &dyn std::fmt::Display| RepoError::Open { path: display.to_owned(), message: e.to_string() };
-        // Full trust: the ownership check is git's, done by `enter_repo` (with safe.directory
-        // from the protected configuration, which gix would not see in full). gix's reduced
-        // trust for a repository owned by someone else would cap object reads at 16 MiB.
-        let opts = gix::open::Options::default()
-            .with(gix::sec::Trust::Full)
-            .strict_config(false)
-            .open_path_as_is(true)
-            .config_overrides(overrides.iter().map(|o| gix::bstr::BString::from(o.as_str())));
         // `git_dir` is the git directory itself, never a work tree to look into. gix derives a
         // non-bare repository's work tree from the directory's name, which a relative `.` (git
         // daemon and http-backend start upload-pack inside the git directory) does not have.
         let git_dir = std::path::absolute(git_dir).map_err(|e| open_err(&e))?;
-        let mut repo = gix::open_opts(git_dir, opts).map_err(|e| open_err(&e))?;
-        // Namespaces are applied by refs.rs from the session's settings, not by gix.
-        repo.clear_namespace();
-        let odb = Odb::new(&repo);
-        let config = ServeConfig::from_repo(&repo);
-        Ok(Repo { repo, odb, config })
+        if let Some(plain) = crate::config::read_plain(&git_dir, overrides) {
+            let config = ServeConfig::from_entries(&plain.entries);
+            let opener =
+                GixOpener { git_dir: git_dir.clone(), display: display.to_owned(), overrides: Vec::new() };
+            let odb =
+                Odb::lazy(&git_dir, plain.hash, Box::new(move || opener.open().map_err(|e| e.to_string())));
+            return Ok(Repo { common_dir: git_dir.clone(), git_dir, odb, config, entries: plain.entries });
+        }
+        let opener = GixOpener { git_dir, display: display.to_owned(), overrides: overrides.to_vec() };
+        let repo = opener.open()?;
+        let entries = Entries::of_repo(&repo);
+        let config = ServeConfig::from_entries(&entries);
+        let (git_dir, common_dir) = (repo.git_dir().to_owned(), repo.common_dir().to_owned());
+        let odb = Odb::new(repo);
+        Ok(Repo { git_dir, common_dir, odb, config, entries })
+    }
+
+    /// The directory holding objects and refs (for a worktree, its repository's).
+    pub fn common_dir(&self) -> &Path {
+        &self.common_dir
+    }
+
+    /// Where the ref files are, and `packed-refs` as git names it in its messages: relative to
+    /// the git directory it was started in, or by the real path of the common directory of a
+    /// worktree's git directory.
+    pub fn ref_dirs(&self) -> (crate::refs::Dirs, String) {
+        let git_dir = self.git_dir.clone();
+        let common_dir = self.common_dir.clone();
+        let shown = if common_dir == git_dir {
+            "./packed-refs".into()
+        } else {
+            let common = common_dir.canonicalize().unwrap_or_else(|_| common_dir.clone());
+            common.join("packed-refs").display().to_string()
+        };
+        (crate::refs::Dirs { git_dir, common_dir }, shown)
     }
 
     /// The repository's packs (its own and its alternates'), mapped on first use.
     pub fn packs(&self) -> Result<&PackSet, crate::pack::source::SourceError> {
         self.odb.packs()
+    }
+}
+
+/// How gix opens the repository: fully trusted (the ownership check is git's, done by
+/// [`enter_repo`], with `safe.directory` from the protected configuration, which gix would not
+/// see in full; gix's reduced trust for a repository owned by someone else would cap object
+/// reads at 16 MiB), lenient about configuration, at the git directory as it is.
+struct GixOpener {
+    git_dir: PathBuf,
+    display: String,
+    overrides: Vec<String>,
+}
+
+impl GixOpener {
+    fn open(&self) -> Result<gix::Repository, RepoError> {
+        let opts = gix::open::Options::default()
+            .with(gix::sec::Trust::Full)
+            .strict_config(false)
+            .open_path_as_is(true)
+            .config_overrides(self.overrides.iter().map(|o| gix::bstr::BString::from(o.as_str())));
+        let mut repo = gix::open_opts(&self.git_dir, opts)
+            .map_err(|e| RepoError::Open { path: self.display.clone(), message: e.to_string() })?;
+        // Namespaces are applied by refs.rs from the session's settings, not by gix.
+        repo.clear_namespace();
+        Ok(repo)
     }
 }
 
@@ -377,7 +463,7 @@ mod tests {
             euid: Some(uid.wrapping_add(1)),
             sudo_uid: None,
             assume_different_owner: false,
-            safe_directories: safe.iter().map(|s| s.to_string()).collect(),
+            safe_directories: SafeDirectories::Values(safe.iter().map(|s| s.to_string()).collect()),
             home: Some(dir.clone()),
         };
         let d = dir.display();

@@ -380,10 +380,10 @@ pub fn run(args: &HttpBackendArgs) -> Result<(), Failure> {
     // dies (500) on a malformed one.
     let http_config = (|| {
         use crate::config::{last_bool, last_ulong};
-        last_bool(&repo.repo, "http.getanyfile")?;
-        last_ulong(&repo.repo, "http.maxrequestbuffer")?;
-        let upload_pack = last_bool(&repo.repo, "http.uploadpack")?;
-        last_bool(&repo.repo, "http.receivepack")?;
+        last_bool(&repo.entries, "http.getanyfile")?;
+        last_ulong(&repo.entries, "http.maxrequestbuffer")?;
+        let upload_pack = last_bool(&repo.entries, "http.uploadpack")?;
+        last_bool(&repo.entries, "http.receivepack")?;
         Ok::<_, crate::config::ConfigError>(upload_pack)
     })();
     match http_config {

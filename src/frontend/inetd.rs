@@ -224,7 +224,7 @@ pub fn run(args: &InetdArgs) -> Result<(), Failure> {
             return refuse(&mut entry, &mut stdout, e, &req.path);
         }
     };
-    match crate::config::last_bool(&repo.repo, "daemon.uploadpack") {
+    match crate::config::last_bool(&repo.entries, "daemon.uploadpack") {
         Ok(Some(false)) => {
             let e = Refused::DisabledByConfig(req.path.clone());
             return refuse(&mut entry, &mut stdout, e, &req.path);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::UploadPackArgs;
-use crate::repo::{self, EnterError, Ownership, Repo};
+use crate::repo::{self, EnterError, Ownership, Repo, SafeDirectories};
 use crate::session::{self, SessionError, Settings, Summary, Version};
 
 /// Picks the protocol version from a `GIT_PROTOCOL` value (colon-separated `key=value` list);
@@ -99,11 +99,13 @@ fn command_line_config() -> Vec<String> {
     out
 }
 
-/// The effective user id, from `/proc/self/status` (the second `Uid:` field).
+/// The effective user id.
 fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    extern "C" {
+        fn geteuid() -> u32;
+    }
+    // SAFETY: geteuid takes nothing, cannot fail and has no side effect.
+    Some(unsafe { geteuid() })
 }
 
 /// git's repository ownership rules with what the environment says: the effective user,
@@ -135,7 +137,7 @@ pub(crate) fn env_ownership() -> Ownership {
         euid: effective_uid(),
         sudo_uid: std::env::var("SUDO_UID").ok().and_then(|s| s.trim().parse().ok()),
         assume_different_owner: flag("GIT_TEST_ASSUME_DIFFERENT_OWNER"),
-        safe_directories: Ownership::read_safe_directories(&files, &command_line_config(), home.as_deref()),
+        safe_directories: SafeDirectories::protected(files, command_line_config()),
         home,
     }
 }

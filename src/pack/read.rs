@@ -27,35 +27,32 @@ const MAX_CHAIN: usize = 10_000;
 const MAX_RATIO: u64 = 1100;
 
 /// Decodes objects from a [`PackSet`], keeping a cache of delta bases.
+#[derive(Default)]
 pub struct Reader {
-    /// Made on the first read, sized for the packs.
+    /// Made on the first read of a delta, sized for the packs.
     cache: Option<gix::odb::pack::cache::lru::MemoryCappedHashmap>,
-    inflate: flate2::Decompress,
+    /// Made on the first inflate (a ref listing reads only entry headers, to peel).
+    inflate: Option<flate2::Decompress>,
     delta: Vec<u8>,
     /// Where a delta's result is built (then swapped with the caller's buffer).
     result: Vec<u8>,
 }
 
-impl Default for Reader {
-    fn default() -> Self {
-        Reader { cache: None, inflate: flate2::Decompress::new(true), delta: Vec::new(), result: Vec::new() }
-    }
-}
-
 impl Reader {
     /// Reads the object stored at `loc` into `out`, returning its kind.
     pub fn read(&mut self, packs: &PackSet, loc: Location, out: &mut Vec<u8>) -> Result<Kind, SourceError> {
-        // The chain from the object down to the first entry that is not a delta (or is cached).
-        let cache = self.cache.get_or_insert_with(|| {
-            gix::odb::pack::cache::lru::MemoryCappedHashmap::new(base_cache_bytes(packs))
-        });
         // Each delta with where its base is (the base's cache key).
         let mut chain: Vec<(PackId, EntryInfo, (PackId, u64))> = Vec::new();
         // Entries are parsed without finding where they end (that needs the reverse index and
         // three scattered reads per object): the deflate stream ends by itself.
         let (mut pack, mut offset) = (loc.pack, loc.offset);
+        // The chain from the object down to the first entry that is not a delta (or is cached;
+        // the cache is made with the first delta: reading a whole object needs none).
         let kind = loop {
             if !chain.is_empty() {
+                let cache = self.cache.get_or_insert_with(|| {
+                    gix::odb::pack::cache::lru::MemoryCappedHashmap::new(base_cache_bytes(packs))
+                });
                 if let Some((kind, _)) = cache.get(pack, offset, out) {
                     break kind;
                 }
@@ -113,10 +110,10 @@ impl Reader {
             Header::OfsDelta { .. } | Header::RefDelta { .. } => {
                 let data = p.bytes(info.offset + info.header_len as u64, info.end);
                 let mut head = [0u8; 32];
-                self.inflate.reset(true);
+                let inflate = self.inflater();
                 // A partial inflate: the buffer being full is expected.
-                let _ = self.inflate.decompress(data, &mut head, flate2::FlushDecompress::None);
-                let n = self.inflate.total_out() as usize;
+                let _ = inflate.decompress(data, &mut head, flate2::FlushDecompress::None);
+                let n = inflate.total_out() as usize;
                 delta::sizes(&head[..n]).map(|(_, result)| result).map_err(|e| {
                     corrupt(packs, loc.pack, format!("bad delta at offset {}: {e}", info.offset))
                 })
@@ -142,16 +139,22 @@ impl Reader {
         let size = usize::try_from(info.size).map_err(|_| bad("object too large"))?;
         out.clear();
         out.resize(size, 0);
-        self.inflate.reset(true);
-        let status = self
-            .inflate
+        let inflate = self.inflater();
+        let status = inflate
             .decompress(data, out, flate2::FlushDecompress::Finish)
             .map_err(|e| bad(&format!("cannot inflate ({e})")))?;
-        if self.inflate.total_out() != info.size || status != flate2::Status::StreamEnd {
+        if inflate.total_out() != info.size || status != flate2::Status::StreamEnd {
             return Err(bad("inflated size differs from the declared size"));
         }
-        p.touch(info.offset, info.header_len as u64 + self.inflate.total_in());
+        p.touch(info.offset, info.header_len as u64 + inflate.total_in());
         Ok(())
+    }
+
+    /// The inflater, reset for a new stream.
+    fn inflater(&mut self) -> &mut flate2::Decompress {
+        let inflate = self.inflate.get_or_insert_with(|| flate2::Decompress::new(true));
+        inflate.reset(true);
+        inflate
     }
 }
 

@@ -13,6 +13,7 @@ use gix::hash::ObjectId;
 use crate::pack::plan::{Plan, PlanOptions};
 use crate::pack::writer::{self, PackOptions};
 use crate::pack::ObjNum;
+use crate::refs::Refs;
 use crate::repo::Repo;
 use crate::select::policy::WantRules;
 use crate::select::{bitmap, walk};
@@ -171,33 +172,58 @@ fn session_id() -> String {
     format!("packserve-{}-{nanos:x}", std::process::id())
 }
 
-/// The refs this connection may see.
-pub(crate) fn visible_refs(repo: &Repo, settings: &Settings) -> Result<crate::refs::RefSet, SessionError> {
-    let view =
-        crate::refs::RefView { namespace: settings.namespace.clone(), hide: repo.config.hide_refs.clone() };
-    crate::refs::load(&repo.repo, &repo.odb, &view).map_err(SessionError::internal)
+/// The refs this connection may see, read for one command: every ref of the namespace, or
+/// only those under `prefixes` (`ls-refs`' `ref-prefix` values; none: every name).
+pub(crate) fn read_refs(
+    repo: &Repo,
+    settings: &Settings,
+    prefixes: Option<&[gix::bstr::BString]>,
+) -> Result<Refs, SessionError> {
+    use crate::refs::{RefView, Scope};
+    let view = RefView { namespace: settings.namespace.clone(), hide: repo.config.hide_refs.clone() };
+    let ns = view.prefix();
+    let scope = match prefixes {
+        None => Scope::all(ns.as_bytes()),
+        Some(p) => Scope::prefixes(ns.as_bytes(), p),
+    };
+    let (dirs, shown) = repo.ref_dirs();
+    Refs::read(&dirs, &shown, repo.odb.hash_kind(), &view, scope).map_err(SessionError::internal)
 }
 
 /// The want rules for this connection: git's `allow_uor` in v0/v1 (stateless requests may name
 /// anything reachable from a tip, as refs may have moved); in v2 anything reachable from a
 /// visible ref, which is stricter than git (that serves any object) unless allowAnySHA1InWant.
-pub(crate) fn want_rules(repo: &Repo, refs: &crate::refs::RefSet, v2: bool, stateless: bool) -> WantRules {
+pub(crate) fn want_rules(
+    repo: &Repo,
+    refs: &Refs,
+    v2: bool,
+    stateless: bool,
+) -> Result<WantRules, SessionError> {
     let allow = repo.config.allow;
-    let tips = refs.tips();
-    let hidden: gix::hashtable::HashSet<ObjectId> = refs.hidden_tips.iter().copied().collect();
+    let tips = refs.tips(&repo.odb).map_err(SessionError::internal)?;
+    let hidden: gix::hashtable::HashSet<ObjectId> =
+        refs.hidden_tips(&repo.odb).map_err(SessionError::internal)?.into_iter().collect();
     let hidden_allowed = allow.tip || allow.reachable;
     let mut reach_from = tips.clone();
     let reach_hidden = if v2 { allow.reachable } else { hidden_allowed };
     if reach_hidden {
         reach_from.extend(hidden.iter().copied());
     }
-    WantRules {
+    Ok(WantRules {
         tips,
         extra_tips: if hidden_allowed { hidden } else { Default::default() },
         reachable: v2 || stateless || allow.reachable,
         reach_from,
         any: allow.any,
+    })
+}
+
+/// Annotated tags to include in a pack (`include-tag`), if asked for.
+pub(crate) fn included_tags(repo: &Repo, refs: &Refs, asked: bool) -> Result<Vec<ObjectId>, SessionError> {
+    if !asked {
+        return Ok(Vec::new());
     }
+    refs.annotated_tags(&repo.odb).map_err(SessionError::internal)
 }
 
 /// Checks a parsed request against the configured [`Limits`](crate::config::Limits); a request
@@ -309,7 +335,7 @@ pub(crate) fn send_pack<W: Write>(
             ..bitmap_conditions(repo)
         };
         let packs = repo.packs().map_err(SessionError::internal)?;
-        let index = bitmap::open_if_eligible(packs, &repo.repo.common_dir().join("objects/pack"), conditions);
+        let index = bitmap::open_if_eligible(packs, &repo.common_dir().join("objects/pack"), conditions);
         let sel = bitmap::select_or_walk(
             index.as_ref(),
             &repo.odb,
@@ -519,7 +545,7 @@ fn parse_radix(d: &str) -> Option<u64> {
 /// the `shallow`/`unshallow` lines and the walk boundary.
 pub(crate) fn prepare_shallow(
     repo: &Repo,
-    refs: &crate::refs::RefSet,
+    refs: &Refs,
     wants: &[ObjectId],
     args: &DeepenArgs,
     v2: bool,
@@ -536,12 +562,13 @@ pub(crate) fn prepare_shallow(
         }
     }
     for name in &args.not {
-        let id = dwim_ref(refs, name).ok_or_else(|| {
+        let id = dwim_ref(repo, refs, name)?.ok_or_else(|| {
             SessionError::Protocol(format!("git upload-pack: ambiguous deepen-not: deepen-not {name}"))
         })?;
         req.not.push(id);
     }
-    let tips: Vec<ObjectId> = refs.iter().map(|r| r.id).collect();
+    let tips = refs.advertised(odb).map(|r| r.map(|r| r.id.get())).collect::<Result<Vec<_>, _>>();
+    let tips = tips.map_err(SessionError::internal)?;
     shallow::compute(odb, wants, &req, &tips, v2).map_err(|e| match e {
         shallow::ShallowError::Odb(e) => SessionError::internal(e),
         other => SessionError::Protocol(other.to_string()),
@@ -565,7 +592,7 @@ pub(crate) fn write_shallow_lines<W: Write>(
 
 /// git's `expand_ref`: the one visible ref a short name means (`x`, `refs/x`, `refs/tags/x`,
 /// `refs/heads/x`, `refs/remotes/x`, `refs/remotes/x/HEAD`); `None` when none or several match.
-fn dwim_ref(refs: &crate::refs::RefSet, name: &str) -> Option<ObjectId> {
+fn dwim_ref(repo: &Repo, refs: &Refs, name: &str) -> Result<Option<ObjectId>, SessionError> {
     let candidates = [
         name.to_owned(),
         format!("refs/{name}"),
@@ -576,15 +603,14 @@ fn dwim_ref(refs: &crate::refs::RefSet, name: &str) -> Option<ObjectId> {
     ];
     let mut found = None;
     let mut count = 0;
-    for c in &candidates {
-        if let Some(r) = refs.iter().find(|r| r.name == c.as_bytes()) {
-            if found.is_none() {
-                found = Some(r.id);
-            }
+    for r in refs.advertised(&repo.odb) {
+        let r = r.map_err(SessionError::internal)?;
+        if candidates.iter().any(|c| r.name == c.as_bytes()) {
+            found.get_or_insert(r.id.get());
             count += 1;
         }
     }
-    (count == 1).then_some(found).flatten()
+    Ok((count == 1).then_some(found).flatten())
 }
 
 /// Parses and checks a filter spec against `uploadpackfilter.*` (git's messages), resolving a
@@ -593,7 +619,7 @@ fn dwim_ref(refs: &crate::refs::RefSet, name: &str) -> Option<ObjectId> {
 /// probe what is hidden): otherwise it is as unknown as a missing one.
 pub(crate) fn parse_filter(
     repo: &Repo,
-    refs: &crate::refs::RefSet,
+    refs: &Refs,
     spec: Option<&str>,
 ) -> Result<Option<crate::select::filter::ObjectFilter>, SessionError> {
     use crate::select::filter::{Filter, FilterError, ObjectFilter, SparsePatterns};
@@ -614,8 +640,8 @@ pub(crate) fn parse_filter(
         None => None,
         Some(expr) => {
             let bad = || SessionError::Protocol(format!("unable to access sparse blob in '{expr}'"));
-            let id = resolve_blob_expr(repo, refs, expr).ok_or_else(bad)?;
-            let rules = want_rules(repo, refs, true, true);
+            let id = resolve_blob_expr(repo, refs, expr)?.ok_or_else(bad)?;
+            let rules = want_rules(repo, refs, true, true)?;
             if crate::select::policy::first_disallowed(&repo.odb, &[id], &rules)
                 .map_err(SessionError::internal)?
                 .is_some()
@@ -634,18 +660,23 @@ pub(crate) fn parse_filter(
 
 /// A blob named by a hex id or `<rev>:<path>` (the forms a sparse filter uses), `<rev>`
 /// resolved among the visible `refs` only.
-fn resolve_blob_expr(repo: &Repo, refs: &crate::refs::RefSet, expr: &str) -> Option<ObjectId> {
+fn resolve_blob_expr(repo: &Repo, refs: &Refs, expr: &str) -> Result<Option<ObjectId>, SessionError> {
     let hash = repo.odb.hash_kind();
     if let Some(id) = parse_oid(expr.as_bytes(), hash) {
-        return Some(id);
+        return Ok(Some(id));
     }
-    let (rev, path) = expr.split_once(':')?;
+    let Some((rev, path)) = expr.split_once(':') else { return Ok(None) };
     let start = if rev.is_empty() {
-        refs.head.as_ref()?.id
+        refs.find(&repo.odb, b"HEAD").map_err(SessionError::internal)?
     } else {
-        dwim_ref(refs, rev).or_else(|| parse_oid(rev.as_bytes(), hash))?
+        dwim_ref(repo, refs, rev)?.or_else(|| parse_oid(rev.as_bytes(), hash))
     };
-    let (commit, _) = repo.odb.peel(&start).ok()?;
+    Ok(start.and_then(|start| blob_at_path(repo, &start, path)))
+}
+
+/// The object at `path` in the tree of the commit `start` peels to.
+fn blob_at_path(repo: &Repo, start: &ObjectId, path: &str) -> Option<ObjectId> {
+    let (commit, _) = repo.odb.peel(start).ok()?;
     let mut cur = repo.odb.commit(&commit).ok()?.tree;
     let mut buf = Vec::new();
     for comp in path.split('/').filter(|c| !c.is_empty()) {

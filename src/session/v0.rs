@@ -13,27 +13,33 @@ use super::{
 };
 use crate::config::ReadAt;
 use crate::negotiate::{Have, Negotiator};
+use crate::odb::Odb;
 use crate::pack::writer::PackOptions;
-use crate::refs::RefSet;
+use crate::refs::Refs;
 use crate::repo::Repo;
 use crate::wire::pktline::{Packet, PktReader, PktWriter};
 use crate::wire::sideband::Framing;
 
-/// Writes the v0 ref advertisement (without the final flush).
+/// Writes the v0 ref advertisement (without the final flush): HEAD, then the visible refs in
+/// order, each annotated tag followed by its peeled value, the capabilities on the first line.
 pub fn advertise<W: Write>(
     w: &mut PktWriter<W>,
-    refs: &RefSet,
+    odb: &Odb,
+    refs: &Refs,
     adv: &caps::Advertise,
     hash: gix::hash::Kind,
-) -> std::io::Result<()> {
-    let symref = refs.head_symref.as_deref().map(|t| t.as_ref());
+) -> Result<(), SessionError> {
+    // git tells where HEAD points even when HEAD itself is hidden.
+    let symref = refs.head().and_then(|(_, target)| target).map(|t| refs.strip(t));
     let capabilities = caps::v0_capabilities(adv, symref);
     let mut first = true;
-    for r in refs.iter() {
-        let mut line = Vec::with_capacity(100);
-        line.extend_from_slice(r.id.to_hex().to_string().as_bytes());
+    let mut line = Vec::with_capacity(256);
+    for r in refs.advertised(odb) {
+        let r = r.map_err(SessionError::internal)?;
+        line.clear();
+        r.id.push_hex(&mut line);
         line.push(b' ');
-        line.extend_from_slice(&r.name);
+        line.extend_from_slice(r.name);
         if first {
             line.push(0);
             line.extend_from_slice(&capabilities);
@@ -42,7 +48,12 @@ pub fn advertise<W: Write>(
         line.push(b'\n');
         w.data(&line)?;
         if let Some(p) = r.peeled {
-            w.line(format!("{} {}^{{}}", p.to_hex(), r.name))?;
+            line.clear();
+            p.push_hex(&mut line);
+            line.push(b' ');
+            line.extend_from_slice(r.name);
+            line.extend_from_slice(b"^{}\n");
+            w.data(&line)?;
         }
     }
     if first {
@@ -277,14 +288,15 @@ pub fn serve<R: Read, W: Write>(
     }
     // git reads upload-pack's configuration once the version line is out, then the refs.
     repo.config.check(ReadAt::UPLOAD_PACK)?;
-    let refs = super::visible_refs(repo, settings)?;
+    let refs = super::read_refs(repo, settings, None)?;
     if advertising {
         // Peeling the advertised refs reads objects (a malformed core.commitGraph ends it).
-        if refs.iter().next().is_some() {
+        if !refs.is_empty() {
             repo.config.check(&[ReadAt::Objects])?;
         }
         advertise(
             w,
+            &repo.odb,
             &refs,
             &super::advertised(repo, settings, settings.stateless_rpc || settings.advertise_refs),
             hash,
@@ -315,7 +327,7 @@ pub fn serve<R: Read, W: Write>(
 
     // Wants must be advertised tips; a stateless request may name anything reachable from them,
     // since the refs may have moved since the advertisement.
-    let rules = super::want_rules(repo, &refs, false, settings.stateless_rpc);
+    let rules = super::want_rules(repo, &refs, false, settings.stateless_rpc)?;
     super::check_wants(repo, w, &needs.wants, &rules)?;
     let filter = super::parse_filter(repo, &refs, needs.filter.as_deref())?;
     summary.filter = needs.filter.clone();
@@ -363,7 +375,7 @@ pub fn serve<R: Read, W: Write>(
             shallow: shallow.boundary,
             common: &common,
             filter,
-            include_tags: if needs.caps.include_tag { refs.annotated_tags() } else { Vec::new() },
+            include_tags: super::included_tags(repo, &refs, needs.caps.include_tag)?,
             framing,
             progress: !needs.caps.no_progress,
             options: PackOptions { ofs_delta: needs.caps.ofs_delta, thin: needs.caps.thin_pack },

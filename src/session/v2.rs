@@ -15,7 +15,7 @@ use super::{
 use crate::config::ReadAt;
 use crate::negotiate::{Have, Negotiator};
 use crate::pack::writer::PackOptions;
-use crate::refs::RefSet;
+use crate::refs::Refs;
 use crate::repo::Repo;
 use crate::wire::pktline::{Packet, PktReader, PktWriter};
 use crate::wire::sideband::Framing;
@@ -202,14 +202,14 @@ pub fn serve<R: Read, W: Write>(
                 hash_name(hash)
             )));
         }
-        let refs = super::visible_refs(repo, settings)?;
         match req.command.as_str() {
             "ls-refs" => {
                 summary.commands.push("ls-refs");
-                ls_refs(w, &refs, &req.args, &repo.config)?
+                ls_refs(repo, w, settings, &req.args)?
             }
             "fetch" => {
                 summary.commands.push("fetch");
+                let refs = super::read_refs(repo, settings, None)?;
                 fetch(repo, w, &refs, &req.args, summary)?
             }
             "bundle-uri" if adv.bundle_uri => {
@@ -218,6 +218,7 @@ pub fn serve<R: Read, W: Write>(
             }
             "object-info" if repo.config.advertise_object_info => {
                 summary.commands.push("object-info");
+                let refs = super::read_refs(repo, settings, None)?;
                 object_info(repo, w, &refs, &req.args)?
             }
             other => return Err(SessionError::Protocol(format!("invalid command '{other}'"))),
@@ -260,7 +261,7 @@ fn bundle_uri<W: Write>(repo: &Repo, w: &mut PktWriter<W>, args: &[BString]) -> 
 fn object_info<W: Write>(
     repo: &Repo,
     w: &mut PktWriter<W>,
-    refs: &RefSet,
+    refs: &Refs,
     args: &[BString],
 ) -> Result<(), SessionError> {
     let hash = repo.odb.hash_kind();
@@ -280,7 +281,7 @@ fn object_info<W: Write>(
     if size {
         w.data(b"size")?;
     }
-    let rules = super::want_rules(repo, refs, true, true);
+    let rules = super::want_rules(repo, refs, true, true)?;
     for hex in ids {
         let Some(id) = parse_oid(hex, hash) else {
             let msg =
@@ -321,13 +322,15 @@ struct LsRefsArgs {
 const TOO_MANY_PREFIXES: usize = 65536;
 
 /// `ls-refs`: one line per ref matching the prefixes, HEAD first. `unborn` is answered as
-/// `lsrefs.unborn` says (`ignore`: the argument is accepted and does nothing).
+/// `lsrefs.unborn` says (`ignore`: the argument is accepted and does nothing). Only the refs
+/// under the prefixes are read, and objects are looked at only for `peel`.
 pub fn ls_refs<W: Write>(
+    repo: &Repo,
     w: &mut PktWriter<W>,
-    refs: &RefSet,
+    settings: &super::Settings,
     args: &[BString],
-    config: &crate::config::ServeConfig,
 ) -> Result<(), SessionError> {
+    let config = &repo.config;
     // git's ls-refs reads the hideRefs keys first, lsrefs.unborn when asked for `unborn`.
     config.check(&[ReadAt::HideRefs])?;
     let mut a = LsRefsArgs::default();
@@ -349,35 +352,60 @@ pub fn ls_refs<W: Write>(
     if a.prefixes.len() >= TOO_MANY_PREFIXES {
         a.prefixes.clear();
     }
+    let refs = super::read_refs(repo, settings, Some(&a.prefixes))?;
     let matches = |name: &[u8]| a.prefixes.is_empty() || a.prefixes.iter().any(|p| name.starts_with(p));
-    if let (None, Some(target)) = (&refs.head, &refs.unborn_head) {
-        if a.unborn && a.symrefs && matches(b"HEAD") {
-            w.line(format!("unborn HEAD symref-target:{target}"))?;
+    let mut line = Vec::with_capacity(256);
+    // git's send_possibly_unborn_head: HEAD when it leads to an object, else (asked for) the
+    // branch it would be on.
+    if !refs.head_hidden() && matches(b"HEAD") {
+        match refs.head() {
+            Some((id, target)) if !id.is_null() => {
+                crate::refs::packed::push_hex(&id, &mut line);
+                line.extend_from_slice(b" HEAD");
+                if a.symrefs {
+                    if let Some(t) = target {
+                        line.extend_from_slice(b" symref-target:");
+                        line.extend_from_slice(refs.strip(t));
+                    }
+                }
+                if a.peel {
+                    if let Some(p) = crate::refs::peel_object(&repo.odb, &id) {
+                        line.extend_from_slice(b" peeled:");
+                        crate::refs::packed::push_hex(&p, &mut line);
+                    }
+                }
+                line.push(b'\n');
+                w.data(&line)?;
+            }
+            _ => {
+                if let Some(target) = refs.unborn_head().filter(|_| a.unborn && a.symrefs) {
+                    line.extend_from_slice(b"unborn HEAD symref-target:");
+                    line.extend_from_slice(refs.strip(target));
+                    line.push(b'\n');
+                    w.data(&line)?;
+                }
+            }
         }
     }
-    // Inside a namespace git lists the namespace's HEAD a second time, as the ref
-    // `refs/namespaces/<ns>/HEAD` stripped to `HEAD`; clients expect nothing else, so copy it.
-    let ns_head = refs.head.iter().filter(|_| refs.namespaced);
-    let mut line = Vec::new();
-    let mut hex = [0u8; gix::hash::Kind::longest().len_in_hex()];
-    for r in refs.head.iter().chain(ns_head).chain(refs.refs.iter()) {
-        if !matches(&r.name) {
+    for e in refs.entries() {
+        let e = e.map_err(SessionError::internal)?;
+        if e.hidden {
             continue;
         }
         line.clear();
-        line.extend_from_slice(r.id.hex_to_buf(&mut hex).as_bytes());
+        e.id.push_hex(&mut line);
         line.push(b' ');
-        line.extend_from_slice(&r.name);
+        line.extend_from_slice(e.name);
         if a.symrefs {
-            if let Some(t) = &r.symref_target {
+            if let Some(t) = e.symref_target {
                 line.extend_from_slice(b" symref-target:");
-                line.extend_from_slice(t);
+                line.extend_from_slice(refs.strip(t));
             }
         }
         if a.peel {
-            if let Some(p) = r.peeled {
+            if let Some(p) = refs.peeled(&repo.odb, &e) {
                 line.extend_from_slice(b" peeled:");
-                line.extend_from_slice(p.hex_to_buf(&mut hex).as_bytes());
+                p.push_hex(&mut line);
             }
         }
         line.push(b'\n');
@@ -504,7 +532,7 @@ pub fn parse_fetch_args(
 fn fetch<W: Write>(
     repo: &Repo,
     w: &mut PktWriter<W>,
-    refs: &RefSet,
+    refs: &Refs,
     args: &[BString],
     summary: &mut Summary,
 ) -> Result<(), SessionError> {
@@ -534,11 +562,11 @@ fn fetch<W: Write>(
     // want-ref: only visible refs, by their full (namespace-stripped) name.
     let mut wanted_refs = Vec::new();
     for name in &args.want_refs {
-        match refs.iter().find(|r| r.name == *name) {
-            Some(r) => {
-                wanted_refs.push((r.id, name.clone()));
-                if !args.wants.contains(&r.id) {
-                    args.wants.push(r.id);
+        match refs.find(odb, name).map_err(SessionError::internal)? {
+            Some(id) => {
+                wanted_refs.push((id, name.clone()));
+                if !args.wants.contains(&id) {
+                    args.wants.push(id);
                 }
             }
             None => {
@@ -552,7 +580,7 @@ fn fetch<W: Write>(
     if args.wants.is_empty() && !args.wait_for_done {
         return Ok(());
     }
-    super::check_wants(repo, w, &args.wants, &super::want_rules(repo, refs, true, true))?;
+    super::check_wants(repo, w, &args.wants, &super::want_rules(repo, refs, true, true)?)?;
     let filter = super::parse_filter(repo, refs, args.filter.as_deref())?;
     let mut neg = Negotiator::new();
     if !args.haves.is_empty() {
@@ -631,7 +659,7 @@ fn fetch<W: Write>(
             shallow: shallow.boundary,
             common: &common,
             filter,
-            include_tags: if args.include_tag { refs.annotated_tags() } else { Vec::new() },
+            include_tags: super::included_tags(repo, refs, args.include_tag)?,
             framing: Framing::SideBand64k,
             progress: !args.no_progress,
             options: PackOptions { ofs_delta: args.ofs_delta, thin: args.thin_pack },

@@ -288,7 +288,14 @@ impl<W: Write> PktWriter<W> {
         if data.len() > MAX_PAYLOAD {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "pkt-line too long"));
         }
-        encode::data_to_write(data, &mut self.inner).map(drop)
+        if data.is_empty() {
+            // gix's error for an empty data line.
+            return encode::data_to_write(data, &mut self.inner).map(drop);
+        }
+        let n = data.len() + 4;
+        let hex = |d: usize| b"0123456789abcdef"[d & 15];
+        self.inner.write_all(&[hex(n >> 12), hex(n >> 8), hex(n >> 4), hex(n)])?;
+        self.inner.write_all(data)
     }
 
     /// Writes a text line, adding the trailing newline.
