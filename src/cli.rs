@@ -386,14 +386,19 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
         return Ok(Mode::UploadPack(plain));
     }
     let m = command().try_get_matches_from(args)?;
-    Ok(Mode::UploadPack(UploadPackArgs {
+    Ok(Mode::UploadPack(upload_pack_args(&m)))
+}
+
+/// git-upload-pack's arguments as clap read them.
+fn upload_pack_args(m: &clap::ArgMatches) -> UploadPackArgs {
+    UploadPackArgs {
         strict: m.get_flag("strict"),
         timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
         stateless_rpc: m.get_flag("stateless-rpc"),
         advertise_refs: m.get_flag("advertise-refs"),
-        limits: limit_overrides(&m),
+        limits: limit_overrides(m),
         directory: m.get_one::<String>("directory").cloned().unwrap_or_default(),
-    }))
+    }
 }
 
 #[cfg(test)]
@@ -441,14 +446,7 @@ mod tests {
             let argv: Vec<std::ffi::OsString> =
                 std::iter::once("packserve").chain(args.iter().copied()).map(Into::into).collect();
             match command().try_get_matches_from(argv) {
-                Ok(m) => Some(UploadPackArgs {
-                    strict: m.get_flag("strict"),
-                    timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
-                    stateless_rpc: m.get_flag("stateless-rpc"),
-                    advertise_refs: m.get_flag("advertise-refs"),
-                    limits: limit_overrides(&m),
-                    directory: m.get_one::<String>("directory").cloned().unwrap_or_default(),
-                }),
+                Ok(m) => Some(upload_pack_args(&m)),
                 Err(_) => None,
             }
         };
