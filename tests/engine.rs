@@ -205,3 +205,57 @@ fn objects_stored_twice_are_sent_once() {
         assert!(!listed.trim().is_empty());
     }
 }
+
+/// The state between repacks: a bitmapped pack, then pushes kept as small packs, each holding
+/// new versions of the same files stored whole (pushed without thin packs). git compares an
+/// object stored whole with the objects of other packs (only not with its own pack's, which
+/// that pack's writer already did), so a fetch across several pushes makes each new version a
+/// delta against the one before; packserve does the same, with and without bitmaps.
+#[test]
+fn pushed_packs_are_searched_against_each_other() {
+    let sb = Sandbox::new("engine-pushed");
+    sb.sh(sb.path(), SHRINKING);
+    let server = sb.join("server.git");
+    sb.git(&server, &["repack", "-q", "-adb"]);
+    let behind = sb.join("behind");
+    sb.clone(Client::New, 2, Server::Reference, &server, &behind, &["--bare"]);
+    sb.git(&server, &["config", "receive.unpackLimit", "1"]);
+    sb.sh(
+        sb.path(),
+        r#"
+        git clone -q server.git pusher
+        cd pusher
+        for v in 1 2 3 4; do
+            for f in a b; do sed -i "s/^shared line $v\([0-9]\) /changed line $v\1 /" $f.txt; done
+            git add -A; tick; git commit -q -m "pushed $v"
+            git push -q --no-thin origin main
+        done
+        "#,
+    );
+    let packs = sb.sh(&server, "ls objects/pack/*.pack | wc -l");
+    assert!(packs.trim().parse::<u32>().unwrap() >= 5, "the pushes were not kept as packs ({packs})");
+    // Each push stores one of its two files whole (the other as a delta against it).
+    let whole = sb.sh(
+        &server,
+        "git rev-list --objects main~4..main | grep ' [ab].txt$' | cut -d' ' -f1 \
+         | git cat-file --batch-check='%(deltabase)' | grep -c '^0*$'",
+    );
+    assert!(whole.trim().parse::<u32>().unwrap() >= 4, "the pushed versions are not stored whole ({whole})");
+    for bitmaps in ["true", "false"] {
+        sb.git(&server, &["config", "pack.useBitmaps", bitmaps]);
+        let mut bytes = Vec::new();
+        for (who, server_kind) in [("ours", Server::UnderTest), ("git", Server::Reference)] {
+            let fetcher = sb.join(format!("fetch-{bitmaps}-{who}"));
+            copy_tree(&behind, &fetcher);
+            sb.git(&fetcher, &["config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*"]);
+            let t = sb.fetch(Client::New, 2, server_kind, &fetcher, &[]);
+            sb.fsck(&fetcher);
+            assert_eq!(sb.rev_parse(&fetcher, "main"), sb.rev_parse(&server, "main"));
+            bytes.push(t.pack_bytes);
+        }
+        // Sent whole, the four versions would make the pack several times git's; the margin is
+        // for the deltas themselves, a few dozen bytes larger than git's on files this small.
+        let (ours, git) = (bytes[0], bytes[1]);
+        assert!(ours * 100 <= git * 125, "bitmaps {bitmaps}: fetch pack {ours} bytes, git's {git}");
+    }
+}

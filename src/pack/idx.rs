@@ -177,6 +177,12 @@ impl IdxFile {
             && self.lookups.fetch_add(1, Ordering::Relaxed) < COLD_LOOKUPS
     }
 
+    /// From now on every read goes through the mapping: a scan of many entries is about to
+    /// start, for which a `pread` per read would cost more than the pages it touches.
+    pub fn warm(&self) {
+        self.lookups.store(COLD_LOOKUPS, Ordering::Relaxed);
+    }
+
     /// The object id at position `index` (below [`IdxFile::num_objects`]).
     pub fn oid_at_index(&self, index: u32) -> &oid {
         static NULL: [u8; 32] = [0; 32];

@@ -7,7 +7,8 @@
 //! delta window ([`super::window`]). With `delta_order`, each delta is then moved right after
 //! its base (a depth-first walk from every base to its deltas, as git's write order keeps
 //! delta families together), which keeps ofs-delta distances, and so the pack, small; without
-//! it the stored order stays (bitmap reuse, as git's).
+//! it the stored order stays (bitmap reuse, as git's), unless the window made new deltas,
+//! whose bases must be written before them.
 //!
 //! A planned entry is 16 bytes: its pack position (or, for an object in no pack, its number),
 //! the plan index of its delta base, its pack and (once written) its offset in the output.
@@ -230,9 +231,9 @@ impl Plan {
             entries[s..e].binary_search_by_key(&pos, |x| x.pos).ok().map(|j| s + j)
         };
         let mut win: Vec<WindowObject> = Vec::new();
+        // Objects that need a new delta, and trees and blobs stored whole.
         let mut targets = 0usize;
-        // Objects stored whole look for a base among the client's objects (a thin pack).
-        let whole_targets = opts.thin && !opts.client_candidates.is_empty();
+        let mut whole = 0usize;
         for &(pack, start, end) in &ranges {
             let p = packs.pack(pack);
             let base_num = packs.base(pack);
@@ -258,18 +259,23 @@ impl Plan {
                     Header::RefDelta { base_id } => Some(Err(base_id)),
                     h => {
                         let kind = h.as_kind().unwrap_or(gix::objs::Kind::Blob);
-                        if matches!(kind, gix::objs::Kind::Tree | gix::objs::Kind::Blob) && opts.window > 0 {
+                        // Commits and tags too where another pack's may serve as bases (in the
+                        // first pack, the most common case, only trees and blobs can find any).
+                        let searched = pack != 0 || matches!(kind, gix::objs::Kind::Tree | gix::objs::Kind::Blob);
+                        if searched && opts.window > 0 {
                             let num = base_num + p.index_at_pack_position(entries[k].pos).unwrap_or(0);
-                            let role = if whole_targets { Role::StoredWhole } else { Role::Base };
-                            win.push(WindowObject::new(
-                                k as u32,
-                                num,
-                                kind,
-                                (opts.name_hash)(num),
-                                info.size,
-                                role,
-                            ));
-                            targets += usize::from(whole_targets);
+                            win.push(
+                                WindowObject::new(
+                                    k as u32,
+                                    num,
+                                    kind,
+                                    (opts.name_hash)(num),
+                                    info.size,
+                                    Role::StoredWhole,
+                                )
+                                .in_pack(pack as u16),
+                            );
+                            whole += 1;
                         }
                         None
                     }
@@ -305,14 +311,17 @@ impl Plan {
                         if opts.window > 0 {
                             let num = base_num + p.index_at_pack_position(entries[k].pos).unwrap_or(0);
                             if let Ok((kind, size)) = header(num) {
-                                win.push(WindowObject::new(
-                                    k as u32,
-                                    num,
-                                    kind,
-                                    (opts.name_hash)(num),
-                                    size,
-                                    Role::Target,
-                                ));
+                                win.push(
+                                    WindowObject::new(
+                                        k as u32,
+                                        num,
+                                        kind,
+                                        (opts.name_hash)(num),
+                                        size,
+                                        Role::Target,
+                                    )
+                                    .in_pack(pack as u16),
+                                );
                                 targets += 1;
                             }
                         }
@@ -325,19 +334,18 @@ impl Plan {
             for (k, e) in entries.iter().enumerate().skip(start) {
                 let num = e.pos;
                 if let Ok((kind, size)) = header(num) {
-                    if matches!(kind, gix::objs::Kind::Tree | gix::objs::Kind::Blob) {
-                        win.push(WindowObject::new(
-                            k as u32,
-                            num,
-                            kind,
-                            (opts.name_hash)(num),
-                            size,
-                            Role::Target,
-                        ));
-                        targets += 1;
-                    }
+                    win.push(WindowObject::new(k as u32, num, kind, (opts.name_hash)(num), size, Role::Target));
+                    targets += 1;
                 }
             }
+        }
+        // Objects stored whole look for a base among the client's objects (a thin pack) and,
+        // as git's try_delta does, among the objects of other packs: worth a search only when
+        // there is one of those.
+        let mut window_packs = win.iter().map(|w| w.pack());
+        let first = window_packs.next();
+        if (opts.thin && !opts.client_candidates.is_empty()) || window_packs.any(|p| Some(p) != first) {
+            targets += whole;
         }
         packs.release_all();
         let mut new_deltas = 0;
@@ -345,10 +353,14 @@ impl Plan {
         let mut deltas = std::collections::HashMap::new();
         if targets > 0 {
             if opts.thin {
-                // Only the client's versions of the paths written anew can be their bases (git's
+                // Only the client's versions of the paths written anew, or stored whole outside
+                // the first pack (pushed since the last repack), can be their bases (git's
                 // preferred bases are the client's entries at the sent objects' paths).
-                let mut hashes: Vec<u32> =
-                    win.iter().filter(|w| w.role() == Role::Target).map(|w| w.name_hash()).collect();
+                let mut hashes: Vec<u32> = win
+                    .iter()
+                    .filter(|w| w.role() == Role::Target || w.pack() != 0)
+                    .map(|w| w.name_hash())
+                    .collect();
                 hashes.sort_unstable();
                 hashes.dedup();
                 for (i, &(num, kind, hash)) in opts.client_candidates.iter().enumerate() {
@@ -386,7 +398,9 @@ impl Plan {
             }
         }
         drop(win);
-        if opts.delta_order {
+        // A new delta's base may come after it in the stored order: the writer needs the base
+        // written first, so the order follows the bases then too.
+        if opts.delta_order || new_deltas > 0 {
             entries = delta_order(entries);
         }
         for e in &mut entries {

@@ -25,6 +25,8 @@ use super::Objects;
 
 /// Bytes handed to the writer at once (and released from the mapping after).
 const CHUNK: u64 = 1 << 20;
+/// The first hand-over is smaller, so that the client has its first pack bytes sooner.
+const FIRST_CHUNK: u64 = 64 << 10;
 
 const OBJ_OFS_DELTA: u8 = 6;
 const OBJ_REF_DELTA: u8 = 7;
@@ -73,6 +75,10 @@ struct Entries<'p> {
 impl<'p> Entries<'p> {
     /// Entries `0..n`, which must end at or before `limit`.
     fn new(p: &'p Pack, n: u32, limit: u64) -> Result<Self, PackError> {
+        if n > 1024 {
+            // A scan: the `.idx` is read through its mapping from the start, not a `pread` each.
+            p.index().warm();
+        }
         let first = if n == 0 { limit } else { p.offset_at_pack_position(0) };
         if n > 0 && first != 12 {
             return Err(corrupt(p, "first entry not after the header".into()));
@@ -106,6 +112,7 @@ pub fn write_whole_pack<W: Write>(
     let n = p.num_objects();
     let mut stats = PackStats::default();
     let mut chunk_start = 0u64;
+    let mut chunk = FIRST_CHUNK;
     let mut entries = Entries::new(p, n, p.entries_end())?;
     for r in 0..n {
         let (index, off, next) = entries.next(r)?;
@@ -126,10 +133,11 @@ pub fn write_whole_pack<W: Write>(
                 }
             }
         }
-        if next - chunk_start >= CHUNK {
+        if next - chunk_start >= chunk {
             out.write_all(p.bytes(chunk_start, next))?;
             p.release(chunk_start, next);
             chunk_start = next;
+            chunk = CHUNK;
             stats.objects = r + 1;
             on_entry(&stats);
         }
@@ -168,6 +176,7 @@ pub(super) fn write_run<W: Write>(
     let mut shifts = Shifts::default();
     let mut shift: i64 = 0;
     let mut chunk_start = 12u64;
+    let mut chunk = FIRST_CHUNK;
     let mut buf = Vec::new();
     let mut hdr = Vec::with_capacity(32);
     let flush = |w: &mut Hashing<'_, W>, from: u64, to: u64| -> io::Result<()> {
@@ -239,9 +248,10 @@ pub(super) fn write_run<W: Write>(
             shifts.0.push((next, shift));
             p.release(chunk_start, next);
             chunk_start = next;
-        } else if next - chunk_start >= CHUNK {
+        } else if next - chunk_start >= chunk {
             flush(w, chunk_start, next)?;
             chunk_start = next;
+            chunk = CHUNK;
             on_entry(stats);
         }
     }

@@ -6,9 +6,11 @@
 //! as git's `type_size_sort` does, and each object to write anew is compared with the `window`
 //! objects before it; the smallest delta wins, within `depth` new deltas in a chain.
 //!
-//! Objects stored whole are compared only with the client's objects (their pack's writer
-//! already compared them with the rest, as git assumes for objects it reuses); the client's
-//! objects only serve as bases. Only the choice of base is kept: the writer makes the delta
+//! An object stored whole is not compared with the other objects of its own pack (that pack's
+//! writer already did, as git's `try_delta` assumes), only with those of other packs, objects
+//! in no pack and the client's: in a repository of one pack nothing new is tried for it, while
+//! the small packs that pushes leave between repacks get searched against each other as git
+//! does. The client's objects only serve as bases. Only the choice of base is kept: the writer makes the delta
 //! again when it writes the object, so no delta is held in memory.
 
 use gix::objs::Kind;
@@ -23,10 +25,8 @@ use super::Objects;
 pub enum Role {
     /// A sent object that needs a new delta (or is written whole).
     Target,
-    /// A sent object stored whole: tried against the client's objects only.
+    /// A sent object stored whole: tried against objects of other packs and the client's.
     StoredWhole,
-    /// A sent object that only serves as a base.
-    Base,
     /// An object the client has (a thin pack's base).
     Client,
 }
@@ -40,6 +40,8 @@ pub struct WindowObject {
     /// Kind as git's type numbers (blob 3 sorts before tree 2, as git sorts).
     kind: u8,
     role: Role,
+    /// Its pack (`u16::MAX` for an object in no pack).
+    pack: u16,
     name_hash: u32,
     size: u64,
 }
@@ -55,6 +57,16 @@ impl WindowObject {
         self.role
     }
 
+    /// Its pack.
+    pub fn pack(&self) -> u16 {
+        self.pack
+    }
+
+    /// The same, in pack `pack` (`u16::MAX`: in no pack, the default).
+    pub fn in_pack(self, pack: u16) -> Self {
+        WindowObject { pack, ..self }
+    }
+
     /// An object of plan entry `entry` (or, for [`Role::Client`], of the caller's list).
     pub fn new(entry: u32, num: ObjNum, kind: Kind, name_hash: u32, size: u64, role: Role) -> Self {
         let kind = match kind {
@@ -63,7 +75,7 @@ impl WindowObject {
             Kind::Blob => 3,
             Kind::Tag => 4,
         };
-        WindowObject { entry, num, kind, role, name_hash, size }
+        WindowObject { entry, num, kind, role, pack: u16::MAX, name_hash, size }
     }
 
     /// Whether it looks for a base.
@@ -128,7 +140,7 @@ pub fn find_bases(
         let first_max = (t.size / 2).saturating_sub(hash_len as u64);
         let usable = |c: &WindowObject| {
             c.kind == t.kind
-                && (t.role == Role::Target || c.role == Role::Client)
+                && (t.role == Role::Target || c.role == Role::Client || c.pack != t.pack)
                 && c.size >= t.size / 32
                 && c.size <= MAX_SIZE as u64
                 && t.size.saturating_sub(c.size) < first_max
