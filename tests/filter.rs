@@ -103,6 +103,43 @@ filter_cases! {
     new blob_none_depth_2: "history", ["--filter=blob:none", "--depth=2"], true;
 }
 
+/// Tags of a blob (as git.git's `junio-gpg-pub`), of a tree and of a tag: what the client's
+/// wants name through tags is never filtered out, counted with a bitmap or by the walk, as git
+/// does (its bitmap filters keep every tip, tags peeled).
+#[test]
+fn what_wanted_tags_point_at_is_not_filtered_out() {
+    for (fixture_name, spec) in
+        [("bitmap", "blob:none"), ("history", "blob:none"), ("bitmap", "tree:0"), ("history", "tree:0")]
+    {
+        let name = format!("tagged-{fixture_name}-{}", spec.replace(':', "-"));
+        let sb = Sandbox::new(&format!("filter-{name}"));
+        let src = filter_server(&sb, fixture_name, &[]);
+        let repack = if fixture_name == "bitmap" { "-adb" } else { "-ad" };
+        sb.sh(
+            &src,
+            &format!(
+                "b=$(echo 'a public key, tagged' | git hash-object -w --stdin)
+                 git tag -a -m key tagged-blob $b
+                 git tag -a -m tree tagged-tree $(git rev-parse 'HEAD^{{tree}}')
+                 git tag -a -m 'a tag of a tag' tagged-tag tagged-blob
+                 git repack -q {repack}"
+            ),
+        );
+        let filter = format!("--filter={spec}");
+        let args = ["--no-checkout", filter.as_str()];
+        let (ours, theirs) = (sb.join("packserve-clone"), sb.join("git-clone"));
+        let git = sb.try_clone_via(Client::New, 2, &Server::Reference.program(), &src, &theirs, &args);
+        assert!(git.output.status.success(), "scenario is off:\n{}", git.output);
+        let ps = sb.try_clone_via(Client::New, 2, &Server::UnderTest.program(), &src, &ours, &args);
+        assert!(ps.output.status.success(), "clone through packserve failed:\n{}", ps.output);
+        let tagged = sb.rev_parse(&src, "tagged-blob^{}");
+        let present = sb.sh(&theirs, &format!("git cat-file -e {tagged} && echo present"));
+        assert_eq!(present.trim(), "present", "scenario is off: git's clone lacks the tagged blob");
+        sb.assert_same_repo(&ours, &theirs, &name);
+        assert_eq!(ps.pack_objects, git.pack_objects, "{name}: objects in the pack (packserve, git)");
+    }
+}
+
 /// `sparse:oid=<blob id>`: the filter names the pattern blob by its id.
 #[test]
 fn sparse_oid_by_blob_id() {

@@ -477,11 +477,31 @@ impl Count<'_, '_> {
     }
 
     /// Clears from `sent` what `filter` leaves out, keeping the objects the client named
-    /// (`wants`), as git's bitmap filters do. Types come from the bitmap's type bitmaps, a word
+    /// (`wants`) and what their tags point at, as git's bitmap filters do (a tag of a blob
+    /// brings its blob under `blob:none`). Types come from the bitmap's type bitmaps, a word
     /// at a time; only `blob:limit` looks at each blob (its size, from the entry header).
     fn filter(&self, sent: &mut Bits, filter: &Filter, wants: &[ObjectId]) -> Result<(), BitmapError> {
-        let named: Vec<u32> =
-            wants.iter().filter_map(|w| self.position(w)).filter(|&p| sent.get(p as usize)).collect();
+        let is_tag = |p: u32| match (p as usize).checked_sub(self.ext.base as usize) {
+            Some(i) => self.ext.objs.get(i).is_some_and(|o| o.1 == Kind::Tag),
+            None => self.index.types[3].get(p as usize),
+        };
+        let mut named: Vec<u32> = Vec::new();
+        for w in wants {
+            let mut cur = *w;
+            // A chain of tags, peeled as far as git peels one (bounded against loops).
+            for _ in 0..100 {
+                let Some(p) = self.position(&cur) else { break };
+                named.push(p);
+                if !is_tag(p) {
+                    break;
+                }
+                match self.odb.tag_target(&cur) {
+                    Ok((target, _)) => cur = target,
+                    Err(_) => break,
+                }
+            }
+        }
+        named.retain(|&p| sent.get(p as usize));
         let kinds = [Kind::Commit, Kind::Tree, Kind::Blob, Kind::Tag];
         let sized = filter.needs_blob_size();
         // Kinds dropped whatever their size (blobs are decided one by one with blob:limit).
