@@ -5,7 +5,8 @@
 //! table only. A fault in a mapped file maps the 64 KiB around it (the kernel's fault-around,
 //! which `MADV_RANDOM` does not turn off), so the binary searches of an advertisement that
 //! checks a hundred tags would make megabytes resident: the first [`COLD_LOOKUPS`] lookups read
-//! with `pread` instead, and only a walk that looks up many objects goes through the mapping.
+//! with `pread` instead (16 names around the interpolated position a read, so a lookup usually
+//! costs one or two), and only a walk that looks up many objects goes through the mapping.
 //! Every read is bounds-checked, so a damaged index gives an error (or "not found"), never a
 //! panic.
 
@@ -31,6 +32,9 @@ const FAN: usize = 256 * 4;
 
 /// Lookups and offset reads answered with `pread` before the mapping is used.
 pub const COLD_LOOKUPS: u32 = 4096;
+
+/// Entries an id search narrows a fan-out bucket to before it compares whole ids.
+const NARROW_TO: u32 = 16;
 
 /// A mapped `.idx` file, version 1 or 2.
 pub struct IdxFile {
@@ -216,53 +220,52 @@ impl IdxFile {
         self.lookup_mapped(bytes, lo, hi)
     }
 
-    /// Binary search with `pread`: few lookups, no page faults.
+    /// With `pread`: few lookups, no page faults. Each read fetches [`NARROW_TO`] names
+    /// around the interpolated position: the id is usually among them (one read), else the
+    /// block's ends bound the rest of the search. A read that does not halve the range is
+    /// followed by one at the middle, which bounds the worst case by a binary search's.
     fn lookup_cold(&self, bytes: &[u8], mut lo: u32, mut hi: u32) -> Option<u32> {
-        let mut buf = [0u8; 32];
         let h = bytes.len();
+        let stride = if self.v2 { h } else { 4 + h };
+        let key = key_of(bytes);
+        let (mut klo, mut khi) = (0u64, u64::MAX);
+        let mut bisect = false;
+        let mut block = [0u8; NARROW_TO as usize * (4 + 32)];
         while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            self.read_into(true, self.name_at(mid), &mut buf[..h]);
-            match buf[..h].cmp(bytes) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
+            let span = hi - lo;
+            let range = khi.saturating_sub(klo);
+            let guess = if bisect || range >> 32 == 0 {
+                lo + span / 2
+            } else {
+                let frac = key.saturating_sub(klo) >> 32;
+                let den = (range >> 32) + 1;
+                lo + ((frac * u64::from(span) / den) as u32).min(span - 1)
+            };
+            // The block [wlo, whi) of at most NARROW_TO entries, centred on the guess.
+            let wlo = guess.saturating_sub(NARROW_TO / 2).max(lo).min(hi.saturating_sub(NARROW_TO).max(lo));
+            let whi = (wlo + NARROW_TO).min(hi);
+            let n = (whi - wlo) as usize;
+            self.read_into(true, self.name_at(wlo), &mut block[..(n - 1) * stride + h]);
+            let name = |j: usize| &block[j * stride..j * stride + h];
+            if bytes < name(0) {
+                hi = wlo;
+                khi = key_of(name(0));
+            } else if bytes > name(n - 1) {
+                lo = whi;
+                klo = key_of(name(n - 1));
+            } else {
+                return (0..n).find(|&j| name(j) == bytes).map(|j| wlo + j as u32);
             }
+            bisect = !bisect && hi - lo > span / 2;
         }
         None
     }
 
     /// Interpolation search through the mapping, within one fan-out bucket `[lo, hi)`.
-    fn lookup_mapped(&self, bytes: &[u8], mut lo: u32, mut hi: u32) -> Option<u32> {
-        let key = key_of(bytes);
-        // Keys of the entries just outside the range (virtual bounds at first): every key in
-        // the range lies between them.
-        let (mut klo, mut khi) = (0u64, u64::MAX);
-        let mut bisect = false;
-        while hi - lo > 16 {
-            let span = hi - lo;
-            let range = khi.saturating_sub(klo);
-            let mid = if bisect || range >> 32 == 0 {
-                lo + span / 2
-            } else {
-                // The fraction in 32 bits: `frac * span` stays below 2^64.
-                let frac = key.saturating_sub(klo) >> 32;
-                let den = (range >> 32) + 1;
-                lo + ((frac * u64::from(span) / den) as u32).min(span - 1)
-            };
-            let k = key_of(self.name_bytes(mid));
-            match k.cmp(&key) {
-                std::cmp::Ordering::Less => {
-                    lo = mid + 1;
-                    klo = k;
-                }
-                std::cmp::Ordering::Greater => {
-                    hi = mid;
-                    khi = k;
-                }
-                std::cmp::Ordering::Equal => break,
-            }
-            bisect = !bisect && hi - lo > span / 2;
+    fn lookup_mapped(&self, bytes: &[u8], lo: u32, hi: u32) -> Option<u32> {
+        let (mut lo, mut hi, hit) = self.narrow(bytes, lo, hi, |i| key_of(self.name_bytes(i)));
+        if let Some(i) = hit.filter(|&i| self.name_bytes(i) == bytes) {
+            return Some(i);
         }
         // A few entries left (or a match of the first nine bytes): bisect on the full id.
         while lo < hi {
@@ -274,6 +277,52 @@ impl IdxFile {
             }
         }
         None
+    }
+
+    /// Narrows the fan-out bucket `[lo, hi)` to at most [`NARROW_TO`] entries that would hold
+    /// `bytes`, by interpolating on the nine-byte keys `key_at` reads, alternating with bisection
+    /// when a probe does not halve the range (which bounds the worst case by twice a binary
+    /// search's). A probe whose key equals that of `bytes` ends it early: its position is
+    /// returned too (the id is most likely there; if not, it is in the range, which may then
+    /// hold more entries).
+    fn narrow(
+        &self,
+        bytes: &[u8],
+        mut lo: u32,
+        mut hi: u32,
+        mut key_at: impl FnMut(u32) -> u64,
+    ) -> (u32, u32, Option<u32>) {
+        let key = key_of(bytes);
+        // Keys of the entries just outside the range (virtual bounds at first): every key in
+        // the range lies between them.
+        let (mut klo, mut khi) = (0u64, u64::MAX);
+        let mut bisect = false;
+        while hi - lo > NARROW_TO {
+            let span = hi - lo;
+            let range = khi.saturating_sub(klo);
+            let mid = if bisect || range >> 32 == 0 {
+                lo + span / 2
+            } else {
+                // The fraction in 32 bits: `frac * span` stays below 2^64.
+                let frac = key.saturating_sub(klo) >> 32;
+                let den = (range >> 32) + 1;
+                lo + ((frac * u64::from(span) / den) as u32).min(span - 1)
+            };
+            let k = key_at(mid);
+            match k.cmp(&key) {
+                std::cmp::Ordering::Less => {
+                    lo = mid + 1;
+                    klo = k;
+                }
+                std::cmp::Ordering::Greater => {
+                    hi = mid;
+                    khi = k;
+                }
+                std::cmp::Ordering::Equal => return (lo, hi, Some(mid)),
+            }
+            bisect = !bisect && hi - lo > span / 2;
+        }
+        (lo, hi, None)
     }
 
     /// The pack offset of the object at position `index`; `u64::MAX` when the index points at a
@@ -415,6 +464,64 @@ mod tests {
                 assert_eq!(idx.lookup(oid::from_bytes_unchecked(&other)), None);
             }
         }
+    }
+
+    fn v1_index(ids: &[[u8; 20]]) -> Vec<u8> {
+        let mut d = Vec::new();
+        for b in 0..256usize {
+            let c = ids.iter().filter(|id| (id[0] as usize) <= b).count() as u32;
+            d.extend_from_slice(&c.to_be_bytes());
+        }
+        for (i, id) in ids.iter().enumerate() {
+            d.extend_from_slice(&(12 + i as u32).to_be_bytes());
+            d.extend_from_slice(id);
+        }
+        d.extend_from_slice(&[0xcc; 20]);
+        d.extend_from_slice(&[0xdd; 20]);
+        d
+    }
+
+    #[test]
+    fn cold_lookups_find_every_id_and_no_other() {
+        // Skewed ids, and a run of ids alike in their first ten bytes (the search's key is
+        // nine of them: it must fall back to comparing whole ids).
+        let mut ids: Vec<[u8; 20]> = (0u32..3000)
+            .map(|i| {
+                let mut id = [0u8; 20];
+                let v = (i as u64).pow(3).wrapping_mul(0x9e37_79b9);
+                id[0] = (i % 3) as u8;
+                id[1..9].copy_from_slice(&v.to_be_bytes());
+                id[19] = i as u8;
+                id
+            })
+            .collect();
+        ids.extend((0u8..40).map(|i| {
+            let mut id = [0x05u8; 20];
+            id[10] = i;
+            id
+        }));
+        ids.sort();
+        ids.dedup();
+        let dir = std::env::temp_dir().join(format!("packserve-idx-cold-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let offsets: Vec<u64> = (0..ids.len() as u64).map(|i| 12 + i).collect();
+        for (name, bytes) in [("v2.idx", v2_index(&ids, &offsets)), ("v1.idx", v1_index(&ids))] {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let idx = IdxFile::open(&path, gix::hash::Kind::Sha1).unwrap();
+            for (i, id) in ids.iter().enumerate() {
+                // Every lookup the first one, so every one goes through `pread`.
+                idx.lookups.store(0, Ordering::Relaxed);
+                assert_eq!(idx.lookup(oid::from_bytes_unchecked(id)), Some(i as u32), "{name}");
+                let mut other = *id;
+                other[19] ^= 0x80;
+                if ids.binary_search(&other).is_err() {
+                    idx.lookups.store(0, Ordering::Relaxed);
+                    assert_eq!(idx.lookup(oid::from_bytes_unchecked(&other)), None, "{name}");
+                }
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -209,14 +209,32 @@ impl Pack {
     fn rank_of(&self, offset: u64) -> Option<usize> {
         let rev = self.rev();
         let (mut lo, mut hi) = (0usize, self.idx.num_objects() as usize);
+        // Offsets grow with the rank, about evenly: interpolating between the offsets that bound
+        // the range finds an entry in a few probes (each a random read of the `.idx`), and a
+        // probe that does not halve the range is followed by one at the middle.
+        let (mut olo, mut ohi) = (12u64, self.entries_end());
+        let mut bisect = false;
         while lo < hi {
-            let mid = (lo + hi) / 2;
+            let span = hi - lo;
+            let mid = if bisect || ohi <= olo || offset < olo {
+                lo + span / 2
+            } else {
+                let frac = (offset - olo) as u128 * span as u128 / (ohi - olo) as u128;
+                lo + (frac as usize).min(span - 1)
+            };
             let o = self.idx.pack_offset_at_index(rev.get(mid));
             match o.cmp(&offset) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Less => {
+                    lo = mid + 1;
+                    olo = o;
+                }
+                std::cmp::Ordering::Greater => {
+                    hi = mid;
+                    ohi = o;
+                }
                 std::cmp::Ordering::Equal => return Some(mid),
             }
+            bisect = !bisect && hi - lo > span / 2;
         }
         None
     }

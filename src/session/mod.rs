@@ -297,17 +297,6 @@ pub(crate) struct PackRequest<'a> {
     pub uris: Option<&'a [crate::config::BlobPackfileUri]>,
 }
 
-/// A request for objects is about to be served: checking its wants and counting look ids and
-/// offsets up by the thousand, through the `.idx` mappings rather than a `pread` each (those are
-/// for the few lookups of a ref listing, which they keep from faulting in whole indexes).
-pub(crate) fn warm_indexes(repo: &Repo) {
-    if let Ok(packs) = repo.packs() {
-        for p in packs.packs() {
-            p.index().warm();
-        }
-    }
-}
-
 /// Enumerates, plans and streams the pack. An error after the first byte is reported on band 3
 /// (or as `ERR`), so the client never takes a truncated pack for a complete one.
 pub(crate) fn send_pack<W: Write>(

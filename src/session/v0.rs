@@ -328,7 +328,6 @@ pub fn serve<R: Read, W: Write>(
     // Wants must be advertised tips; a stateless request may name anything reachable from them,
     // since the refs may have moved since the advertisement.
     let rules = super::want_rules(repo, &refs, false, settings.stateless_rpc)?;
-    super::warm_indexes(repo);
     super::check_wants(repo, w, &needs.wants, &rules)?;
     let filter = super::parse_filter(repo, &refs, needs.filter.as_deref())?;
     summary.filter = needs.filter.clone();

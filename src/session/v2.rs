@@ -548,7 +548,6 @@ fn fetch<W: Write>(
     if !args.wants.is_empty() || !args.want_refs.is_empty() {
         // git parses each wanted object as it reads the request.
         c.check(&[ReadAt::Objects])?;
-        super::warm_indexes(repo);
     }
     summary.wants += args.wants.len() + args.want_refs.len();
     summary.haves += args.haves.len();
