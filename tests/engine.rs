@@ -150,6 +150,18 @@ fn thin_fetch_is_no_larger_than_gits() {
     );
 }
 
+/// The SHRINKING history in one bitmapped pack, a bare client of it as it is now ("behind"),
+/// and the server set to keep every push as a pack. Returns (server, behind).
+fn bitmapped_server_and_behind_client(sb: &Sandbox) -> (std::path::PathBuf, std::path::PathBuf) {
+    sb.sh(sb.path(), SHRINKING);
+    let server = sb.join("server.git");
+    sb.git(&server, &["repack", "-q", "-adb"]);
+    let behind = sb.join("behind");
+    sb.clone(Client::New, 2, Server::Reference, &server, &behind, &["--bare"]);
+    sb.git(&server, &["config", "receive.unpackLimit", "1"]);
+    (server, behind)
+}
+
 /// Objects stored twice — a pushed thin pack completed (`index-pack --fix-thin`) with copies
 /// of bases the big pack has — next to loose objects from small pushes: every object is sent
 /// once (the counts equal git's) and the result is sound, with and without bitmaps, for a
@@ -157,12 +169,7 @@ fn thin_fetch_is_no_larger_than_gits() {
 #[test]
 fn objects_stored_twice_are_sent_once() {
     let sb = Sandbox::new("engine-dups");
-    sb.sh(sb.path(), SHRINKING);
-    let server = sb.join("server.git");
-    sb.git(&server, &["repack", "-q", "-adb"]);
-    let behind = sb.join("behind");
-    sb.clone(Client::New, 2, Server::Reference, &server, &behind, &["--bare"]);
-    sb.git(&server, &["config", "receive.unpackLimit", "1"]);
+    let (server, behind) = bitmapped_server_and_behind_client(&sb);
     sb.sh(
         sb.path(),
         r#"
@@ -214,12 +221,7 @@ fn objects_stored_twice_are_sent_once() {
 #[test]
 fn pushed_packs_are_searched_against_each_other() {
     let sb = Sandbox::new("engine-pushed");
-    sb.sh(sb.path(), SHRINKING);
-    let server = sb.join("server.git");
-    sb.git(&server, &["repack", "-q", "-adb"]);
-    let behind = sb.join("behind");
-    sb.clone(Client::New, 2, Server::Reference, &server, &behind, &["--bare"]);
-    sb.git(&server, &["config", "receive.unpackLimit", "1"]);
+    let (server, behind) = bitmapped_server_and_behind_client(&sb);
     sb.sh(
         sb.path(),
         r#"

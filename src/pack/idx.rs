@@ -437,10 +437,9 @@ mod tests {
         assert_eq!(idx.pack_offset_at_index(4), u64::MAX);
     }
 
-    #[test]
-    fn interpolation_finds_every_id_and_no_other() {
-        // Ids with a skewed distribution (not uniform: the search must not rely on it).
-        let mut ids: Vec<[u8; 20]> = (0u32..5000)
+    /// `n` ids with a skewed distribution (not uniform: the search must not rely on it).
+    fn skewed_ids(n: u32) -> Vec<[u8; 20]> {
+        (0..n)
             .map(|i| {
                 let mut id = [0u8; 20];
                 let v = (i as u64).pow(3).wrapping_mul(0x9e37_79b9);
@@ -449,7 +448,12 @@ mod tests {
                 id[19] = i as u8;
                 id
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn interpolation_finds_every_id_and_no_other() {
+        let mut ids = skewed_ids(5000);
         ids.sort();
         ids.dedup();
         let offsets: Vec<u64> = (0..ids.len() as u64).map(|i| 12 + i).collect();
@@ -485,16 +489,7 @@ mod tests {
     fn cold_lookups_find_every_id_and_no_other() {
         // Skewed ids, and a run of ids alike in their first ten bytes (the search's key is
         // nine of them: it must fall back to comparing whole ids).
-        let mut ids: Vec<[u8; 20]> = (0u32..3000)
-            .map(|i| {
-                let mut id = [0u8; 20];
-                let v = (i as u64).pow(3).wrapping_mul(0x9e37_79b9);
-                id[0] = (i % 3) as u8;
-                id[1..9].copy_from_slice(&v.to_be_bytes());
-                id[19] = i as u8;
-                id
-            })
-            .collect();
+        let mut ids = skewed_ids(3000);
         ids.extend((0u8..40).map(|i| {
             let mut id = [0x05u8; 20];
             id[10] = i;

@@ -231,6 +231,10 @@ impl Plan {
             entries[s..e].binary_search_by_key(&pos, |x| x.pos).ok().map(|j| s + j)
         };
         let mut win: Vec<WindowObject> = Vec::new();
+        // The window's view of plan entry `k`, object `num` of `pack`.
+        let window_object = |k: usize, num: ObjNum, kind, size, role, pack: PackId| {
+            WindowObject::new(k as u32, num, kind, (opts.name_hash)(num), size, role).in_pack(pack as u16)
+        };
         // Objects that need a new delta, and trees and blobs stored whole.
         let mut targets = 0usize;
         let mut whole = 0usize;
@@ -264,17 +268,7 @@ impl Plan {
                         let searched = pack != 0 || matches!(kind, gix::objs::Kind::Tree | gix::objs::Kind::Blob);
                         if searched && opts.window > 0 {
                             let num = base_num + p.index_at_pack_position(entries[k].pos).unwrap_or(0);
-                            win.push(
-                                WindowObject::new(
-                                    k as u32,
-                                    num,
-                                    kind,
-                                    (opts.name_hash)(num),
-                                    info.size,
-                                    Role::StoredWhole,
-                                )
-                                .in_pack(pack as u16),
-                            );
+                            win.push(window_object(k, num, kind, info.size, Role::StoredWhole, pack));
                             whole += 1;
                         }
                         None
@@ -311,17 +305,7 @@ impl Plan {
                         if opts.window > 0 {
                             let num = base_num + p.index_at_pack_position(entries[k].pos).unwrap_or(0);
                             if let Ok((kind, size)) = header(num) {
-                                win.push(
-                                    WindowObject::new(
-                                        k as u32,
-                                        num,
-                                        kind,
-                                        (opts.name_hash)(num),
-                                        size,
-                                        Role::Target,
-                                    )
-                                    .in_pack(pack as u16),
-                                );
+                                win.push(window_object(k, num, kind, size, Role::Target, pack));
                                 targets += 1;
                             }
                         }
