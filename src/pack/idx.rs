@@ -52,6 +52,17 @@ pub struct IdxFile {
     large: usize,
 }
 
+/// The position in `[lo, lo + span)` where `key` would be if the keys between `klo` and `khi`
+/// (those just outside the range) were evenly spread; the middle when `bisect` is asked for or
+/// the bounds tell nothing. Id searches (nine-byte keys) and offset searches share it.
+pub(crate) fn interpolate(lo: u64, span: u64, key: u64, klo: u64, khi: u64, bisect: bool) -> u64 {
+    if bisect || khi <= klo || key < klo {
+        return lo + span / 2;
+    }
+    let frac = u128::from(key - klo) * u128::from(span) / (u128::from(khi - klo) + 1);
+    lo + (frac as u64).min(span - 1)
+}
+
 /// Bytes 1..9 of an id as a number: the interpolation key inside a fan-out bucket.
 #[inline]
 fn key_of(b: &[u8]) -> u64 {
@@ -233,14 +244,7 @@ impl IdxFile {
         let mut block = [0u8; NARROW_TO as usize * (4 + 32)];
         while lo < hi {
             let span = hi - lo;
-            let range = khi.saturating_sub(klo);
-            let guess = if bisect || range >> 32 == 0 {
-                lo + span / 2
-            } else {
-                let frac = key.saturating_sub(klo) >> 32;
-                let den = (range >> 32) + 1;
-                lo + ((frac * u64::from(span) / den) as u32).min(span - 1)
-            };
+            let guess = interpolate(lo.into(), span.into(), key, klo, khi, bisect) as u32;
             // The block [wlo, whi) of at most NARROW_TO entries, centred on the guess.
             let wlo = guess.saturating_sub(NARROW_TO / 2).max(lo).min(hi.saturating_sub(NARROW_TO).max(lo));
             let whi = (wlo + NARROW_TO).min(hi);
@@ -299,15 +303,7 @@ impl IdxFile {
         let mut bisect = false;
         while hi - lo > NARROW_TO {
             let span = hi - lo;
-            let range = khi.saturating_sub(klo);
-            let mid = if bisect || range >> 32 == 0 {
-                lo + span / 2
-            } else {
-                // The fraction in 32 bits: `frac * span` stays below 2^64.
-                let frac = key.saturating_sub(klo) >> 32;
-                let den = (range >> 32) + 1;
-                lo + ((frac * u64::from(span) / den) as u32).min(span - 1)
-            };
+            let mid = interpolate(lo.into(), span.into(), key, klo, khi, bisect) as u32;
             let k = key_at(mid);
             match k.cmp(&key) {
                 std::cmp::Ordering::Less => {

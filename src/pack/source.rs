@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use gix::odb::pack::{self, data::entry::Header};
 use memmap2::Mmap;
 
-use super::idx::IdxFile;
+use super::idx::{interpolate, IdxFile};
 
 /// Errors opening or reading packs.
 #[derive(Debug, thiserror::Error)]
@@ -216,12 +216,7 @@ impl Pack {
         let mut bisect = false;
         while lo < hi {
             let span = hi - lo;
-            let mid = if bisect || ohi <= olo || offset < olo {
-                lo + span / 2
-            } else {
-                let frac = (offset - olo) as u128 * span as u128 / (ohi - olo) as u128;
-                lo + (frac as usize).min(span - 1)
-            };
+            let mid = interpolate(lo as u64, span as u64, offset, olo, ohi, bisect) as usize;
             let o = self.idx.pack_offset_at_index(rev.get(mid));
             match o.cmp(&offset) {
                 std::cmp::Ordering::Less => {
