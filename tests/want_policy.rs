@@ -305,6 +305,74 @@ fn packserve_policy_v2_refuses_a_dangling_commit_and_its_tree() {
     }
 }
 
+/// Trees and blobs that only a hidden ref reaches are refused in v2, whether reachability is
+/// answered from a bitmap or by the walk; what a visible ref reaches (an old version too) is
+/// served as git serves it; `object-info` gives no size for the hidden ones.
+#[test]
+fn packserve_policy_v2_refuses_trees_and_blobs_only_a_hidden_ref_reaches() {
+    let sb = Sandbox::new("want-v2-hidden-trees");
+    for bitmap in [false, true] {
+        let (src, _) = server(&sb, &[]);
+        if bitmap {
+            sb.sh(&src, "git repack -q -a -d -b");
+            assert!(!sb.sh(&src, "ls objects/pack/*.bitmap").trim().is_empty(), "no bitmap written");
+        }
+        let state = if bitmap { "bitmap" } else { "walk" };
+        for which in
+            ["refs/hidden/secret^{tree}", "refs/hidden/secret:secret.txt", "refs/hidden/secret~1:secret.txt"]
+        {
+            let oid = sb.rev_parse(&src, which);
+            assert_not_our_ref(
+                &v2_want(&sb, Server::UnderTest, &src, &oid),
+                &oid,
+                &format!("packserve, {state} ({which})"),
+            );
+        }
+        for which in
+            ["main^{tree}", "main~4^{tree}", "main~4:f1.txt", "main:f5.txt", "v1", "private/x:private.txt"]
+        {
+            let oid = sb.rev_parse(&src, which);
+            let n = pack_count(&v2_want(&sb, Server::Reference, &src, &oid), "git-upload-pack");
+            assert_eq!(
+                pack_count(&v2_want(&sb, Server::UnderTest, &src, &oid), "packserve"),
+                n,
+                "{state}: {which}"
+            );
+        }
+        let hidden = sb.rev_parse(&src, "refs/hidden/secret:secret.txt");
+        let shown = sb.rev_parse(&src, "main~4:f1.txt");
+        let req = pktline::request(&[
+            "command=object-info",
+            "object-format=sha1",
+            "0001",
+            "size",
+            &format!("oid {hidden}"),
+            &format!("oid {shown}"),
+            "0000",
+        ]);
+        sb.config(&src, "transfer.advertiseObjectInfo", "true");
+        let out = sb
+            .serve(
+                Server::UnderTest,
+                &["--stateless-rpc", src.to_str().unwrap()],
+                Some("version=2"),
+                Some(&req),
+            )
+            .assert_success();
+        let text = pktline::render(&pktline::parse_all(&out.stdout));
+        assert!(
+            text.contains(&format!("{hidden} \n")) || text.contains(&format!("{hidden} ")),
+            "{state}: {text}"
+        );
+        assert!(
+            !text.contains(&format!("{hidden} 1")),
+            "{state}: object-info gave a hidden blob's size: {text}"
+        );
+        assert!(text.contains(&format!("{shown} 7")), "{state}: no size for a visible blob: {text}");
+        std::fs::remove_dir_all(&src).unwrap();
+    }
+}
+
 /// DELIBERATE DIFFERENCE, seen from a client: `git fetch origin <oid>` of a hidden tip fails.
 fn packserve_policy_fetch_hidden_tip_v2(client: Client) {
     let sb = Sandbox::new("want-v2-fetch-hidden");

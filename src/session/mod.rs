@@ -200,15 +200,26 @@ pub(crate) fn want_rules(
     stateless: bool,
 ) -> Result<WantRules, SessionError> {
     let allow = repo.config.allow;
-    let tips = refs.tips(&repo.odb).map_err(SessionError::internal)?;
-    let hidden: gix::hashtable::HashSet<ObjectId> =
-        refs.hidden_tips(&repo.odb).map_err(SessionError::internal)?.into_iter().collect();
+    // The advertised tips, and the order reachability is checked from: most likely first
+    // (HEAD, then the refs in order, branches before tags, then the hidden ones).
+    let mut tips: gix::hashtable::HashSet<ObjectId> = gix::hashtable::HashSet::default();
+    let mut reach_from: Vec<ObjectId> = Vec::new();
+    for r in refs.advertised(&repo.odb) {
+        let r = r.map_err(SessionError::internal)?;
+        for id in std::iter::once(r.id.get()).chain(r.peeled.map(|p| p.get())) {
+            if tips.insert(id) {
+                reach_from.push(id);
+            }
+        }
+    }
+    let hidden_list = refs.hidden_tips(&repo.odb).map_err(SessionError::internal)?;
     let hidden_allowed = allow.tip || allow.reachable;
-    let mut reach_from = tips.clone();
     let reach_hidden = if v2 { allow.reachable } else { hidden_allowed };
     if reach_hidden {
-        reach_from.extend(hidden.iter().copied());
+        let mut listed = tips.clone();
+        reach_from.extend(hidden_list.iter().filter(|id| listed.insert(**id)).copied());
     }
+    let hidden: gix::hashtable::HashSet<ObjectId> = hidden_list.into_iter().collect();
     Ok(WantRules {
         tips,
         extra_tips: if hidden_allowed { hidden } else { Default::default() },
@@ -267,7 +278,7 @@ pub(crate) fn check_wants<W: Write>(
     let missing = wants.iter().find(|id| !repo.odb.exists(id)).copied();
     let refused = match missing {
         Some(id) => Some(id),
-        None => crate::select::policy::first_disallowed(&repo.odb, wants, rules)
+        None => crate::select::policy::first_disallowed(&repo.odb, reach_index(repo).as_ref(), wants, rules)
             .map_err(SessionError::internal)?,
     };
     if let Some(bad) = refused {
@@ -642,7 +653,7 @@ pub(crate) fn parse_filter(
             let bad = || SessionError::Protocol(format!("unable to access sparse blob in '{expr}'"));
             let id = resolve_blob_expr(repo, refs, expr)?.ok_or_else(bad)?;
             let rules = want_rules(repo, refs, true, true)?;
-            if crate::select::policy::first_disallowed(&repo.odb, &[id], &rules)
+            if crate::select::policy::first_disallowed(&repo.odb, reach_index(repo).as_ref(), &[id], &rules)
                 .map_err(SessionError::internal)?
                 .is_some()
             {
@@ -691,6 +702,16 @@ fn blob_at_path(repo: &Repo, start: &ObjectId, path: &str) -> Option<ObjectId> {
         cur = next?;
     }
     Some(cur)
+}
+
+/// The reachability bitmap that answers whether the tips reach a want, if the repository has
+/// one that may be used. Hidden refs do not matter here: the tips are named explicitly, and a
+/// commit's stored bitmap is what that commit reaches. Not in a shallow repository.
+pub(crate) fn reach_index(repo: &Repo) -> Option<bitmap::BitmapIndex<'_>> {
+    let conditions =
+        bitmap::Conditions { shallow: !repo.odb.shallow().is_empty(), ..bitmap_conditions(repo) };
+    let packs = repo.packs().ok()?;
+    bitmap::open_if_eligible(packs, &repo.common_dir().join("objects/pack"), conditions)
 }
 
 /// What the repository's configuration says about bitmaps: `pack.useBitmaps`. (Hidden refs

@@ -282,6 +282,22 @@ fn object_info<W: Write>(
         w.data(b"size")?;
     }
     let rules = super::want_rules(repo, refs, true, true)?;
+    let mut parsed = Vec::with_capacity(ids.len());
+    for hex in &ids {
+        match parse_oid(hex, hash) {
+            Some(id) => parsed.push(id),
+            None => break,
+        }
+    }
+    // Whether each is allowed, answered for all of them at once.
+    let refused: gix::hashtable::HashSet<ObjectId> = if size {
+        crate::select::policy::disallowed(&repo.odb, super::reach_index(repo).as_ref(), &parsed, &rules)
+            .map_err(SessionError::internal)?
+            .into_iter()
+            .collect()
+    } else {
+        Default::default()
+    };
     for hex in ids {
         let Some(id) = parse_oid(hex, hash) else {
             let msg =
@@ -294,9 +310,7 @@ fn object_info<W: Write>(
             w.data(id.to_hex().to_string().as_bytes())?;
             continue;
         }
-        let allowed = crate::select::policy::first_disallowed(&repo.odb, &[id], &rules)
-            .map_err(SessionError::internal)?
-            .is_none();
+        let allowed = !refused.contains(&id);
         let sz = if allowed { repo.odb.size(&id).map_err(SessionError::internal)? } else { None };
         let line = match sz {
             Some(sz) => format!("{} {sz}", id.to_hex()),
