@@ -79,6 +79,9 @@ pub struct Odb {
     unpacked: RefCell<Unpacked>,
     /// The numbers of recently looked-up ids.
     recent: RefCell<RecentIds>,
+    /// A lookup has re-read the pack directory for an object it did not find (see
+    /// [`Odb::objects`]).
+    rescanned: std::cell::Cell<bool>,
     /// Where `shallow` is read from.
     common_dir: PathBuf,
     /// The repository's own shallow commits (`$GIT_DIR/shallow`): their parents are not here.
@@ -91,13 +94,18 @@ pub type GixOpen = Box<dyn FnOnce() -> Result<gix::Repository, String> + Send>;
 /// What the object database reads through gix.
 struct GixParts {
     objects: gix::OdbHandle,
+    /// The same store, never re-reading the pack directory on a miss (git's
+    /// `OBJECT_INFO_QUICK`): what lookups use once a miss has rescanned it.
+    quick: gix::OdbHandle,
     graph: Option<gix::commitgraph::Graph>,
 }
 
 impl GixParts {
     fn of(repo: &gix::Repository) -> GixParts {
         let graph = repo.commit_graph_if_enabled().ok().flatten().or_else(|| alternate_graph(repo));
-        GixParts { objects: repo.objects.clone(), graph }
+        let mut quick = repo.objects.clone();
+        quick.refresh_never();
+        GixParts { objects: repo.objects.clone(), quick, graph }
     }
 }
 
@@ -230,6 +238,7 @@ impl Odb {
             buf: RefCell::new(Vec::new()),
             unpacked: RefCell::new(Unpacked::default()),
             recent: RefCell::new(RecentIds { slots: Vec::new() }),
+            rescanned: std::cell::Cell::new(false),
             common_dir: common_dir.to_owned(),
             shallow: std::cell::OnceCell::new(),
         }
@@ -246,15 +255,22 @@ impl Odb {
     }
 
     /// gix's object store, or the error for `id` when the repository could not be opened.
+    /// gix's store for looking up `id`: one that may re-read the pack directory when `id` is
+    /// not found, until one lookup has done so; then one that never does. A request naming
+    /// many unknown objects (`have` lines) rescans `objects/pack` at most once, as git's quick
+    /// lookups do, while an object pushed since the packs were listed is still found.
     fn objects(&self, id: &oid) -> Result<&gix::OdbHandle, OdbError> {
-        self.gix()
-            .map(|g| &g.objects)
-            .map_err(|m| OdbError::Read { id: id.to_owned(), message: m.to_owned() })
+        let g = self.gix().map_err(|m| OdbError::Read { id: id.to_owned(), message: m.to_owned() })?;
+        if self.rescanned.get() || g.quick.exists(id) {
+            return Ok(&g.quick);
+        }
+        self.rescanned.set(true);
+        Ok(&g.objects)
     }
 
     /// Whether gix finds `id` (loose, or in a pack that arrived after the packs were listed).
     fn gix_has(&self, id: &oid) -> bool {
-        self.gix().is_ok_and(|g| g.objects.exists(id))
+        self.objects(id).is_ok_and(|o| o.exists(id))
     }
 
     /// The repository's packs (its own and its alternates'), mapped on first use.

@@ -474,6 +474,8 @@ pub struct DeepenArgs {
     pub not: Vec<String>,
     /// `deepen-relative`.
     pub relative: bool,
+    /// The `shallow` ids seen (duplicates are dropped with a set, not a scan of the list).
+    pub shallow_seen: gix::hashtable::HashSet<ObjectId>,
 }
 
 impl DeepenArgs {
@@ -494,7 +496,7 @@ pub(crate) fn parse_deepen_line(
     if let Some(hex) = line.strip_prefix(b"shallow ") {
         let id = parse_oid(hex, hash)
             .ok_or_else(|| SessionError::Protocol(format!("invalid shallow line: {}", text())))?;
-        if !args.shallow.contains(&id) {
+        if args.shallow_seen.insert(id) {
             args.shallow.push(id);
         }
     } else if let Some(n) = line.strip_prefix(b"deepen ") {
@@ -612,12 +614,13 @@ fn dwim_ref(repo: &Repo, refs: &Refs, name: &str) -> Result<Option<ObjectId>, Se
         format!("refs/remotes/{name}"),
         format!("refs/remotes/{name}/HEAD"),
     ];
+    // Each candidate looked up by name (sorted stores), not every ref scanned per line.
+    let _ = repo;
     let mut found = None;
     let mut count = 0;
-    for r in refs.advertised(&repo.odb) {
-        let r = r.map_err(SessionError::internal)?;
-        if candidates.iter().any(|c| r.name == c.as_bytes()) {
-            found.get_or_insert(r.id.get());
+    for c in &candidates {
+        if let Some(id) = refs.lookup(c.as_bytes()) {
+            found.get_or_insert(id);
             count += 1;
         }
     }
