@@ -840,8 +840,16 @@ pub fn parse_config_parameters(s: &str) -> Result<Vec<String>, String> {
         let key = sq(&mut i)?;
         if bytes.get(i) == Some(&b'=') {
             i += 1;
-            let value = if bytes.get(i) == Some(&b'\'') { sq(&mut i)? } else { String::new() };
-            out.push(format!("{key}={value}"));
+            if bytes.get(i) == Some(&b'\'') {
+                let value = sq(&mut i)?;
+                out.push(format!("{key}={value}"));
+            } else if bytes.get(i).is_none_or(|&b| b == b' ') {
+                // `'key'=`: `git -c key` (no value) since git 2.31, a key without a value (true
+                // as a boolean; "missing value" where a value is needed), not an empty string.
+                out.push(key);
+            } else {
+                return Err("bogus format in GIT_CONFIG_PARAMETERS".into());
+            }
         } else {
             out.push(key);
         }
@@ -860,6 +868,10 @@ mod tests {
             vec!["uploadpack.allowfilter=true", "a.b=c", "x.y=it's"]
         );
         assert!(parse_config_parameters("'unterminated").is_err());
+        // `git -c a.b` exports `'a.b'=`: no value, which is not the empty value `'a.b'=''`.
+        assert_eq!(parse_config_parameters("'a.b'= 'c.d'=''").unwrap(), vec!["a.b", "c.d="]);
+        assert_eq!(parse_config_parameters("'a.b'=").unwrap(), vec!["a.b"]);
+        assert!(parse_config_parameters("'a.b'=x").is_err());
         assert!(parse_config_parameters("bare").is_err());
         assert_eq!(parse_config_parameters("").unwrap(), Vec::<String>::new());
     }
