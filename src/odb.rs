@@ -270,7 +270,7 @@ impl Odb {
 
     /// Whether gix finds `id` (loose, or in a pack that arrived after the packs were listed).
     fn gix_has(&self, id: &oid) -> bool {
-        self.objects(id).is_ok_and(|o| o.exists(id))
+        self.objects(id).is_ok_and(|o| o.exists(id)) || self.is_empty_tree(id)
     }
 
     /// The repository's packs (its own and its alternates'), mapped on first use.
@@ -405,6 +405,10 @@ impl Odb {
     fn read_unpacked(&self, id: &oid, buf: &mut Vec<u8>) -> Result<Kind, OdbError> {
         match gix::objs::Find::try_find(self.objects(id)?, id, buf) {
             Ok(Some(d)) => Ok(d.kind),
+            Ok(None) if self.is_empty_tree(id) => {
+                buf.clear();
+                Ok(Kind::Tree)
+            }
             Ok(None) => Err(OdbError::Missing(id.to_owned())),
             Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
         }
@@ -412,9 +416,16 @@ impl Odb {
 
     fn header_unpacked(&self, id: &oid) -> Result<Option<(Kind, u64)>, OdbError> {
         match gix::objs::FindHeader::try_header(self.objects(id)?, id) {
+            Ok(None) if self.is_empty_tree(id) => Ok(Some((Kind::Tree, 0))),
             Ok(h) => Ok(h.map(|h| (h.kind, h.size))),
             Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
         }
+    }
+
+    /// Whether `id` is the empty tree, which git treats as always present (a commit may name
+    /// it without the repository storing it; git sends it all the same).
+    fn is_empty_tree(&self, id: &oid) -> bool {
+        id == ObjectId::empty_tree(self.hash)
     }
 
     /// The commit-graph, if the repository has one in use.
@@ -506,10 +517,7 @@ impl Odb {
         if let Some((packs, loc)) = self.packed(id) {
             return self.reader.borrow_mut().kind(packs, loc).map(Some).map_err(|e| Self::pack_error(id, e));
         }
-        match gix::objs::FindHeader::try_header(self.objects(id)?, id) {
-            Ok(h) => Ok(h.map(|h| h.kind)),
-            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
-        }
+        self.header_unpacked(id).map(|h| h.map(|h| h.0))
     }
 
     /// The size of an object, `None` if it doesn't exist.
@@ -517,10 +525,7 @@ impl Odb {
         if let Some((packs, loc)) = self.packed(id) {
             return self.reader.borrow_mut().size(packs, loc).map(Some).map_err(|e| Self::pack_error(id, e));
         }
-        match gix::objs::FindHeader::try_header(self.objects(id)?, id) {
-            Ok(h) => Ok(h.map(|h| h.size)),
-            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
-        }
+        self.header_unpacked(id).map(|h| h.map(|h| h.1))
     }
 
     /// Reads the whole object into `buf`, returning its kind.
@@ -528,11 +533,7 @@ impl Odb {
         if let Some((packs, loc)) = self.packed(id) {
             return self.reader.borrow_mut().read(packs, loc, buf).map_err(|e| Self::pack_error(id, e));
         }
-        match gix::objs::Find::try_find(self.objects(id)?, id, buf) {
-            Ok(Some(d)) => Ok(d.kind),
-            Ok(None) => Err(OdbError::Missing(id.to_owned())),
-            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
-        }
+        self.read_unpacked(id, buf)
     }
 
     fn read_kind(&self, id: &oid, expected: Kind, buf: &mut Vec<u8>) -> Result<(), OdbError> {
