@@ -163,6 +163,9 @@ pub struct ServeConfig {
     /// `uploadpack.blobPackfileUri` values (`<object-id> <pack-hash> <uri>`), as written; parsed
     /// when a client asks for `packfile-uris` ([`BlobPackfileUri::parse_all`]).
     pub blob_packfile_uris: Vec<String>,
+    /// `packserve.cache.dir`: where state shared between packserve processes lives (the
+    /// reachable-set cache under `reach/`); `None`: no such state is kept.
+    pub cache_dir: Option<std::path::PathBuf>,
     /// Values git would die on, in the order git reads them; each ends the session where git
     /// reads its key (see [`ServeConfig::check`]).
     pub errors: Vec<ConfigError>,
@@ -240,6 +243,7 @@ impl Default for ServeConfig {
             advertise_bundle_uris: false,
             bundle_list: Vec::new(),
             blob_packfile_uris: Vec::new(),
+            cache_dir: None,
         }
     }
 }
@@ -461,6 +465,9 @@ impl ServeConfig {
                     fatal: format!("invalid value for 'lsrefs.unborn': '{}'", other.as_bstr()),
                 }),
             }
+        }
+        if let Some(v) = last("packserve.cache.dir").and_then(|e| e.value.as_ref()) {
+            c.cache_dir = (!v.is_empty()).then(|| std::path::PathBuf::from(v.to_str_lossy().into_owned()));
         }
         c.errors = errors;
         c

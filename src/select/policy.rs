@@ -38,6 +38,28 @@ pub struct WantRules {
     pub any: bool,
 }
 
+/// How reachability is answered besides the walk.
+#[derive(Default, Clone, Copy)]
+pub struct Reach<'a, 'i> {
+    /// The repository's reachability bitmap, when it has one that may be used.
+    pub index: Option<&'i BitmapIndex<'a>>,
+    /// Everything the tips reach, when a reachable-set cache has it for these tips: the
+    /// answer without any walk.
+    pub known: Option<&'i dyn Fn(&gix::hash::oid) -> bool>,
+    /// Without a bitmap or a known set: how many trees the walk may read before it gives up
+    /// (then [`disallowed`] answers [`Outcome::OverBudget`]); `None`: no limit.
+    pub tree_budget: Option<u64>,
+}
+
+/// The answer of [`disallowed`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The wants that are not allowed, in the order given.
+    Refused(Vec<ObjectId>),
+    /// The walk read [`Reach::tree_budget`] trees without an answer.
+    OverBudget,
+}
+
 /// Returns the first want that is not allowed, if any. `index` is the repository's
 /// reachability bitmap, when it has one that may be used.
 pub fn first_disallowed(
@@ -46,16 +68,27 @@ pub fn first_disallowed(
     wants: &[ObjectId],
     rules: &WantRules,
 ) -> Result<Option<ObjectId>, OdbError> {
-    Ok(disallowed(odb, index, wants, rules)?.into_iter().next())
+    let reach = Reach { index, ..Default::default() };
+    Ok(disallowed(odb, reach, wants, rules)?.refused().into_iter().next())
+}
+
+impl Outcome {
+    /// The refused wants; none when the walk ran over its budget (only a budget gives that).
+    pub fn refused(self) -> Vec<ObjectId> {
+        match self {
+            Outcome::Refused(r) => r,
+            Outcome::OverBudget => Vec::new(),
+        }
+    }
 }
 
 /// The wants that are not allowed, in the order given (`object-info` answers each id).
 pub fn disallowed(
     odb: &Odb,
-    index: Option<&BitmapIndex<'_>>,
+    reach: Reach<'_, '_>,
     wants: &[ObjectId],
     rules: &WantRules,
-) -> Result<Vec<ObjectId>, OdbError> {
+) -> Result<Outcome, OdbError> {
     let mut refused = Vec::new();
     let mut others = Vec::new();
     let mut asked: HashSet<ObjectId> = HashSet::default();
@@ -70,10 +103,15 @@ pub fn disallowed(
         }
     }
     if !others.is_empty() {
-        let unreached = match index.map(|i| bitmap::unreached(i, odb, &rules.reach_from, &others)) {
-            Some(Ok(u)) => u,
+        let from_bitmap = reach.index.map(|i| bitmap::unreached(i, odb, &rules.reach_from, &others));
+        let unreached = match (from_bitmap, reach.known) {
+            (Some(Ok(u)), _) => u,
+            (_, Some(known)) => others.iter().filter(|w| !known(w)).copied().collect(),
             // An unreadable bitmap only costs speed: the walk gives the same answer.
-            _ => unreached_by_walk(odb, &rules.reach_from, &others)?,
+            _ => match unreached_by_walk(odb, &rules.reach_from, &others, reach.tree_budget)? {
+                Some(u) => u,
+                None => return Ok(Outcome::OverBudget),
+            },
         };
         refused.extend(unreached);
     }
@@ -81,7 +119,7 @@ pub fn disallowed(
     let order: gix::hashtable::HashMap<ObjectId, usize> =
         wants.iter().enumerate().rev().map(|(i, w)| (*w, i)).collect();
     refused.sort_by_key(|w| order.get(w).copied().unwrap_or(usize::MAX));
-    Ok(refused)
+    Ok(Outcome::Refused(refused))
 }
 
 /// Commits met by [`unreached_by_walk`]: by commit-graph position where the graph has them.
@@ -105,12 +143,14 @@ impl SeenCommits<'_> {
 /// the tips and stopping as soon as every target is met. Commits are taken newest first
 /// (generation, then date), so that recent wants are found after a short walk; trees are read
 /// only while a tree, blob or tag is still to be found, each tree once. Missing objects below a
-/// tip reach nothing (the answer never says more is reachable than really is).
+/// tip reach nothing (the answer never says more is reachable than really is). `None` when
+/// `tree_budget` trees were read and a target is still to be found.
 pub fn unreached_by_walk(
     odb: &Odb,
     tips: &[ObjectId],
     targets: &[ObjectId],
-) -> Result<Vec<ObjectId>, OdbError> {
+    tree_budget: Option<u64>,
+) -> Result<Option<Vec<ObjectId>>, OdbError> {
     let mut commits: HashSet<ObjectId> = HashSet::default();
     let mut others: HashSet<ObjectId> = HashSet::default();
     for t in targets {
@@ -162,12 +202,21 @@ pub fn unreached_by_walk(
             }
         }
     }
-    let mut trees = TreeSearch { odb, seen: Bits::new(), buf: Vec::new(), stack: Vec::new() };
+    let mut trees = TreeSearch {
+        odb,
+        seen: Bits::new(),
+        buf: Vec::new(),
+        stack: Vec::new(),
+        read: 0,
+        budget: tree_budget,
+    };
     for t in root_trees {
         if others.is_empty() {
             break;
         }
-        trees.search(t, &mut others)?;
+        if !trees.search(t, &mut others)? {
+            return Ok(None);
+        }
     }
     // The oldest generation a wanted commit has: below it, no wanted commit can be (when every
     // generation is known).
@@ -189,8 +238,8 @@ pub fn unreached_by_walk(
             Err(OdbError::Missing(_)) => continue,
             Err(e) => return Err(e),
         };
-        if !others.is_empty() {
-            trees.search(info.tree, &mut others)?;
+        if !others.is_empty() && !trees.search(info.tree, &mut others)? {
+            return Ok(None);
         }
         for p in info.parents {
             if others.is_empty() && all_gens {
@@ -207,7 +256,7 @@ pub fn unreached_by_walk(
     let mut left: Vec<ObjectId> =
         targets.iter().filter(|t| commits.contains(*t) || others.contains(*t)).copied().collect();
     left.dedup();
-    Ok(left)
+    Ok(Some(left))
 }
 
 /// Queue order of a commit: generation first where the commit-graph gives one.
@@ -225,22 +274,29 @@ struct TreeSearch<'a> {
     seen: Bits,
     buf: Vec<u8>,
     stack: Vec<ObjectId>,
+    /// Trees read so far, and how many may be.
+    read: u64,
+    budget: Option<u64>,
 }
 
 impl TreeSearch<'_> {
     /// Removes from `targets` what `root` reaches, reading each tree not read before; stops
-    /// when `targets` is empty.
-    fn search(&mut self, root: ObjectId, targets: &mut HashSet<ObjectId>) -> Result<(), OdbError> {
+    /// when `targets` is empty. `false` when the budget ran out first.
+    fn search(&mut self, root: ObjectId, targets: &mut HashSet<ObjectId>) -> Result<bool, OdbError> {
         self.stack.clear();
         self.stack.push(root);
         while let Some(t) = self.stack.pop() {
             targets.remove(&t);
             if targets.is_empty() {
-                return Ok(());
+                return Ok(true);
             }
             let num = self.odb.num_or_add(&t);
             if self.seen.test_and_set(num as usize) {
                 continue;
+            }
+            self.read += 1;
+            if self.budget.is_some_and(|b| self.read > b) {
+                return Ok(false);
             }
             let stack = &mut self.stack;
             let res = self.odb.for_each_tree_entry_num(num, &mut self.buf, |kind, _, id| match kind {
@@ -259,6 +315,17 @@ impl TreeSearch<'_> {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(true)
     }
+}
+
+/// Every object the tips reach (a missing object reaches nothing more), for a reachable-set
+/// cache: what a clone of every tip would count.
+pub fn reachable_ids(odb: &Odb, tips: &[ObjectId]) -> Result<Vec<ObjectId>, OdbError> {
+    use crate::select::walk;
+    let present: Vec<ObjectId> = tips.iter().filter(|t| odb.exists(t)).copied().collect();
+    let req = walk::Request { wants: present, ..Default::default() };
+    let sel = walk::enumerate(odb, &req, &mut walk::Ticker::new(&mut || {}))
+        .map_err(|walk::WalkError::Odb(e)| e)?;
+    Ok(sel.sent.iter().map(|n| odb.id(n as crate::pack::ObjNum)).collect())
 }

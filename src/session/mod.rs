@@ -278,8 +278,7 @@ pub(crate) fn check_wants<W: Write>(
     let missing = wants.iter().find(|id| !repo.odb.exists(id)).copied();
     let refused = match missing {
         Some(id) => Some(id),
-        None => crate::select::policy::first_disallowed(&repo.odb, reach_index(repo).as_ref(), wants, rules)
-            .map_err(SessionError::internal)?,
+        None => refused_wants(repo, wants, rules)?.into_iter().next(),
     };
     if let Some(bad) = refused {
         let msg = format!("upload-pack: not our ref {}", bad.to_hex());
@@ -656,10 +655,7 @@ pub(crate) fn parse_filter(
             let bad = || SessionError::Protocol(format!("unable to access sparse blob in '{expr}'"));
             let id = resolve_blob_expr(repo, refs, expr)?.ok_or_else(bad)?;
             let rules = want_rules(repo, refs, true, true)?;
-            if crate::select::policy::first_disallowed(&repo.odb, reach_index(repo).as_ref(), &[id], &rules)
-                .map_err(SessionError::internal)?
-                .is_some()
-            {
+            if !refused_wants(repo, &[id], &rules)?.is_empty() {
                 return Err(bad());
             }
             let mut buf = Vec::new();
@@ -705,6 +701,57 @@ fn blob_at_path(repo: &Repo, start: &ObjectId, path: &str) -> Option<ObjectId> {
         cur = next?;
     }
     Some(cur)
+}
+
+/// Trees a want check may read, without a bitmap, before it builds the reachable-set cache
+/// (when `packserve.cache.dir` is set): a want this deep in history is likely followed by
+/// more (a partial clone's lazy fetches), and the set answers them all with lookups.
+const REACH_TREE_BUDGET: u64 = 2_000;
+
+/// The wants (in order) that `rules` refuse. Reachability is answered, cheapest first, by the
+/// reachability bitmap; by the reachable-set cache of the current tips when
+/// `packserve.cache.dir` is set and has one; by a walk that stops when every want is found.
+/// With the cache configured, a walk that reads more than [`REACH_TREE_BUDGET`] trees gives up
+/// and the whole set is built once, stored, and used.
+pub(crate) fn refused_wants(
+    repo: &Repo,
+    wants: &[ObjectId],
+    rules: &WantRules,
+) -> Result<Vec<ObjectId>, SessionError> {
+    use crate::host::reach::ReachCache;
+    use crate::select::policy::{self, Outcome, Reach};
+    let odb = &repo.odb;
+    let index = reach_index(repo);
+    let cache = repo.config.cache_dir.as_deref().filter(|_| index.is_none() && rules.reachable && !rules.any);
+    let Some(dir) = cache else {
+        let reach = Reach { index: index.as_ref(), ..Default::default() };
+        return Ok(policy::disallowed(odb, reach, wants, rules).map_err(SessionError::internal)?.refused());
+    };
+    let cache = ReachCache::new(dir);
+    let shallow = std::fs::read(repo.common_dir().join("shallow")).unwrap_or_default();
+    let key = ReachCache::key(repo.common_dir(), &shallow, &rules.reach_from);
+    if let Some(set) = cache.load(&key) {
+        let known = |id: &gix::hash::oid| set.contains(id);
+        let reach = Reach { known: Some(&known), ..Default::default() };
+        return Ok(policy::disallowed(odb, reach, wants, rules).map_err(SessionError::internal)?.refused());
+    }
+    let reach = Reach { tree_budget: Some(REACH_TREE_BUDGET), ..Default::default() };
+    match policy::disallowed(odb, reach, wants, rules).map_err(SessionError::internal)? {
+        Outcome::Refused(r) => Ok(r),
+        Outcome::OverBudget => {
+            let mut ids = policy::reachable_ids(odb, &rules.reach_from).map_err(SessionError::internal)?;
+            if let Err(e) = cache.store(&key, &mut ids) {
+                eprintln!(
+                    "packserve: warning: cannot write the reachable-set cache in {}: {e}",
+                    dir.display()
+                );
+            }
+            let set: gix::hashtable::HashSet<ObjectId> = ids.into_iter().collect();
+            let known = |id: &gix::hash::oid| set.contains(id);
+            let reach = Reach { known: Some(&known), ..Default::default() };
+            Ok(policy::disallowed(odb, reach, wants, rules).map_err(SessionError::internal)?.refused())
+        }
+    }
 }
 
 /// The reachability bitmap that answers whether the tips reach a want, if the repository has

@@ -341,10 +341,7 @@ fn object_info<R: Read, W: Write>(
     }
     // Whether each is allowed, answered for all of them at once.
     let refused: gix::hashtable::HashSet<ObjectId> = if size {
-        crate::select::policy::disallowed(&repo.odb, super::reach_index(repo).as_ref(), &parsed, &rules)
-            .map_err(SessionError::internal)?
-            .into_iter()
-            .collect()
+        super::refused_wants(repo, &parsed, &rules)?.into_iter().collect()
     } else {
         Default::default()
     };
