@@ -454,7 +454,7 @@ impl Odb {
 
     /// Lets go of the decoded delta bases kept for the walk.
     pub fn drop_caches(&self) {
-        *self.reader.borrow_mut() = Reader::default();
+        *self.reader.borrow_mut() = Reader::for_writing();
         *self.recent.borrow_mut() = RecentIds { slots: Vec::new() };
     }
 

@@ -31,6 +31,8 @@ const MAX_RATIO: u64 = 1100;
 pub struct Reader {
     /// Made on the first read of a delta, sized for the packs.
     cache: Option<gix::odb::pack::cache::lru::MemoryCappedHashmap>,
+    /// A smaller size for the cache than the packs' (see [`Reader::for_writing`]).
+    cap: Option<usize>,
     /// Made on the first inflate (a ref listing reads only entry headers, to peel).
     inflate: Option<flate2::Decompress>,
     delta: Vec<u8>,
@@ -38,7 +40,18 @@ pub struct Reader {
     result: Vec<u8>,
 }
 
+/// Bytes of decoded delta bases kept while a pack is written: the writer reads each object
+/// once, in pack order (mostly whole, or a delta against what was just read), so a big cache
+/// helps little there, while it is most of a small request's memory (`--depth=1` of git.git:
+/// 80 MiB peak with the walk's 19 MiB cache, 52 MiB with 4 MiB, for the same CPU).
+const WRITE_CACHE_BYTES: usize = 4 << 20;
+
 impl Reader {
+    /// A reader for the writing phase: its cache of delta bases is kept small.
+    pub fn for_writing() -> Self {
+        Reader { cap: Some(WRITE_CACHE_BYTES), ..Default::default() }
+    }
+
     /// Reads the object stored at `loc` into `out`, returning its kind.
     pub fn read(&mut self, packs: &PackSet, loc: Location, out: &mut Vec<u8>) -> Result<Kind, SourceError> {
         // Each delta with where its base is (the base's cache key).
@@ -50,8 +63,10 @@ impl Reader {
         // the cache is made with the first delta: reading a whole object needs none).
         let kind = loop {
             if !chain.is_empty() {
+                let cap = self.cap;
                 let cache = self.cache.get_or_insert_with(|| {
-                    gix::odb::pack::cache::lru::MemoryCappedHashmap::new(base_cache_bytes(packs))
+                    let bytes = base_cache_bytes(packs);
+                    gix::odb::pack::cache::lru::MemoryCappedHashmap::new(cap.map_or(bytes, |c| c.min(bytes)))
                 });
                 if let Some((kind, _)) = cache.get(pack, offset, out) {
                     break kind;
