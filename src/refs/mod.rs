@@ -344,11 +344,32 @@ impl Refs {
         }
     }
 
+    /// What HEAD's value peels to. When HEAD leads to a ref that `packed-refs` holds with the
+    /// same value, its record says (a `^` line, or none under a fully-peeled header) and no
+    /// object is read: a ref listing then opens no pack at all, as git's does not.
+    pub fn head_peeled(&self, odb: &Odb) -> Option<ObjectId> {
+        let (id, target) = self.head()?;
+        if let (Some(t), Some(p)) = (target, self.packed.as_ref()) {
+            if let Some(rec) = p.find_record(t).filter(|r| r.id() == id) {
+                match rec.peeled_hex {
+                    Some(hex) => return Some(packed::parse_hex(hex)),
+                    None if p.peeled() == Peeled::Fully
+                        || (p.peeled() == Peeled::Tags && !t.starts_with(b"refs/tags/")) =>
+                    {
+                        return None
+                    }
+                    None => {}
+                }
+            }
+        }
+        peel_object(odb, &id)
+    }
+
     /// HEAD if it leads to an id and is not hidden, then the visible refs, with their peeled
     /// values: what a v0 advertisement lists.
     pub fn advertised<'a>(&'a self, odb: &'a Odb) -> impl Iterator<Item = Result<Ref<'a>, RefsError>> + 'a {
         let head = self.head().filter(|_| !self.head_hidden).map(|(id, _)| {
-            Ok(Ref { name: &b"HEAD"[..], id: id.into(), peeled: peel_object(odb, &id).map(Id::Parsed) })
+            Ok(Ref { name: &b"HEAD"[..], id: id.into(), peeled: self.head_peeled(odb).map(Id::Parsed) })
         });
         let refs = self.entries().filter_map(move |e| match e {
             Ok(e) if e.hidden => None,

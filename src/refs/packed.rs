@@ -387,10 +387,15 @@ impl Packed {
 
     /// The id stored for `name` (git's `packed_read_raw_ref`, a binary search).
     pub fn find(&self, name: &[u8]) -> Option<ObjectId> {
+        self.find_record(name).map(|rec| rec.id())
+    }
+
+    /// The record of `name`, found by a binary search.
+    pub fn find_record(&self, name: &[u8]) -> Option<Record<'_>> {
         let body = &self.bytes[self.start..];
         let pos = self.lower_bound(name);
         let rec = Records { body, pos, hex_len: self.hex_len }.next()?;
-        (rec.name == name).then(|| rec.id())
+        (rec.name == name).then_some(rec)
     }
 
     /// The offset of the first record whose name is not below `name` (git's

@@ -433,7 +433,7 @@ pub fn ls_refs<R: Read, W: Write>(
                     }
                 }
                 if a.peel {
-                    if let Some(p) = crate::refs::peel_object(&repo.odb, &id) {
+                    if let Some(p) = refs.head_peeled(&repo.odb) {
                         line.extend_from_slice(b" peeled:");
                         crate::refs::packed::push_hex(&p, &mut line);
                     }
