@@ -62,9 +62,18 @@ impl ReachCache {
         self.dir.join(format!("{}-{}.ids", key.repo, key.state))
     }
 
-    /// The set stored for `key`, if there is a whole one.
+    /// The set stored for `key`, if there is a whole one that only its owner could have
+    /// written. The set decides what a client may fetch: a file that someone else could have
+    /// put there (the directory or the file writable by group or others, or the file owned by
+    /// another user than the directory) is not trusted, and the walk answers instead.
     pub fn load(&self, key: &Key) -> Option<ReachSet> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::fs::metadata(&self.dir).ok()?;
         let file = std::fs::File::open(self.path(key)).ok()?;
+        let meta = file.metadata().ok()?;
+        if dir.mode() & 0o022 != 0 || meta.mode() & 0o022 != 0 || meta.uid() != dir.uid() {
+            return None;
+        }
         // SAFETY: files here are only ever written whole under another name and renamed into
         // place, never changed after: the mapping cannot change under us.
         let map = unsafe { Mmap::map(&file) }.ok()?;
@@ -82,11 +91,16 @@ impl ReachCache {
     /// states. Errors are the caller's to log; nothing half-written is ever visible.
     pub fn store(&self, key: &Key, ids: &mut [ObjectId]) -> std::io::Result<()> {
         ids.sort_unstable();
-        std::fs::create_dir_all(&self.dir)?;
+        // Writable by its owner only, whatever the umask: see `load`.
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&self.dir)?;
         let dest = self.path(key);
         let tmp = self.dir.join(format!(".tmp-{}-{}", key.state, std::process::id()));
+        // Left by a writer of the same pid that died: never a whole file, never read.
+        let _ = std::fs::remove_file(&tmp);
         let result = (|| {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
+            let mut f = std::io::BufWriter::new(file);
             f.write_all(MAGIC)?;
             let id_len = ids.first().map_or(20, |i| i.as_bytes().len());
             f.write_all(&[id_len as u8])?;
@@ -193,6 +207,12 @@ mod tests {
         cache.store(&k2, &mut [id(4)]).unwrap();
         assert!(cache.load(&k2).is_some_and(|s| s.contains(&id(4))));
         assert!(cache.load(&k1).is_none(), "the older state is gone");
+        // A file others could have written is not trusted.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(cache.path(&k2), std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(cache.load(&k2).is_none());
+        std::fs::set_permissions(cache.path(&k2), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(cache.load(&k2).is_some());
         // A damaged file is no set.
         std::fs::write(cache.path(&k2), b"PSREACH1\x14short").unwrap();
         assert!(cache.load(&k2).is_none());
