@@ -435,7 +435,14 @@ struct Count<'i, 'a> {
     commits_walked: usize,
 }
 
-impl Count<'_, '_> {
+impl<'i, 'a> Count<'i, 'a> {
+    /// Nothing counted yet.
+    fn new(index: &'i BitmapIndex<'a>, odb: &'i Odb) -> Self {
+        let ext =
+            Extended { base: index.num_objects, objs: Vec::new(), pos: std::collections::HashMap::new() };
+        Count { index, odb, ext, commits_walked: 0 }
+    }
+
     /// The bit position of `id`: in the bitmap, or extended. Looked up through the object
     /// database's numbering (which keeps recent lookups), then the pack's reverse index.
     fn position(&self, id: &oid) -> Option<u32> {
@@ -715,12 +722,7 @@ pub fn select<'i>(
     verbatim_ok: bool,
 ) -> Result<Selection<'i>, BitmapError> {
     let n = index.num_objects;
-    let mut count = Count {
-        index,
-        odb,
-        ext: Extended { base: n, objs: Vec::new(), pos: std::collections::HashMap::new() },
-        commits_walked: 0,
-    };
+    let mut count = Count::new(index, odb);
     let haves = count.reach(&req.common, None, true)?;
     let mut sent = count.reach(&req.wants, Some(&haves), false)?;
     sent.and_not(&haves);
@@ -971,12 +973,7 @@ pub fn unreached(
     targets: &[ObjectId],
 ) -> Result<Vec<ObjectId>, BitmapError> {
     let n = index.num_objects;
-    let mut count = Count {
-        index,
-        odb,
-        ext: Extended { base: n, objs: Vec::new(), pos: std::collections::HashMap::new() },
-        commits_walked: 0,
-    };
+    let mut count = Count::new(index, odb);
     let mut reached = Bits::with_len(n as usize);
     let mut pending: Vec<ObjectId> = targets.to_vec();
     for tip in tips {

@@ -555,61 +555,59 @@ impl FetchParser {
     /// Takes one argument line; a bad one is an error with git's message.
     pub fn line(&mut self, arg: &[u8]) -> Result<(), SessionError> {
         let (hash, accepts, f, seen) = (self.hash, self.accepts, &mut self.args, &mut self.seen);
-        {
-            if let Some(hex) = arg.strip_prefix(b"want ") {
-                let id = parse_oid(hex, hash).ok_or_else(|| {
-                    SessionError::Protocol(format!(
-                        "git upload-pack: protocol error, expected to get oid, not '{}'",
-                        arg.as_bstr()
-                    ))
-                })?;
-                if seen.insert(id) {
-                    f.wants.push(id);
-                }
-                return Ok(());
+        if let Some(hex) = arg.strip_prefix(b"want ") {
+            let id = parse_oid(hex, hash).ok_or_else(|| {
+                SessionError::Protocol(format!(
+                    "git upload-pack: protocol error, expected to get oid, not '{}'",
+                    arg.as_bstr()
+                ))
+            })?;
+            if seen.insert(id) {
+                f.wants.push(id);
             }
-            if let Some(name) = arg.strip_prefix(b"want-ref ").filter(|_| accepts.want_ref) {
-                f.want_refs.push(name.into());
-                return Ok(());
+            return Ok(());
+        }
+        if let Some(name) = arg.strip_prefix(b"want-ref ").filter(|_| accepts.want_ref) {
+            f.want_refs.push(name.into());
+            return Ok(());
+        }
+        if let Some(hex) = arg.strip_prefix(b"have ") {
+            let id = parse_oid(hex, hash).ok_or_else(|| {
+                SessionError::Protocol(format!(
+                    "git upload-pack: expected SHA1 object, got '{}'",
+                    hex.as_bstr()
+                ))
+            })?;
+            f.haves.push(id);
+            return Ok(());
+        }
+        if parse_deepen_line(arg, hash, &mut f.deepen)? {
+            return Ok(());
+        }
+        if let Some(spec) = arg.strip_prefix(b"filter ").filter(|_| accepts.filter) {
+            if f.filter.is_some() {
+                return Err(SessionError::Protocol("multiple filter-specs cannot be combined".into()));
             }
-            if let Some(hex) = arg.strip_prefix(b"have ") {
-                let id = parse_oid(hex, hash).ok_or_else(|| {
-                    SessionError::Protocol(format!(
-                        "git upload-pack: expected SHA1 object, got '{}'",
-                        hex.as_bstr()
-                    ))
-                })?;
-                f.haves.push(id);
-                return Ok(());
+            f.filter = Some(String::from_utf8_lossy(spec).into_owned());
+            return Ok(());
+        }
+        if let Some(list) = arg.strip_prefix(b"packfile-uris ").filter(|_| accepts.packfile_uris) {
+            if !f.packfile_uris.is_empty() {
+                return Err(SessionError::Refused("multiple packfile-uris lines forbidden".into()));
             }
-            if parse_deepen_line(arg, hash, &mut f.deepen)? {
-                return Ok(());
-            }
-            if let Some(spec) = arg.strip_prefix(b"filter ").filter(|_| accepts.filter) {
-                if f.filter.is_some() {
-                    return Err(SessionError::Protocol("multiple filter-specs cannot be combined".into()));
-                }
-                f.filter = Some(String::from_utf8_lossy(spec).into_owned());
-                return Ok(());
-            }
-            if let Some(list) = arg.strip_prefix(b"packfile-uris ").filter(|_| accepts.packfile_uris) {
-                if !f.packfile_uris.is_empty() {
-                    return Err(SessionError::Refused("multiple packfile-uris lines forbidden".into()));
-                }
-                f.packfile_uris =
-                    list.split(|&b| b == b',').map(|p| String::from_utf8_lossy(p).into_owned()).collect();
-                return Ok(());
-            }
-            match arg {
-                b"thin-pack" => f.thin_pack = true,
-                b"ofs-delta" => f.ofs_delta = true,
-                b"no-progress" => f.no_progress = true,
-                b"include-tag" => f.include_tag = true,
-                b"done" => f.done = true,
-                b"wait-for-done" => f.wait_for_done = true,
-                b"sideband-all" if accepts.sideband_all => f.sideband_all = true,
-                _ => return Err(SessionError::Protocol(format!("unexpected line: '{}'", arg.as_bstr()))),
-            }
+            f.packfile_uris =
+                list.split(|&b| b == b',').map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+            return Ok(());
+        }
+        match arg {
+            b"thin-pack" => f.thin_pack = true,
+            b"ofs-delta" => f.ofs_delta = true,
+            b"no-progress" => f.no_progress = true,
+            b"include-tag" => f.include_tag = true,
+            b"done" => f.done = true,
+            b"wait-for-done" => f.wait_for_done = true,
+            b"sideband-all" if accepts.sideband_all => f.sideband_all = true,
+            _ => return Err(SessionError::Protocol(format!("unexpected line: '{}'", arg.as_bstr()))),
         }
         Ok(())
     }
