@@ -379,17 +379,6 @@ impl Refs {
         head.into_iter().chain(refs)
     }
 
-    /// Every id a client may name as an advertised tip: ref values and their peeled values.
-    pub fn tips(&self, odb: &Odb) -> Result<gix::hashtable::HashSet<ObjectId>, RefsError> {
-        let mut set = gix::hashtable::HashSet::default();
-        for r in self.advertised(odb) {
-            let r = r?;
-            set.insert(r.id.get());
-            set.extend(r.peeled.map(|p| p.get()));
-        }
-        Ok(set)
-    }
-
     /// Values (and peeled values) of the hidden refs (HEAD included when it is hidden): never
     /// advertised, only for want policies.
     pub fn hidden_tips(&self, odb: &Odb) -> Result<Vec<ObjectId>, RefsError> {
