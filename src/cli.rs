@@ -272,16 +272,45 @@ pub fn command() -> Command {
         .args(limit_args())
         .arg(Arg::new("directory").required(true).value_name("directory").help("The repository to serve"))
         .after_help(
-            "Front-ends for servers that cannot be told which upload-pack to run (see `packserve <front-end> --help`):\n  \
+            "Front-ends for servers that cannot be told which upload-pack to run (see `packserve help <front-end>`):\n  \
              packserve shell --root <dir> [--allow <glob>]...   OpenSSH authorized_keys command= / ForceCommand\n  \
              packserve http-backend                          CGI program for smart HTTP (like git http-backend)\n  \
-             packserve inetd --base-path <dir> [<dir>...]     one git:// connection (inetd, xinetd, systemd socket)",
+             packserve inetd --base-path <dir> [<dir>...]     one git:// connection (inetd, xinetd, systemd socket)\n\
+             `packserve help` prints this text, `packserve help <front-end>` a front-end's.",
         )
 }
 
-/// The manual's command: the plain form with the front-ends as subcommands.
-pub fn manual_command() -> Command {
-    command().subcommands([shell_command(), http_backend_command(), inetd_command()])
+/// The front-ends' commands, in the manual's order.
+pub fn front_end_commands() -> [Command; 3] {
+    [shell_command(), http_backend_command(), inetd_command()]
+}
+
+/// `packserve help [<front-end>]`: clap's help error for the plain form or the front-end, so
+/// that it prints and exits as `--help` does; an error naming the front-ends otherwise.
+/// Not taken when packserve runs as `git-upload-pack`: there every argument is git's, and a
+/// repository may be called `help`.
+fn help(args: &[std::ffi::OsString]) -> Option<clap::Error> {
+    let argv0 = args.first().map(std::path::Path::new).and_then(|p| p.file_name());
+    if args.get(1).and_then(|a| a.to_str()) != Some("help")
+        || argv0.is_some_and(|n| n == "git-upload-pack")
+        || args.len() > 3
+    {
+        return None;
+    }
+    let cmd = match args.get(2).map(|a| a.to_string_lossy()) {
+        None => command(),
+        Some(name) => match front_end_commands().into_iter().find(|c| c.get_name() == name) {
+            Some(c) => c,
+            None => {
+                return Some(command().error(
+                    clap::error::ErrorKind::InvalidSubcommand,
+                    format!("no front-end '{name}': packserve help [{}]", FRONTENDS.join(" | ")),
+                ))
+            }
+        },
+    };
+    let name = cmd.get_name().to_owned();
+    cmd.try_get_matches_from([name.as_str(), "--help"]).err()
 }
 
 /// The argument lists git and its front-ends give upload-pack (`[--strict] [--timeout=<n>]
@@ -339,6 +368,9 @@ fn plain_upload_pack(args: &[std::ffi::OsString]) -> Option<UploadPackArgs> {
 /// A first argument that names a front-end selects it; anything else is git-upload-pack's
 /// argument list, parsed exactly as before.
 pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
+    if let Some(e) = help(&args) {
+        return Err(e);
+    }
     match args.get(1).and_then(|a| a.to_str()) {
         Some("shell") => {
             let m = shell_command().try_get_matches_from(&args[1..])?;
@@ -545,6 +577,23 @@ mod tests {
     }
 
     #[test]
+    fn help_and_help_of_a_front_end() {
+        use clap::error::ErrorKind;
+        let e = p(&["help"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+        assert!(e.to_string().contains("--stateless-rpc"), "{e}");
+        let e = p(&["help", "inetd"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+        assert!(e.to_string().contains("--base-path"), "{e}");
+        let e = p(&["help", "bogus"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidSubcommand);
+        // Installed as git-upload-pack, every argument is git's: `help` is a repository.
+        let argv = ["/usr/local/bin/git-upload-pack", "help"].map(std::ffi::OsString::from).to_vec();
+        let Ok(Mode::UploadPack(a)) = parse(argv) else { panic!("not the plain form") };
+        assert_eq!(a.directory, "help");
+    }
+
+    #[test]
     fn unknown_flag_is_an_error() {
         assert!(p(&["--frobnicate", "/r"]).is_err());
         assert!(p(&[]).is_err());
@@ -559,8 +608,18 @@ mod man_tests {
     fn man_page_is_current() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut out = Vec::new();
-        clap_mangen::Man::new(super::manual_command()).render(&mut out).unwrap();
-        for sub in [super::shell_command(), super::http_backend_command(), super::inetd_command()] {
+        // clap_mangen's sections, but no SUBCOMMANDS: it would name a page per front-end
+        // (packserve-shell(1)...), which do not exist; the front-ends have sections here.
+        let man = clap_mangen::Man::new(super::command());
+        man.render_title(&mut out).unwrap();
+        man.render_name_section(&mut out).unwrap();
+        man.render_synopsis_section(&mut out).unwrap();
+        man.render_description_section(&mut out).unwrap();
+        man.render_options_section(&mut out).unwrap();
+        out.extend_from_slice(front_ends_list().as_bytes());
+        man.render_extra_section(&mut out).unwrap();
+        man.render_version_section(&mut out).unwrap();
+        for sub in super::front_end_commands() {
             out.extend_from_slice(front_end_section(&sub).as_bytes());
         }
         out.extend_from_slice(&std::fs::read(root.join("man/sections.roff")).unwrap());
@@ -570,6 +629,23 @@ mod man_tests {
         }
         let committed = std::fs::read(&path).unwrap_or_default();
         assert!(committed == out, "man/packserve.1 is stale: run `UPDATE_MAN=1 cargo test man_page`");
+    }
+
+    /// The list of front-ends, each pointing to its section below, and `packserve help`.
+    fn front_ends_list() -> String {
+        let mut s = String::from(".SH FRONT\\-ENDS\n");
+        for cmd in super::front_end_commands() {
+            let name = cmd.get_name().to_owned();
+            let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
+            s.push_str(&format!(
+                ".TP\n\\fBpackserve {}\\fR\n{} (section PACKSERVE {} below)\n",
+                roff(&name),
+                roff(&about),
+                roff(&name.to_uppercase())
+            ));
+        }
+        s.push_str(".TP\n\\fBpackserve help\\fR [\\fI<front\\-end>\\fR]\nPrints the help of the plain form, or of a front\\-end\n");
+        s
     }
 
     fn roff(s: &str) -> String {
