@@ -34,6 +34,8 @@ pub struct ShellArgs {
     pub user: Option<String>,
     /// Log file (without it, no log: the shell's stderr is the client's).
     pub log: Option<PathBuf>,
+    /// `--log-format`.
+    pub log_format: crate::log::Format,
     /// Seconds of inactivity before giving up.
     pub timeout: Option<u64>,
     /// `--receive-pack`: git's receive-pack (an absolute path), run for pushes this key may make.
@@ -47,6 +49,8 @@ pub struct ShellArgs {
 pub struct HttpBackendArgs {
     /// Log file (default: stderr, the web server's error log).
     pub log: Option<PathBuf>,
+    /// `--log-format`.
+    pub log_format: crate::log::Format,
     /// Seconds of inactivity before giving up.
     pub timeout: Option<u64>,
 }
@@ -66,6 +70,8 @@ pub struct InetdArgs {
     pub timeout: Option<u64>,
     /// Log file (default: stderr).
     pub log: Option<PathBuf>,
+    /// `--log-format`.
+    pub log_format: crate::log::Format,
     /// Allowed directories (git-daemon's whitelist); empty: all.
     pub directories: Vec<String>,
 }
@@ -96,6 +102,19 @@ fn log_arg() -> Arg {
         .value_name("file")
         .value_parser(clap::value_parser!(PathBuf))
         .help("Append the one-line-per-request operator log to <file>")
+}
+
+fn log_format_arg() -> Arg {
+    Arg::new("log-format")
+        .long("log-format")
+        .value_name("format")
+        .value_parser(|s: &str| crate::log::Format::parse(s))
+        .help("The log line's form: text (key=value pairs, the default) or json (one object a line)")
+}
+
+/// `--log-format`'s value.
+fn log_format(m: &clap::ArgMatches) -> crate::log::Format {
+    m.get_one::<crate::log::Format>("log-format").copied().unwrap_or_default()
 }
 
 fn timeout_arg() -> Arg {
@@ -144,6 +163,7 @@ pub fn shell_command() -> Command {
         )
         .arg(Arg::new("user").long("user").value_name("name").help("Name this key in the log (default: the account's name)"))
         .arg(log_arg().help("Append the operator log to <file> (without it nothing is logged: stderr goes to the client)"))
+        .arg(log_format_arg())
         .arg(timeout_arg())
 }
 
@@ -164,6 +184,7 @@ pub fn http_backend_command() -> Command {
         .about("CGI program serving the fetch half of smart HTTP, as git http-backend does (GIT_PROJECT_ROOT, PATH_INFO, ...)")
         .override_usage("ScriptAlias /git/ /usr/local/libexec/packserve-http-backend/   (a wrapper running: packserve http-backend [--log <file>])")
         .arg(log_arg().help("Append the operator log to <file> (default: stderr, the web server's error log)"))
+        .arg(log_format_arg())
         .arg(timeout_arg())
 }
 
@@ -200,6 +221,7 @@ pub fn inetd_command() -> Command {
         )
         .arg(timeout_arg().help("Give up after <n> seconds without traffic; the request line must arrive within <n> seconds too (default 600; 0: never)"))
         .arg(log_arg().help("Append the operator log to <file> (default: stderr; under xinetd stderr is the socket, so give a file)"))
+        .arg(log_format_arg())
         .arg(
             Arg::new("directory")
                 .value_name("directory")
@@ -379,6 +401,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
                 allow: m.get_many::<String>("allow").map(|v| v.cloned().collect()).unwrap_or_default(),
                 user: m.get_one::<String>("user").cloned(),
                 log: m.get_one::<PathBuf>("log").cloned(),
+                log_format: log_format(&m),
                 timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
                 receive_pack: m.get_one::<PathBuf>("receive-pack").cloned(),
                 allow_push: m
@@ -391,6 +414,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
             let m = http_backend_command().try_get_matches_from(&args[1..])?;
             return Ok(Mode::HttpBackend(HttpBackendArgs {
                 log: m.get_one::<PathBuf>("log").cloned(),
+                log_format: log_format(&m),
                 timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
             }));
         }
@@ -406,6 +430,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
                     Some(t) => Some(t).filter(|&t| t > 0),
                 },
                 log: m.get_one::<PathBuf>("log").cloned(),
+                log_format: log_format(&m),
                 directories: m
                     .get_many::<String>("directory")
                     .map(|v| v.cloned().collect())
@@ -561,7 +586,11 @@ mod tests {
         );
         assert_eq!(
             p(&["http-backend", "--log", "/l"]).unwrap(),
-            Mode::HttpBackend(HttpBackendArgs { log: Some("/l".into()), timeout: None })
+            Mode::HttpBackend(HttpBackendArgs {
+                log: Some("/l".into()),
+                log_format: crate::log::Format::Text,
+                timeout: None
+            })
         );
         let Ok(Mode::Inetd(a)) = p(&["inetd", "--base-path", "/srv", "--export-all", "/srv/a", "/srv/b"])
         else {

@@ -66,20 +66,27 @@ fn run() -> std::ffi::c_int {
     };
     use packserve::cli::Mode;
     use packserve::frontend;
+    frontend::upload_pack::start_trace2();
     let result = match mode {
         Mode::UploadPack(args) => frontend::upload_pack::run(&args),
         Mode::Shell(args) => frontend::shell::run(&args),
         Mode::HttpBackend(args) => frontend::http_backend::run(&args),
         Mode::Inetd(args) => frontend::inetd::run(&args),
     };
-    match result {
+    let code = match result {
         Ok(()) => 0,
         Err(f) => {
             if let Some(m) = f.message {
+                // git's die() traces its message (the format is not known here: the message).
+                if let Some(msg) = m.strip_prefix("fatal: ") {
+                    packserve::trace2::error(msg, msg);
+                }
                 eprintln!("{m}");
             }
             // An exit status is eight bits, as `ExitCode::from(u8)` made it.
             std::ffi::c_int::from(f.code as u8)
         }
-    }
+    };
+    packserve::trace2::exit(code);
+    code
 }
