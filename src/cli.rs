@@ -144,7 +144,7 @@ pub fn shell_command() -> Command {
                 .long("allow")
                 .value_name("glob")
                 .action(ArgAction::Append)
-                .help("Only repositories whose path below --root matches <glob> (*, ?, [..] within a component, ** across); repeatable"),
+                .help("Only repositories whose path below --root matches <glob>, by git's wildmatch rules (*, ? and [..] never cross a /; ** between slashes or at an end crosses them); repeatable"),
         )
         .arg(
             Arg::new("receive-pack")

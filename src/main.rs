@@ -21,25 +21,12 @@ pub extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_
 /// What Rust's own start-up does that packserve needs.
 #[cfg(not(test))]
 fn start_up() {
-    #[repr(C)]
-    struct PollFd {
-        fd: std::ffi::c_int,
-        events: std::ffi::c_short,
-        revents: std::ffi::c_short,
-    }
-    extern "C" {
-        fn signal(signum: std::ffi::c_int, handler: usize) -> usize;
-        fn poll(fds: *mut PollFd, nfds: std::ffi::c_ulong, timeout: std::ffi::c_int) -> std::ffi::c_int;
-    }
-    const SIGPIPE: std::ffi::c_int = 13;
-    const SIG_IGN: usize = 1;
-    const POLLNVAL: std::ffi::c_short = 0x20;
     // SAFETY: installs the ignore disposition; no handler code is involved.
-    unsafe { signal(SIGPIPE, SIG_IGN) };
-    let mut fds = [0, 1, 2].map(|fd| PollFd { fd, events: 0, revents: 0 });
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
     // SAFETY: `fds` is a valid array of three pollfd structures; a zero timeout never blocks.
-    if unsafe { poll(fds.as_mut_ptr(), 3, 0) } >= 0 {
-        for fd in fds.iter().filter(|f| f.revents & POLLNVAL != 0) {
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } >= 0 {
+        for fd in fds.iter().filter(|f| f.revents & libc::POLLNVAL != 0) {
             // The lowest free descriptor is the closed one.
             match std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
                 Ok(f) => std::mem::forget(f),

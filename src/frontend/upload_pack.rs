@@ -23,6 +23,10 @@ pub fn protocol_version(git_protocol: Option<&str>) -> Version {
     v
 }
 
+/// The exit status of a client that went away: a shell's for a process killed by SIGPIPE, as
+/// git's upload-pack ends then.
+pub const HANGUP_STATUS: i32 = 128 + libc::SIGPIPE;
+
 /// Exit status and message of a failed run.
 pub struct Failure {
     /// Process exit status.
@@ -36,7 +40,7 @@ impl From<SessionError> for Failure {
         match e {
             // The client went away: nothing to tell anyone.
             SessionError::Write(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
-                Failure { code: 141, message: None }
+                Failure { code: HANGUP_STATUS, message: None }
             }
             SessionError::Config(e) => Failure { code: 128, message: Some(e.stderr()) },
             other => Failure { code: 128, message: Some(format!("fatal: {other}")) },
@@ -67,7 +71,7 @@ pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
     let mut entry = logged.unwrap_or_else(|| crate::log::Entry::new("upload-pack"));
     match &res {
         Ok(()) => {}
-        Err(f) if f.code == 141 => entry.outcome = crate::log::Outcome::Hangup,
+        Err(f) if f.code == HANGUP_STATUS => entry.outcome = crate::log::Outcome::Hangup,
         Err(f) if entry.version.is_none() => {
             let msg = f.message.as_deref().unwrap_or("refused");
             entry.outcome =
@@ -176,11 +180,8 @@ fn command_line_config() -> Vec<String> {
 
 /// The effective user id.
 fn effective_uid() -> Option<u32> {
-    extern "C" {
-        fn geteuid() -> u32;
-    }
     // SAFETY: geteuid takes nothing, cannot fail and has no side effect.
-    Some(unsafe { geteuid() })
+    Some(unsafe { libc::geteuid() })
 }
 
 /// git's repository ownership rules with what the environment says: the effective user,
