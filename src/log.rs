@@ -253,21 +253,7 @@ fn report_once(path: &std::path::Path, e: &std::io::Error) {
 
 /// A JSON string literal.
 pub fn json_string(v: &str) -> String {
-    let mut out = String::with_capacity(v.len() + 2);
-    out.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    quoted(v, |c| format!("\\u{c:04x}"))
 }
 
 /// A log value: `-` when empty, quoted when it would not split on spaces.
@@ -280,13 +266,19 @@ fn value(v: Option<&str>) -> String {
     if plain {
         return v.to_owned();
     }
+    quoted(v, |c| format!("\\x{c:02x}"))
+}
+
+/// `v` in double quotes, with `"` and `\` escaped by a backslash and control characters
+/// written by `control` (given the character's code).
+fn quoted(v: &str, control: impl Fn(u32) -> String) -> String {
     let mut out = String::with_capacity(v.len() + 2);
     out.push('"');
     for c in v.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&control(c as u32)),
             c => out.push(c),
         }
     }
@@ -379,6 +371,6 @@ mod tests {
 
     #[test]
     fn json_strings() {
-        assert_eq!(json_string("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+        assert_eq!(json_string("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\u000a\\u0001\"");
     }
 }

@@ -29,12 +29,31 @@ fn plain(sb: &Sandbox, env: &[(&str, &str)], repo: &std::path::Path, stdin: &[u8
     run(cmd, Some(stdin))
 }
 
-#[test]
-fn plain_form_logs_where_packserve_log_says() {
-    let sb = Sandbox::new("log-plain");
+/// A sandbox with a copy of the `tags` fixture that accepts session ids, and a log path in it.
+fn sandbox(label: &str) -> (Sandbox, std::path::PathBuf, std::path::PathBuf) {
+    let sb = Sandbox::new(label);
     let repo = sb.fixture_copy("tags");
     sb.git(&repo, &["config", "transfer.advertiseSID", "true"]);
-    let log = sb.join("upload-pack.log");
+    let log = sb.join("packserve.log");
+    (sb, repo, log)
+}
+
+/// `packserve inetd` with `args` (plus `--base-path`) answering a request for `repo`.
+fn inetd(sb: &Sandbox, repo: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = sb.command(Server::UnderTest.program());
+    cmd.arg("inetd").args(args).arg("--base-path").arg(repo.parent().unwrap());
+    cmd.envs(env.iter().copied());
+    let mut stdin = pktline::data(format!(
+        "git-upload-pack /{}\0host=localhost\0",
+        repo.file_name().unwrap().to_str().unwrap()
+    ));
+    stdin.extend_from_slice(b"0000");
+    run(cmd, Some(&stdin))
+}
+
+#[test]
+fn plain_form_logs_where_packserve_log_says() {
+    let (sb, repo, log) = sandbox("log-plain");
     let env = [("PACKSERVE_LOG", log.to_str().unwrap()), ("SSH_CONNECTION", "10.1.2.3 5555 10.0.0.1 22")];
     let out = plain(&sb, &env, &repo, &ls_refs_with_sid("client-sid-1")).assert_success();
     assert!(out.stderr.is_empty(), "{out}");
@@ -81,10 +100,7 @@ fn plain_form_logs_where_packserve_log_says() {
 
 #[test]
 fn json_lines() {
-    let sb = Sandbox::new("log-json");
-    let repo = sb.fixture_copy("tags");
-    sb.git(&repo, &["config", "transfer.advertiseSID", "true"]);
-    let log = sb.join("upload-pack.json");
+    let (sb, repo, log) = sandbox("log-json");
     let env = [("PACKSERVE_LOG", log.to_str().unwrap()), ("PACKSERVE_LOG_FORMAT", "json")];
     plain(&sb, &env, &repo, &ls_refs_with_sid("s\"2")).assert_success();
     let text = std::fs::read_to_string(&log).unwrap();
@@ -125,43 +141,15 @@ fn a_log_that_cannot_be_written_is_said_once_and_serving_goes_on() {
     assert!(!out.stdout.is_empty(), "nothing served:\n{out}");
 
     // The front-ends' --log too.
-    let mut cmd = sb.command(Server::UnderTest.program());
-    cmd.args(["inetd", "--export-all", "--log", nowhere.to_str().unwrap(), "--base-path"])
-        .arg(repo.parent().unwrap());
-    let req = pktline::data(format!(
-        "git-upload-pack /{}\0host=localhost\0",
-        repo.file_name().unwrap().to_str().unwrap()
-    ));
-    let mut stdin = req.clone();
-    stdin.extend_from_slice(b"0000");
-    let out = run(cmd, Some(&stdin));
+    let out = inetd(&sb, &repo, &["--export-all", "--log", nowhere.to_str().unwrap()], &[]);
     assert_eq!(out.stderr_str().matches("cannot write the log").count(), 1, "{out}");
 }
 
 #[test]
 fn front_end_json_log() {
-    let sb = Sandbox::new("log-inetd-json");
-    let repo = sb.fixture_copy("tags");
-    let log = sb.join("inetd.json");
-    let mut cmd = sb.command(Server::UnderTest.program());
-    cmd.args([
-        "inetd",
-        "--export-all",
-        "--log-format",
-        "json",
-        "--log",
-        log.to_str().unwrap(),
-        "--base-path",
-    ])
-    .arg(repo.parent().unwrap())
-    .env("REMOTE_ADDR", "192.0.2.9");
-    let req = pktline::data(format!(
-        "git-upload-pack /{}\0host=localhost\0",
-        repo.file_name().unwrap().to_str().unwrap()
-    ));
-    let mut stdin = req.clone();
-    stdin.extend_from_slice(b"0000");
-    let out = run(cmd, Some(&stdin));
+    let (sb, repo, log) = sandbox("log-inetd-json");
+    let args = ["--export-all", "--log-format", "json", "--log", log.to_str().unwrap()];
+    let out = inetd(&sb, &repo, &args, &[("REMOTE_ADDR", "192.0.2.9")]);
     assert!(out.status.success(), "{out}");
     let text = std::fs::read_to_string(&log).expect("no log");
     let line = text.lines().next().unwrap();
