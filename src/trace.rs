@@ -120,11 +120,11 @@ impl Write for InheritedFd {
 /// Hours, minutes and seconds of `secs` after the epoch in local time (`TZ`, as git's trace
 /// prints them, through `localtime_r`); UTC if the C library cannot convert.
 pub fn local_hms(secs: u64) -> (u64, u64, u64) {
-    let t = secs as libc::time_t;
     // SAFETY: an all-zero `tm` is a valid value to be overwritten.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; localtime_r is the reentrant form.
-    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+    // SAFETY: both pointers are valid for the call; localtime_r is the reentrant form. (The
+    // time type is inferred: musl's libc crate deprecates naming it.)
+    if unsafe { libc::localtime_r(&(secs as _), &mut tm) }.is_null() {
         return ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
     }
     (tm.tm_hour as u64, tm.tm_min as u64, tm.tm_sec as u64)

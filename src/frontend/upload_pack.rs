@@ -124,13 +124,13 @@ fn run_plain(args: &UploadPackArgs, entry: &mut Option<crate::log::Entry>) -> Re
 
 /// Starts trace2 as git's `GIT_TRACE2_EVENT` asks (an absolute path, appended to, or a directory
 /// to put one file per process in; `1`/`true` or a digit: stderr or that descriptor), with
-/// `GIT_TRACE2_PARENT_SID` and `GIT_TRACE2_PARENT_NAME`. Called once, by `main`.
-pub fn start_trace2() {
+/// `GIT_TRACE2_PARENT_SID` and `GIT_TRACE2_PARENT_NAME`; `argv` for the `start` event. Called
+/// once, by `main`.
+pub fn start_trace2(argv: &[String]) {
     let var = |k: &str| std::env::var(k).ok();
     let value = var("GIT_TRACE2_EVENT");
     let parent_sid = var("GIT_TRACE2_PARENT_SID");
     let parent_name = var("GIT_TRACE2_PARENT_NAME");
-    let argv: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
     // A directory gets a file named after this process's session id.
     let sink = match crate::trace::Destination::parse(value.as_deref()) {
         crate::trace::Destination::File(dir) if dir.is_dir() => {
@@ -146,7 +146,7 @@ pub fn start_trace2() {
         }
         _ => crate::trace::open("GIT_TRACE2_EVENT", value.as_deref()).ok().flatten(),
     };
-    crate::trace2::install(sink, parent_sid, parent_name, &argv);
+    crate::trace2::install(sink, parent_sid, parent_name, argv);
 }
 
 /// Opens a repository with the configuration given in the environment (`GIT_CONFIG_PARAMETERS`,
