@@ -163,6 +163,9 @@ pub struct ServeConfig {
     /// `uploadpack.blobPackfileUri` values (`<object-id> <pack-hash> <uri>`), as written; parsed
     /// when a client asks for `packfile-uris` ([`BlobPackfileUri::parse_all`]).
     pub blob_packfile_uris: Vec<String>,
+    /// `packserve.cache.dir`: where state shared between packserve processes lives (the
+    /// reachable-set cache under `reach/`); `None`: no such state is kept.
+    pub cache_dir: Option<std::path::PathBuf>,
     /// Values git would die on, in the order git reads them; each ends the session where git
     /// reads its key (see [`ServeConfig::check`]).
     pub errors: Vec<ConfigError>,
@@ -240,6 +243,7 @@ impl Default for ServeConfig {
             advertise_bundle_uris: false,
             bundle_list: Vec::new(),
             blob_packfile_uris: Vec::new(),
+            cache_dir: None,
         }
     }
 }
@@ -461,6 +465,9 @@ impl ServeConfig {
                     fatal: format!("invalid value for 'lsrefs.unborn': '{}'", other.as_bstr()),
                 }),
             }
+        }
+        if let Some(v) = last("packserve.cache.dir").and_then(|e| e.value.as_ref()) {
+            c.cache_dir = (!v.is_empty()).then(|| std::path::PathBuf::from(v.to_str_lossy().into_owned()));
         }
         c.errors = errors;
         c
@@ -840,8 +847,16 @@ pub fn parse_config_parameters(s: &str) -> Result<Vec<String>, String> {
         let key = sq(&mut i)?;
         if bytes.get(i) == Some(&b'=') {
             i += 1;
-            let value = if bytes.get(i) == Some(&b'\'') { sq(&mut i)? } else { String::new() };
-            out.push(format!("{key}={value}"));
+            if bytes.get(i) == Some(&b'\'') {
+                let value = sq(&mut i)?;
+                out.push(format!("{key}={value}"));
+            } else if bytes.get(i).is_none_or(|&b| b == b' ') {
+                // `'key'=`: `git -c key` (no value) since git 2.31, a key without a value (true
+                // as a boolean; "missing value" where a value is needed), not an empty string.
+                out.push(key);
+            } else {
+                return Err("bogus format in GIT_CONFIG_PARAMETERS".into());
+            }
         } else {
             out.push(key);
         }
@@ -860,6 +875,10 @@ mod tests {
             vec!["uploadpack.allowfilter=true", "a.b=c", "x.y=it's"]
         );
         assert!(parse_config_parameters("'unterminated").is_err());
+        // `git -c a.b` exports `'a.b'=`: no value, which is not the empty value `'a.b'=''`.
+        assert_eq!(parse_config_parameters("'a.b'= 'c.d'=''").unwrap(), vec!["a.b", "c.d="]);
+        assert_eq!(parse_config_parameters("'a.b'=").unwrap(), vec!["a.b"]);
+        assert!(parse_config_parameters("'a.b'=x").is_err());
         assert!(parse_config_parameters("bare").is_err());
         assert_eq!(parse_config_parameters("").unwrap(), Vec::<String>::new());
     }

@@ -76,7 +76,17 @@ pub fn v2_request(data: &[u8]) {
     let mut r = PktReader::new(data);
     let accept = v2::RequestAccepts { session_id: true, object_info: true, config: None, bundle_uri: true };
     while let Ok(Some(req)) = v2::read_request(&mut r, accept) {
-        fetch_args(&req.args);
+        let mut args: Vec<BString> = Vec::new();
+        if v2::Args::new(&mut r, &req)
+            .each(|line| {
+                args.push(line.into());
+                Ok(true)
+            })
+            .is_err()
+        {
+            break;
+        }
+        fetch_args(&args);
     }
 }
 

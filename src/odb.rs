@@ -79,6 +79,9 @@ pub struct Odb {
     unpacked: RefCell<Unpacked>,
     /// The numbers of recently looked-up ids.
     recent: RefCell<RecentIds>,
+    /// A lookup has re-read the pack directory for an object it did not find (see
+    /// [`Odb::objects`]).
+    rescanned: std::cell::Cell<bool>,
     /// Where `shallow` is read from.
     common_dir: PathBuf,
     /// The repository's own shallow commits (`$GIT_DIR/shallow`): their parents are not here.
@@ -91,13 +94,18 @@ pub type GixOpen = Box<dyn FnOnce() -> Result<gix::Repository, String> + Send>;
 /// What the object database reads through gix.
 struct GixParts {
     objects: gix::OdbHandle,
+    /// The same store, never re-reading the pack directory on a miss (git's
+    /// `OBJECT_INFO_QUICK`): what lookups use once a miss has rescanned it.
+    quick: gix::OdbHandle,
     graph: Option<gix::commitgraph::Graph>,
 }
 
 impl GixParts {
     fn of(repo: &gix::Repository) -> GixParts {
         let graph = repo.commit_graph_if_enabled().ok().flatten().or_else(|| alternate_graph(repo));
-        GixParts { objects: repo.objects.clone(), graph }
+        let mut quick = repo.objects.clone();
+        quick.refresh_never();
+        GixParts { objects: repo.objects.clone(), quick, graph }
     }
 }
 
@@ -230,6 +238,7 @@ impl Odb {
             buf: RefCell::new(Vec::new()),
             unpacked: RefCell::new(Unpacked::default()),
             recent: RefCell::new(RecentIds { slots: Vec::new() }),
+            rescanned: std::cell::Cell::new(false),
             common_dir: common_dir.to_owned(),
             shallow: std::cell::OnceCell::new(),
         }
@@ -246,15 +255,22 @@ impl Odb {
     }
 
     /// gix's object store, or the error for `id` when the repository could not be opened.
+    /// gix's store for looking up `id`: one that may re-read the pack directory when `id` is
+    /// not found, until one lookup has done so; then one that never does. A request naming
+    /// many unknown objects (`have` lines) rescans `objects/pack` at most once, as git's quick
+    /// lookups do, while an object pushed since the packs were listed is still found.
     fn objects(&self, id: &oid) -> Result<&gix::OdbHandle, OdbError> {
-        self.gix()
-            .map(|g| &g.objects)
-            .map_err(|m| OdbError::Read { id: id.to_owned(), message: m.to_owned() })
+        let g = self.gix().map_err(|m| OdbError::Read { id: id.to_owned(), message: m.to_owned() })?;
+        if self.rescanned.get() || g.quick.exists(id) {
+            return Ok(&g.quick);
+        }
+        self.rescanned.set(true);
+        Ok(&g.objects)
     }
 
     /// Whether gix finds `id` (loose, or in a pack that arrived after the packs were listed).
     fn gix_has(&self, id: &oid) -> bool {
-        self.gix().is_ok_and(|g| g.objects.exists(id))
+        self.objects(id).is_ok_and(|o| o.exists(id)) || self.is_empty_tree(id)
     }
 
     /// The repository's packs (its own and its alternates'), mapped on first use.
@@ -389,6 +405,10 @@ impl Odb {
     fn read_unpacked(&self, id: &oid, buf: &mut Vec<u8>) -> Result<Kind, OdbError> {
         match gix::objs::Find::try_find(self.objects(id)?, id, buf) {
             Ok(Some(d)) => Ok(d.kind),
+            Ok(None) if self.is_empty_tree(id) => {
+                buf.clear();
+                Ok(Kind::Tree)
+            }
             Ok(None) => Err(OdbError::Missing(id.to_owned())),
             Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
         }
@@ -396,9 +416,16 @@ impl Odb {
 
     fn header_unpacked(&self, id: &oid) -> Result<Option<(Kind, u64)>, OdbError> {
         match gix::objs::FindHeader::try_header(self.objects(id)?, id) {
+            Ok(None) if self.is_empty_tree(id) => Ok(Some((Kind::Tree, 0))),
             Ok(h) => Ok(h.map(|h| (h.kind, h.size))),
             Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
         }
+    }
+
+    /// Whether `id` is the empty tree, which git treats as always present (a commit may name
+    /// it without the repository storing it; git sends it all the same).
+    fn is_empty_tree(&self, id: &oid) -> bool {
+        id == ObjectId::empty_tree(self.hash)
     }
 
     /// The commit-graph, if the repository has one in use.
@@ -490,10 +517,7 @@ impl Odb {
         if let Some((packs, loc)) = self.packed(id) {
             return self.reader.borrow_mut().kind(packs, loc).map(Some).map_err(|e| Self::pack_error(id, e));
         }
-        match gix::objs::FindHeader::try_header(self.objects(id)?, id) {
-            Ok(h) => Ok(h.map(|h| h.kind)),
-            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
-        }
+        self.header_unpacked(id).map(|h| h.map(|h| h.0))
     }
 
     /// The size of an object, `None` if it doesn't exist.
@@ -501,10 +525,7 @@ impl Odb {
         if let Some((packs, loc)) = self.packed(id) {
             return self.reader.borrow_mut().size(packs, loc).map(Some).map_err(|e| Self::pack_error(id, e));
         }
-        match gix::objs::FindHeader::try_header(self.objects(id)?, id) {
-            Ok(h) => Ok(h.map(|h| h.size)),
-            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
-        }
+        self.header_unpacked(id).map(|h| h.map(|h| h.1))
     }
 
     /// Reads the whole object into `buf`, returning its kind.
@@ -512,11 +533,7 @@ impl Odb {
         if let Some((packs, loc)) = self.packed(id) {
             return self.reader.borrow_mut().read(packs, loc, buf).map_err(|e| Self::pack_error(id, e));
         }
-        match gix::objs::Find::try_find(self.objects(id)?, id, buf) {
-            Ok(Some(d)) => Ok(d.kind),
-            Ok(None) => Err(OdbError::Missing(id.to_owned())),
-            Err(e) => Err(OdbError::Read { id: id.to_owned(), message: e.to_string() }),
-        }
+        self.read_unpacked(id, buf)
     }
 
     fn read_kind(&self, id: &oid, expected: Kind, buf: &mut Vec<u8>) -> Result<(), OdbError> {

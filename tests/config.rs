@@ -171,3 +171,31 @@ fn pack_objects_hook_in_repository_config_never_runs() {
         sb.assert_same_repo(&dests[1], &dests[0], "clone with a repository-level hook");
     }
 }
+
+/// `git -c uploadpack.hideRefs` (no value) reaches upload-pack as `'uploadpack.hiderefs'=` in
+/// `GIT_CONFIG_PARAMETERS` (git 2.31 and later): a key without a value, which hideRefs cannot
+/// take. Both servers refuse with git's two lines and exit 128; an empty value (`=''`) is no
+/// error for either.
+#[test]
+fn a_command_line_key_without_a_value_is_missing_its_value_like_git() {
+    let sb = Sandbox::new("config-nonbool");
+    let src = sb.fixture_copy("hidden");
+    let ask = |server: Server, params: &str| {
+        let mut cmd = sb.command(server.program());
+        cmd.args(["--advertise-refs", src.to_str().unwrap()])
+            .env("GIT_PROTOCOL", "version=2")
+            .env("GIT_CONFIG_PARAMETERS", params);
+        run(cmd, None)
+    };
+    for key in ["uploadpack.hiderefs", "transfer.hiderefs"] {
+        let params = format!("'{key}'=");
+        let git = ask(Server::Reference, &params);
+        let ours = ask(Server::UnderTest, &params);
+        assert_eq!(git.code(), Some(128), "{key}: git: {git}");
+        assert_eq!(ours.code(), git.code(), "{key}: packserve: {ours}");
+        assert_eq!(ours.stderr_str(), git.stderr_str(), "{key}: messages (left packserve, right git)");
+        assert!(ours.stderr_str().contains(&format!("error: missing value for '{key}'")), "{ours}");
+        let ours = ask(Server::UnderTest, &format!("'{key}'=''"));
+        assert_eq!(ours.code(), Some(0), "{key} with an empty value: {ours}");
+    }
+}

@@ -201,3 +201,30 @@ fn clone_then_fetch_through_packserve_only() {
     // one commit, its root tree, and the new blob
     assert_eq!(t.pack_objects, Some(3), "expected exactly commit + tree + blob");
 }
+
+/// A commit may name the empty tree without the repository storing it (tools that write
+/// commits directly make such repositories). git treats the empty tree as always present and
+/// sends it; so does packserve: the clone has the same objects and refs as git's, in v0 and v2.
+#[test]
+fn the_empty_tree_is_sent_though_not_stored() {
+    let sb = Sandbox::new("fetch-empty-tree");
+    let src = sb.join("srv.git");
+    sb.sh(
+        sb.path(),
+        "git init -q --bare srv.git && cd srv.git && \
+         c=$(git commit-tree -m empty 4b825dc642cb6eb9a060e54bf8d69288fbee4904) && \
+         git update-ref refs/heads/main $c && git symbolic-ref HEAD refs/heads/main",
+    );
+    assert_eq!(sb.sh(&src, "find objects -type f | grep -c 4b/825dc || true").trim(), "0", "stored");
+    for protocol in [0, 2] {
+        let mut dests = Vec::new();
+        for server in BOTH {
+            let dest = sb.join(format!("clone-{}-v{protocol}", server_name(server)));
+            let t = sb.clone(Client::New, protocol, server, &src, &dest, &[]);
+            assert_eq!(t.pack_objects, Some(2), "{}: commit and empty tree", server_name(server));
+            dests.push(dest);
+        }
+        assert_eq!(sb.objects(&dests[1]), sb.objects(&dests[0]), "v{protocol}: objects (left packserve)");
+        assert_eq!(sb.refs(&dests[1]), sb.refs(&dests[0]), "v{protocol}: refs (left packserve)");
+    }
+}

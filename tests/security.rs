@@ -1301,8 +1301,13 @@ fn http_backend_stays_in_its_project_root_like_git() {
         let code = text.strip_prefix("Status: ").map(|s| s[..3].to_owned()).unwrap_or_else(|| "200".into());
         (code, out)
     };
+    // A repository beside the root, named as the root plus `~beside.git`: a PATH_INFO without
+    // its leading `/` must not reach it (git joins the two with a `/`).
+    let beside = format!("{}~beside.git", root.display());
+    sb.git(sb.path(), &["clone", "-q", "--bare", root.join("main.git").to_str().unwrap(), &beside]);
     let long = format!("{}/info/refs", long_path());
     let cases = [
+        "~beside.git/info/refs",
         "/main.git/info/refs",
         "/escape.git/info/refs",
         "/gitfile/info/refs",
@@ -1387,4 +1392,30 @@ fn a_trusted_foreign_repository_keeps_its_own_refusals() {
     let out = advertises(&sb, Server::UnderTest, &repo, &env, &[]).assert_success();
     assert!(!out.stdout_str().contains("refs/tags"), "hideRefs ignored:\n{out}");
     assert!(out.stdout_str().contains("refs/heads/main"), "{out}");
+}
+
+/// `packserve shell`: `~..` and `~.` are no user names. A path through them is refused with
+/// the same message whether or not a repository exists there, so that the answer does not
+/// tell which paths beside the root are repositories.
+#[test]
+fn shell_refuses_dot_user_names_alike() {
+    let sb = Sandbox::new("security-shell-dots");
+    let root = confinement_tree(&sb);
+    let ask = |path: &str| {
+        let mut cmd = sb.command(server_under_test());
+        cmd.args(["shell", "--root"])
+            .arg(&root)
+            .env("SSH_ORIGINAL_COMMAND", format!("git-upload-pack '{path}'"))
+            .envs(safe_env("*"));
+        let out = run(cmd, Some(b"0000"));
+        assert!(!out.status.success(), "{path}: served\n{out}");
+        assert!(!out.stdout_str().contains("refs/heads/main"), "{path}: {out}");
+        out.stderr_str().replace(path, "<path>")
+    };
+    // srv/../outside.git is a repository, srv/../nothing.git is not.
+    let exists = ask("~../outside.git");
+    let missing = ask("~../nothing.git");
+    assert_eq!(exists, missing, "the messages tell a repository beside the root from nothing");
+    assert!(exists.contains("outside the served root"), "{exists}");
+    assert_eq!(ask("~./main.git"), exists);
 }

@@ -305,6 +305,74 @@ fn packserve_policy_v2_refuses_a_dangling_commit_and_its_tree() {
     }
 }
 
+/// Trees and blobs that only a hidden ref reaches are refused in v2, whether reachability is
+/// answered from a bitmap or by the walk; what a visible ref reaches (an old version too) is
+/// served as git serves it; `object-info` gives no size for the hidden ones.
+#[test]
+fn packserve_policy_v2_refuses_trees_and_blobs_only_a_hidden_ref_reaches() {
+    let sb = Sandbox::new("want-v2-hidden-trees");
+    for bitmap in [false, true] {
+        let (src, _) = server(&sb, &[]);
+        if bitmap {
+            sb.sh(&src, "git repack -q -a -d -b");
+            assert!(!sb.sh(&src, "ls objects/pack/*.bitmap").trim().is_empty(), "no bitmap written");
+        }
+        let state = if bitmap { "bitmap" } else { "walk" };
+        for which in
+            ["refs/hidden/secret^{tree}", "refs/hidden/secret:secret.txt", "refs/hidden/secret~1:secret.txt"]
+        {
+            let oid = sb.rev_parse(&src, which);
+            assert_not_our_ref(
+                &v2_want(&sb, Server::UnderTest, &src, &oid),
+                &oid,
+                &format!("packserve, {state} ({which})"),
+            );
+        }
+        for which in
+            ["main^{tree}", "main~4^{tree}", "main~4:f1.txt", "main:f5.txt", "v1", "private/x:private.txt"]
+        {
+            let oid = sb.rev_parse(&src, which);
+            let n = pack_count(&v2_want(&sb, Server::Reference, &src, &oid), "git-upload-pack");
+            assert_eq!(
+                pack_count(&v2_want(&sb, Server::UnderTest, &src, &oid), "packserve"),
+                n,
+                "{state}: {which}"
+            );
+        }
+        let hidden = sb.rev_parse(&src, "refs/hidden/secret:secret.txt");
+        let shown = sb.rev_parse(&src, "main~4:f1.txt");
+        let req = pktline::request(&[
+            "command=object-info",
+            "object-format=sha1",
+            "0001",
+            "size",
+            &format!("oid {hidden}"),
+            &format!("oid {shown}"),
+            "0000",
+        ]);
+        sb.config(&src, "transfer.advertiseObjectInfo", "true");
+        let out = sb
+            .serve(
+                Server::UnderTest,
+                &["--stateless-rpc", src.to_str().unwrap()],
+                Some("version=2"),
+                Some(&req),
+            )
+            .assert_success();
+        let text = pktline::render(&pktline::parse_all(&out.stdout));
+        assert!(
+            text.contains(&format!("{hidden} \n")) || text.contains(&format!("{hidden} ")),
+            "{state}: {text}"
+        );
+        assert!(
+            !text.contains(&format!("{hidden} 1")),
+            "{state}: object-info gave a hidden blob's size: {text}"
+        );
+        assert!(text.contains(&format!("{shown} 7")), "{state}: no size for a visible blob: {text}");
+        std::fs::remove_dir_all(&src).unwrap();
+    }
+}
+
 /// DELIBERATE DIFFERENCE, seen from a client: `git fetch origin <oid>` of a hidden tip fails.
 fn packserve_policy_fetch_hidden_tip_v2(client: Client) {
     let sb = Sandbox::new("want-v2-fetch-hidden");
@@ -488,4 +556,71 @@ fn client_fetch_with_want_ref_git247() {
 #[test]
 fn client_fetch_with_want_ref_git239() {
     client_uses_want_ref(Client::Old)
+}
+
+/// Without a bitmap and with `packserve.cache.dir`: a want deep in history builds the
+/// reachable-set cache once (later wants are lookups in it), what only a hidden ref reaches is
+/// still refused, and a ref update is a new state: a blob that only a deleted branch reached is
+/// refused afterwards, although the old set had it.
+#[test]
+fn packserve_policy_v2_reachable_set_cache() {
+    let sb = Sandbox::new("want-v2-reach-cache");
+    let (src, _) = server(&sb, &[]);
+    let cache = sb.join("cache");
+    sb.config(&src, "packserve.cache.dir", cache.to_str().unwrap());
+    sb.sh(
+        &src,
+        &format!(". '{}'; many_commits refs/heads/long 1500 main", fixtures_dir().join("lib.sh").display()),
+    );
+    let reach_files = || -> Vec<String> {
+        match std::fs::read_dir(cache.join("reach")) {
+            Ok(d) => d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    // A recent want is answered by the short walk: no set is built.
+    let recent = sb.rev_parse(&src, "long~1:d0/sub0/f0.txt");
+    let git_n = pack_count(&v2_want(&sb, Server::Reference, &src, &recent), "git-upload-pack");
+    assert_eq!(pack_count(&v2_want(&sb, Server::UnderTest, &src, &recent), "packserve"), git_n);
+    assert!(reach_files().is_empty(), "a set was built for a recent want: {:?}", reach_files());
+    // A deep one builds it.
+    // Commit 10 of 1500: its blob is replaced 231 commits later (the path comes round again).
+    let deep = sb.rev_parse(&src, "long~1490:d3/sub1/f10.txt");
+    let git_n = pack_count(&v2_want(&sb, Server::Reference, &src, &deep), "git-upload-pack");
+    assert_eq!(pack_count(&v2_want(&sb, Server::UnderTest, &src, &deep), "packserve"), git_n);
+    assert_eq!(reach_files().len(), 1, "{:?}", reach_files());
+    // Answered from the set: the same, and hidden objects still refused.
+    assert_eq!(pack_count(&v2_want(&sb, Server::UnderTest, &src, &deep), "packserve"), git_n);
+    for which in ["refs/hidden/secret:secret.txt", "refs/hidden/secret^{tree}"] {
+        let oid = sb.rev_parse(&src, which);
+        assert_not_our_ref(&v2_want(&sb, Server::UnderTest, &src, &oid), &oid, which);
+    }
+    // A blob only `gone` reaches, served while `gone` exists (a deep want: the set is built
+    // with it), refused once `gone` is deleted.
+    sb.sh(&src, "git branch gone refs/hidden/secret");
+    let only_gone = sb.rev_parse(&src, "gone~1:secret.txt");
+    let req = pktline::request(&[
+        "command=fetch",
+        "object-format=sha1",
+        "0001",
+        "no-progress",
+        &format!("want {deep}"),
+        &format!("want {only_gone}"),
+        "done",
+        "0000",
+    ]);
+    let with_gone = sb.serve(
+        Server::UnderTest,
+        &["--stateless-rpc", src.to_str().unwrap()],
+        Some("version=2"),
+        Some(&req),
+    );
+    assert!(with_gone.status.success(), "{with_gone}");
+    sb.sh(&src, "git branch -D gone");
+    assert_not_our_ref(
+        &v2_want(&sb, Server::UnderTest, &src, &only_gone),
+        &only_gone,
+        "after the branch went",
+    );
+    assert_eq!(reach_files().len(), 1, "one state per repository: {:?}", reach_files());
 }

@@ -193,8 +193,14 @@ pub fn route(cgi: &Cgi) -> Result<Route, Refusal> {
             if is_aliased(repo_part) {
                 return Err(Refusal::new(403, format!("'{path}': aliased")));
             }
+            // As git's http-backend: the root with one trailing `/`, then PATH_INFO without its
+            // leading one. A PATH_INFO that starts with `~` (which the alias check lets through)
+            // stays inside the root instead of naming a path beside it (`/srv/git~x`).
             let mut d = root.clone().into_os_string();
-            d.push(repo_part);
+            if !d.as_encoded_bytes().ends_with(b"/") {
+                d.push("/");
+            }
+            d.push(repo_part.strip_prefix('/').unwrap_or(repo_part));
             PathBuf::from(d)
         }
         (None, Some(translated)) => {
@@ -466,6 +472,13 @@ mod tests {
         assert_eq!(r.dir, PathBuf::from("/srv/git/t/a"));
         let r = route(&cgi("POST", "/a.git/git-upload-pack", "")).unwrap();
         assert_eq!(r.service, Service::UploadPack);
+        // Root and PATH_INFO are joined with one `/`, as git's http-backend joins them: a
+        // PATH_INFO without its leading `/` (a `~` one passes the alias check) stays inside.
+        let r = route(&cgi("GET", "~x.git/info/refs", "service=git-upload-pack")).unwrap();
+        assert_eq!(r.dir, PathBuf::from("/srv/git/~x.git"));
+        let mut c = cgi("GET", "/a.git/info/refs", "service=git-upload-pack");
+        c.project_root = Some("/srv/git/".into());
+        assert_eq!(route(&c).unwrap().dir, PathBuf::from("/srv/git/a.git"));
     }
 
     #[test]

@@ -150,6 +150,11 @@ pub fn resolve(root: &Path, path: &str) -> Result<PathBuf, ShellError> {
     }
     let rel = if let Some(rest) = path.strip_prefix('~') {
         let (user, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        // `~..` and `~.` are no user names: refused before anything on disk is looked at, so
+        // the answer never tells whether a repository exists beside the root.
+        if user == ".." || user == "." {
+            return Err(ShellError::OutsideRoot(path.to_owned()));
+        }
         if user.is_empty() {
             tail.to_owned()
         } else {
@@ -352,7 +357,7 @@ mod tests {
         assert_eq!(r("~"), Ok("/srv/git".into()));
         assert_eq!(r("~bob/a.git"), Ok("/srv/git/bob/a.git".into()));
         assert_eq!(r("/etc/passwd"), Ok("/srv/git/etc/passwd".into()));
-        for bad in ["../a.git", "/a/../../etc", "~/../x", "~/.."] {
+        for bad in ["../a.git", "/a/../../etc", "~/../x", "~/..", "~../x.git", "~..", "~./a.git"] {
             assert!(matches!(r(bad), Err(ShellError::OutsideRoot(_))), "{bad}");
         }
     }

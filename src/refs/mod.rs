@@ -400,14 +400,31 @@ impl Refs {
     }
 
     /// The advertised ref called `name` (HEAD or a stripped name).
-    pub fn find(&self, odb: &Odb, name: &[u8]) -> Result<Option<ObjectId>, RefsError> {
-        for r in self.advertised(odb) {
-            let r = r?;
-            if r.name == name {
-                return Ok(Some(r.id.get()));
+    pub fn find(&self, _odb: &Odb, name: &[u8]) -> Result<Option<ObjectId>, RefsError> {
+        Ok(self.lookup(name))
+    }
+
+    /// The value of the visible ref `name` (without the namespace; `HEAD` too), looked up
+    /// through the sorted stores: a binary search in the loose refs read and in `packed-refs`,
+    /// never a scan of every ref (a request may name many). A loose ref wins over its packed
+    /// copy, as in [`Refs::entries`]; refs outside the scope read are not found.
+    pub fn lookup(&self, name: &[u8]) -> Option<ObjectId> {
+        if name == b"HEAD" {
+            return self.head().filter(|_| !self.head_hidden).map(|(id, _)| id);
+        }
+        let full = [&self.ns[..], name].concat();
+        if !self.scope.matches(&full) || (!self.view.hide.is_empty() && self.view.is_hidden(name, &full)) {
+            return None;
+        }
+        match self.loose.binary_search_by(|l| l.name.as_slice().cmp(&full)) {
+            Ok(i) => Some(self.loose[i].id),
+            Err(_) => {
+                if !name::is_valid(&full, true) {
+                    return None;
+                }
+                self.packed.as_ref().and_then(|p| p.find(&full))
             }
         }
-        Ok(None)
     }
 }
 

@@ -957,3 +957,35 @@ pub fn select_or_walk<'i>(
     sel.exclude(odb, &req.exclude);
     Ok(sel)
 }
+
+/// Of `targets`, those that no tip in `tips` reaches, answered from the bitmap: the tips'
+/// reachability is OR-ed in one tip at a time (a stored bitmap, or a fill-in walk down to the
+/// nearest stored ones that skips what is already counted) until every target's bit is set.
+/// Tips come in the caller's order, most likely first (HEAD, then the branches), so that the
+/// usual want, reachable from the default branch, costs one bitmap. A tip whose objects are
+/// missing reaches nothing more than what can be read (never more than it really reaches).
+pub fn unreached(
+    index: &BitmapIndex<'_>,
+    odb: &Odb,
+    tips: &[ObjectId],
+    targets: &[ObjectId],
+) -> Result<Vec<ObjectId>, BitmapError> {
+    let n = index.num_objects;
+    let mut count = Count {
+        index,
+        odb,
+        ext: Extended { base: n, objs: Vec::new(), pos: std::collections::HashMap::new() },
+        commits_walked: 0,
+    };
+    let mut reached = Bits::with_len(n as usize);
+    let mut pending: Vec<ObjectId> = targets.to_vec();
+    for tip in tips {
+        if pending.is_empty() {
+            break;
+        }
+        let more = count.reach(std::slice::from_ref(tip), Some(&reached), true)?;
+        reached.or(&more);
+        pending.retain(|t| !count.position(t).is_some_and(|p| reached.get(p as usize)));
+    }
+    Ok(pending)
+}

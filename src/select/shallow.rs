@@ -121,9 +121,8 @@ pub fn compute(
         (result, not_shallow) = shallow_commits(odb, wants, INFINITE_DEPTH)?;
     }
     for c in result {
-        if !client.contains(&c) && !not_shallow.contains(&c) && !info.shallow.contains(&c) {
+        if !client.contains(&c) && !not_shallow.contains(&c) && info.boundary.insert(c) {
             info.shallow.push(c);
-            info.boundary.insert(c);
         }
     }
     for c in &req.client_shallow {

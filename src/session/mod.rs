@@ -197,15 +197,26 @@ pub(crate) fn want_rules(
     stateless: bool,
 ) -> Result<WantRules, SessionError> {
     let allow = repo.config.allow;
-    let tips = refs.tips(&repo.odb).map_err(SessionError::internal)?;
-    let hidden: gix::hashtable::HashSet<ObjectId> =
-        refs.hidden_tips(&repo.odb).map_err(SessionError::internal)?.into_iter().collect();
+    // The advertised tips, and the order reachability is checked from: most likely first
+    // (HEAD, then the refs in order, branches before tags, then the hidden ones).
+    let mut tips: gix::hashtable::HashSet<ObjectId> = gix::hashtable::HashSet::default();
+    let mut reach_from: Vec<ObjectId> = Vec::new();
+    for r in refs.advertised(&repo.odb) {
+        let r = r.map_err(SessionError::internal)?;
+        for id in std::iter::once(r.id.get()).chain(r.peeled.map(|p| p.get())) {
+            if tips.insert(id) {
+                reach_from.push(id);
+            }
+        }
+    }
+    let hidden_list = refs.hidden_tips(&repo.odb).map_err(SessionError::internal)?;
     let hidden_allowed = allow.tip || allow.reachable;
-    let mut reach_from = tips.clone();
     let reach_hidden = if v2 { allow.reachable } else { hidden_allowed };
     if reach_hidden {
-        reach_from.extend(hidden.iter().copied());
+        let mut listed = tips.clone();
+        reach_from.extend(hidden_list.iter().filter(|id| listed.insert(**id)).copied());
     }
+    let hidden: gix::hashtable::HashSet<ObjectId> = hidden_list.into_iter().collect();
     Ok(WantRules {
         tips,
         extra_tips: if hidden_allowed { hidden } else { Default::default() },
@@ -264,8 +275,7 @@ pub(crate) fn check_wants<W: Write>(
     let missing = wants.iter().find(|id| !repo.odb.exists(id)).copied();
     let refused = match missing {
         Some(id) => Some(id),
-        None => crate::select::policy::first_disallowed(&repo.odb, wants, rules)
-            .map_err(SessionError::internal)?,
+        None => refused_wants(repo, wants, rules)?.into_iter().next(),
     };
     if let Some(bad) = refused {
         let msg = format!("upload-pack: not our ref {}", bad.to_hex());
@@ -460,6 +470,8 @@ pub struct DeepenArgs {
     pub not: Vec<String>,
     /// `deepen-relative`.
     pub relative: bool,
+    /// The `shallow` ids seen (duplicates are dropped with a set, not a scan of the list).
+    pub shallow_seen: gix::hashtable::HashSet<ObjectId>,
 }
 
 impl DeepenArgs {
@@ -480,7 +492,7 @@ pub(crate) fn parse_deepen_line(
     if let Some(hex) = line.strip_prefix(b"shallow ") {
         let id = parse_oid(hex, hash)
             .ok_or_else(|| SessionError::Protocol(format!("invalid shallow line: {}", text())))?;
-        if !args.shallow.contains(&id) {
+        if args.shallow_seen.insert(id) {
             args.shallow.push(id);
         }
     } else if let Some(n) = line.strip_prefix(b"deepen ") {
@@ -598,12 +610,13 @@ fn dwim_ref(repo: &Repo, refs: &Refs, name: &str) -> Result<Option<ObjectId>, Se
         format!("refs/remotes/{name}"),
         format!("refs/remotes/{name}/HEAD"),
     ];
+    // Each candidate looked up by name (sorted stores), not every ref scanned per line.
+    let _ = repo;
     let mut found = None;
     let mut count = 0;
-    for r in refs.advertised(&repo.odb) {
-        let r = r.map_err(SessionError::internal)?;
-        if candidates.iter().any(|c| r.name == c.as_bytes()) {
-            found.get_or_insert(r.id.get());
+    for c in &candidates {
+        if let Some(id) = refs.lookup(c.as_bytes()) {
+            found.get_or_insert(id);
             count += 1;
         }
     }
@@ -639,10 +652,7 @@ pub(crate) fn parse_filter(
             let bad = || SessionError::Protocol(format!("unable to access sparse blob in '{expr}'"));
             let id = resolve_blob_expr(repo, refs, expr)?.ok_or_else(bad)?;
             let rules = want_rules(repo, refs, true, true)?;
-            if crate::select::policy::first_disallowed(&repo.odb, &[id], &rules)
-                .map_err(SessionError::internal)?
-                .is_some()
-            {
+            if !refused_wants(repo, &[id], &rules)?.is_empty() {
                 return Err(bad());
             }
             let mut buf = Vec::new();
@@ -688,6 +698,67 @@ fn blob_at_path(repo: &Repo, start: &ObjectId, path: &str) -> Option<ObjectId> {
         cur = next?;
     }
     Some(cur)
+}
+
+/// Trees a want check may read, without a bitmap, before it builds the reachable-set cache
+/// (when `packserve.cache.dir` is set): a want this deep in history is likely followed by
+/// more (a partial clone's lazy fetches), and the set answers them all with lookups.
+const REACH_TREE_BUDGET: u64 = 2_000;
+
+/// The wants (in order) that `rules` refuse. Reachability is answered, cheapest first, by the
+/// reachability bitmap; by the reachable-set cache of the current tips when
+/// `packserve.cache.dir` is set and has one; by a walk that stops when every want is found.
+/// With the cache configured, a walk that reads more than [`REACH_TREE_BUDGET`] trees gives up
+/// and the whole set is built once, stored, and used.
+pub(crate) fn refused_wants(
+    repo: &Repo,
+    wants: &[ObjectId],
+    rules: &WantRules,
+) -> Result<Vec<ObjectId>, SessionError> {
+    use crate::host::reach::ReachCache;
+    use crate::select::policy::{self, Outcome, Reach};
+    let odb = &repo.odb;
+    let index = reach_index(repo);
+    let cache = repo.config.cache_dir.as_deref().filter(|_| index.is_none() && rules.reachable && !rules.any);
+    let Some(dir) = cache else {
+        let reach = Reach { index: index.as_ref(), ..Default::default() };
+        return Ok(policy::disallowed(odb, reach, wants, rules).map_err(SessionError::internal)?.refused());
+    };
+    let cache = ReachCache::new(dir);
+    let shallow = std::fs::read(repo.common_dir().join("shallow")).unwrap_or_default();
+    let key = ReachCache::key(repo.common_dir(), &shallow, &rules.reach_from);
+    if let Some(set) = cache.load(&key) {
+        let known = |id: &gix::hash::oid| set.contains(id);
+        let reach = Reach { known: Some(&known), ..Default::default() };
+        return Ok(policy::disallowed(odb, reach, wants, rules).map_err(SessionError::internal)?.refused());
+    }
+    let reach = Reach { tree_budget: Some(REACH_TREE_BUDGET), ..Default::default() };
+    match policy::disallowed(odb, reach, wants, rules).map_err(SessionError::internal)? {
+        Outcome::Refused(r) => Ok(r),
+        Outcome::OverBudget => {
+            let mut ids = policy::reachable_ids(odb, &rules.reach_from).map_err(SessionError::internal)?;
+            if let Err(e) = cache.store(&key, &mut ids) {
+                eprintln!(
+                    "packserve: warning: cannot write the reachable-set cache in {}: {e}",
+                    dir.display()
+                );
+            }
+            let set: gix::hashtable::HashSet<ObjectId> = ids.into_iter().collect();
+            let known = |id: &gix::hash::oid| set.contains(id);
+            let reach = Reach { known: Some(&known), ..Default::default() };
+            Ok(policy::disallowed(odb, reach, wants, rules).map_err(SessionError::internal)?.refused())
+        }
+    }
+}
+
+/// The reachability bitmap that answers whether the tips reach a want, if the repository has
+/// one that may be used. Hidden refs do not matter here: the tips are named explicitly, and a
+/// commit's stored bitmap is what that commit reaches. Not in a shallow repository.
+pub(crate) fn reach_index(repo: &Repo) -> Option<bitmap::BitmapIndex<'_>> {
+    let conditions =
+        bitmap::Conditions { shallow: !repo.odb.shallow().is_empty(), ..bitmap_conditions(repo) };
+    let packs = repo.packs().ok()?;
+    bitmap::open_if_eligible(packs, &repo.common_dir().join("objects/pack"), conditions)
 }
 
 /// What the repository's configuration says about bitmaps: `pack.useBitmaps`. (Hidden refs

@@ -365,8 +365,9 @@ pub fn serve<R: Read, W: Write>(
     } else {
         Default::default()
     };
+    let mut wanted: gix::hashtable::HashSet<ObjectId> = needs.wants.iter().copied().collect();
     for p in &shallow.extra_wants {
-        if !needs.wants.contains(p) {
+        if wanted.insert(*p) {
             needs.wants.push(*p);
         }
     }

@@ -27,12 +27,59 @@ pub struct Request {
     pub command: String,
     /// `object-format=` from the client, if sent.
     pub object_format: Option<String>,
-    /// Argument lines after the delimiter (newline stripped).
-    pub args: Vec<BString>,
+    /// Whether a delimiter followed the capability lines: argument lines are still to be
+    /// read, as they arrive, through [`Args`].
+    pub has_args: bool,
     /// `agent=` from the client, if sent.
     pub agent: Option<String>,
     /// `session-id=` from the client, if sent (and accepted).
     pub session_id: Option<String>,
+}
+
+/// The argument lines of one command, read one at a time as they arrive: a command parses each
+/// line when it comes, so a bad line ends the request at once and what is kept is what the
+/// request means, never the request's bytes.
+pub struct Args<'a, R> {
+    r: &'a mut PktReader<R>,
+    command: &'a str,
+    ended: bool,
+}
+
+impl<'a, R: Read> Args<'a, R> {
+    /// The arguments of `req`, next on `r`.
+    pub fn new(r: &'a mut PktReader<R>, req: &'a Request) -> Self {
+        Args { r, command: &req.command, ended: !req.has_args }
+    }
+
+    /// Calls `f` with each line (newline stripped) until the flush that ends the arguments, or
+    /// until `f` answers `false` (the rest is left unread: the request ends with an error).
+    pub fn each(
+        &mut self,
+        mut f: impl FnMut(&[u8]) -> Result<bool, SessionError>,
+    ) -> Result<(), SessionError> {
+        while !self.ended {
+            match self.r.read_required()? {
+                Packet::Flush => self.ended = true,
+                pkt @ Packet::Data(_) => {
+                    if !f(pkt.line().unwrap_or_default())? {
+                        return Ok(());
+                    }
+                }
+                _ => {
+                    return Err(SessionError::Protocol(format!(
+                        "expected flush after {} arguments",
+                        self.command
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the remaining lines, keeping none of them.
+    pub fn skip_rest(&mut self) -> Result<(), SessionError> {
+        self.each(|_| Ok(true))
+    }
 }
 
 /// Which advertised-only parts of a request are accepted.
@@ -138,18 +185,7 @@ pub fn read_request<R: Read>(
         }
     }
     req.command = command.ok_or_else(|| SessionError::Protocol("no command requested".into()))?;
-    loop {
-        match r.read_required()? {
-            Packet::Flush => break,
-            pkt @ Packet::Data(_) => req.args.push(pkt.line().unwrap_or_default().into()),
-            _ => {
-                return Err(SessionError::Protocol(format!(
-                    "expected flush after {} arguments",
-                    req.command
-                )));
-            }
-        }
-    }
+    req.has_args = true;
     Ok(Some(req))
 }
 
@@ -222,21 +258,21 @@ pub fn serve<R: Read, W: Write>(
         match req.command.as_str() {
             "ls-refs" => {
                 summary.commands.push("ls-refs");
-                ls_refs(repo, w, settings, &req.args)?
+                ls_refs(repo, w, settings, &mut Args::new(r, &req))?
             }
             "fetch" => {
                 summary.commands.push("fetch");
                 let refs = super::read_refs(repo, settings, None)?;
-                fetch(repo, w, &refs, &req.args, summary)?
+                fetch(repo, w, &refs, &mut Args::new(r, &req), summary)?
             }
             "bundle-uri" if adv.bundle_uri => {
                 summary.commands.push("bundle-uri");
-                bundle_uri(repo, w, &req.args)?
+                bundle_uri(repo, w, &mut Args::new(r, &req))?
             }
             "object-info" if repo.config.advertise_object_info => {
                 summary.commands.push("object-info");
                 let refs = super::read_refs(repo, settings, None)?;
-                object_info(repo, w, &refs, &req.args)?
+                object_info(repo, w, &refs, &mut Args::new(r, &req))?
             }
             other => return Err(SessionError::Protocol(format!("invalid command '{other}'"))),
         }
@@ -261,10 +297,14 @@ fn advertised_v2(repo: &Repo, settings: &Settings) -> caps::Advertise {
 
 /// `bundle-uri`: every `bundle.*` key of the configuration as a `key=value` line, in
 /// configuration order, as git's upload-pack answers (no arguments are accepted).
-fn bundle_uri<W: Write>(repo: &Repo, w: &mut PktWriter<W>, args: &[BString]) -> Result<(), SessionError> {
-    if let Some(arg) = args.first() {
-        return Err(SessionError::Protocol(format!("bundle-uri: unexpected argument: '{arg}'")));
-    }
+fn bundle_uri<R: Read, W: Write>(
+    repo: &Repo,
+    w: &mut PktWriter<W>,
+    args: &mut Args<'_, R>,
+) -> Result<(), SessionError> {
+    args.each(|arg| {
+        Err(SessionError::Protocol(format!("bundle-uri: unexpected argument: '{}'", arg.as_bstr())))
+    })?;
     for (key, value) in &repo.config.bundle_list {
         w.data(format!("{key}={value}").as_bytes())?;
     }
@@ -275,34 +315,59 @@ fn bundle_uri<W: Write>(repo: &Repo, w: &mut PktWriter<W>, args: &[BString]) -> 
 /// `object-info`: the sizes of objects a client could fetch (others are reported as unknown,
 /// so nothing hidden leaks through sizes). Lines and errors are byte for byte git's: no
 /// trailing newlines, and a bad argument is an `ERR` line ending the response, not the session.
-fn object_info<W: Write>(
+fn object_info<R: Read, W: Write>(
     repo: &Repo,
     w: &mut PktWriter<W>,
     refs: &Refs,
-    args: &[BString],
+    args: &mut Args<'_, R>,
 ) -> Result<(), SessionError> {
     let hash = repo.odb.hash_kind();
     let mut size = false;
-    let mut ids: Vec<&[u8]> = Vec::new();
-    for arg in args {
-        if arg == "size" {
+    let mut ids: Vec<Vec<u8>> = Vec::new();
+    let mut unexpected: Option<String> = None;
+    // The whole request is read (the session goes on after an ERR), keeping nothing after the
+    // first unexpected line.
+    args.each(|arg| {
+        if unexpected.is_some() {
+            return Ok(true);
+        }
+        if arg == b"size" {
             size = true;
         } else if let Some(hex) = arg.strip_prefix(b"oid ") {
-            ids.push(hex);
+            ids.push(hex.to_vec());
         } else {
-            w.data(format!("ERR object-info: unexpected line: '{arg}'").as_bytes())?;
-            w.flush_pkt()?;
-            return Ok(());
+            unexpected = Some(format!("ERR object-info: unexpected line: '{}'", arg.as_bstr()));
         }
+        Ok(true)
+    })?;
+    if let Some(msg) = unexpected {
+        w.data(msg.as_bytes())?;
+        w.flush_pkt()?;
+        return Ok(());
     }
     if size {
         w.data(b"size")?;
     }
     let rules = super::want_rules(repo, refs, true, true)?;
+    let mut parsed = Vec::with_capacity(ids.len());
+    for hex in &ids {
+        match parse_oid(hex, hash) {
+            Some(id) => parsed.push(id),
+            None => break,
+        }
+    }
+    // Whether each is allowed, answered for all of them at once.
+    let refused: gix::hashtable::HashSet<ObjectId> = if size {
+        super::refused_wants(repo, &parsed, &rules)?.into_iter().collect()
+    } else {
+        Default::default()
+    };
     for hex in ids {
-        let Some(id) = parse_oid(hex, hash) else {
-            let msg =
-                format!("ERR object-info: protocol error, expected to get oid, not '{}'", hex.as_bstr());
+        let Some(id) = parse_oid(&hex, hash) else {
+            let msg = format!(
+                "ERR object-info: protocol error, expected to get oid, not '{}'",
+                hex.as_slice().as_bstr()
+            );
             w.data(msg.as_bytes())?;
             w.flush_pkt()?;
             return Ok(());
@@ -311,9 +376,7 @@ fn object_info<W: Write>(
             w.data(id.to_hex().to_string().as_bytes())?;
             continue;
         }
-        let allowed = crate::select::policy::first_disallowed(&repo.odb, &[id], &rules)
-            .map_err(SessionError::internal)?
-            .is_none();
+        let allowed = !refused.contains(&id);
         let sz = if allowed { repo.odb.size(&id).map_err(SessionError::internal)? } else { None };
         let line = match sz {
             Some(sz) => format!("{} {sz}", id.to_hex()),
@@ -341,18 +404,18 @@ const TOO_MANY_PREFIXES: usize = 65536;
 /// `ls-refs`: one line per ref matching the prefixes, HEAD first. `unborn` is answered as
 /// `lsrefs.unborn` says (`ignore`: the argument is accepted and does nothing). Only the refs
 /// under the prefixes are read, and objects are looked at only for `peel`.
-pub fn ls_refs<W: Write>(
+pub fn ls_refs<R: Read, W: Write>(
     repo: &Repo,
     w: &mut PktWriter<W>,
     settings: &super::Settings,
-    args: &[BString],
+    args: &mut Args<'_, R>,
 ) -> Result<(), SessionError> {
     let config = &repo.config;
     // git's ls-refs reads the hideRefs keys first, lsrefs.unborn when asked for `unborn`.
     config.check(&[ReadAt::HideRefs])?;
     let mut a = LsRefsArgs::default();
-    for arg in args {
-        match arg.as_bytes() {
+    args.each(|arg| {
+        match arg {
             b"peel" => a.peel = true,
             b"symrefs" => a.symrefs = true,
             b"unborn" => {
@@ -362,10 +425,11 @@ pub fn ls_refs<W: Write>(
             other => match other.strip_prefix(b"ref-prefix ") {
                 Some(p) if a.prefixes.len() < TOO_MANY_PREFIXES => a.prefixes.push(p.into()),
                 Some(_) => {}
-                None => return Err(SessionError::Protocol(format!("unexpected line: '{arg}'"))),
+                None => return Err(SessionError::Protocol(format!("unexpected line: '{}'", arg.as_bstr()))),
             },
         }
-    }
+        Ok(true)
+    })?;
     if a.prefixes.len() >= TOO_MANY_PREFIXES {
         a.prefixes.clear();
     }
@@ -482,75 +546,99 @@ pub fn parse_fetch_args(
     hash: gix::hash::Kind,
     accepts: Accepts,
 ) -> Result<FetchArgs, SessionError> {
-    let mut f = FetchArgs::default();
-    let mut seen = gix::hashtable::HashSet::default();
+    let mut p = FetchParser::new(hash, accepts);
     for arg in args {
-        let arg = arg.as_bytes();
-        if let Some(hex) = arg.strip_prefix(b"want ") {
-            let id = parse_oid(hex, hash).ok_or_else(|| {
-                SessionError::Protocol(format!(
-                    "git upload-pack: protocol error, expected to get oid, not '{}'",
-                    arg.as_bstr()
-                ))
-            })?;
-            if seen.insert(id) {
-                f.wants.push(id);
-            }
-            continue;
-        }
-        if let Some(name) = arg.strip_prefix(b"want-ref ").filter(|_| accepts.want_ref) {
-            f.want_refs.push(name.into());
-            continue;
-        }
-        if let Some(hex) = arg.strip_prefix(b"have ") {
-            let id = parse_oid(hex, hash).ok_or_else(|| {
-                SessionError::Protocol(format!(
-                    "git upload-pack: expected SHA1 object, got '{}'",
-                    hex.as_bstr()
-                ))
-            })?;
-            f.haves.push(id);
-            continue;
-        }
-        if parse_deepen_line(arg, hash, &mut f.deepen)? {
-            continue;
-        }
-        if let Some(spec) = arg.strip_prefix(b"filter ").filter(|_| accepts.filter) {
-            if f.filter.is_some() {
-                return Err(SessionError::Protocol("multiple filter-specs cannot be combined".into()));
-            }
-            f.filter = Some(String::from_utf8_lossy(spec).into_owned());
-            continue;
-        }
-        if let Some(list) = arg.strip_prefix(b"packfile-uris ").filter(|_| accepts.packfile_uris) {
-            if !f.packfile_uris.is_empty() {
-                return Err(SessionError::Refused("multiple packfile-uris lines forbidden".into()));
-            }
-            f.packfile_uris =
-                list.split(|&b| b == b',').map(|p| String::from_utf8_lossy(p).into_owned()).collect();
-            continue;
-        }
-        match arg {
-            b"thin-pack" => f.thin_pack = true,
-            b"ofs-delta" => f.ofs_delta = true,
-            b"no-progress" => f.no_progress = true,
-            b"include-tag" => f.include_tag = true,
-            b"done" => f.done = true,
-            b"wait-for-done" => f.wait_for_done = true,
-            b"sideband-all" if accepts.sideband_all => f.sideband_all = true,
-            _ => return Err(SessionError::Protocol(format!("unexpected line: '{}'", arg.as_bstr()))),
-        }
+        p.line(arg.as_bytes())?;
     }
-    Ok(f)
+    Ok(p.args)
+}
+
+/// Parses `fetch` arguments one line at a time, as they arrive.
+pub struct FetchParser {
+    hash: gix::hash::Kind,
+    accepts: Accepts,
+    /// The `want` ids seen (duplicates dropped with a set).
+    seen: gix::hashtable::HashSet<ObjectId>,
+    /// What the lines said so far.
+    pub args: FetchArgs,
+}
+
+impl FetchParser {
+    /// A parser for a server with `accepts`, in a repository of `hash`.
+    pub fn new(hash: gix::hash::Kind, accepts: Accepts) -> Self {
+        FetchParser { hash, accepts, seen: Default::default(), args: FetchArgs::default() }
+    }
+
+    /// Takes one argument line; a bad one is an error with git's message.
+    pub fn line(&mut self, arg: &[u8]) -> Result<(), SessionError> {
+        let (hash, accepts, f, seen) = (self.hash, self.accepts, &mut self.args, &mut self.seen);
+        {
+            if let Some(hex) = arg.strip_prefix(b"want ") {
+                let id = parse_oid(hex, hash).ok_or_else(|| {
+                    SessionError::Protocol(format!(
+                        "git upload-pack: protocol error, expected to get oid, not '{}'",
+                        arg.as_bstr()
+                    ))
+                })?;
+                if seen.insert(id) {
+                    f.wants.push(id);
+                }
+                return Ok(());
+            }
+            if let Some(name) = arg.strip_prefix(b"want-ref ").filter(|_| accepts.want_ref) {
+                f.want_refs.push(name.into());
+                return Ok(());
+            }
+            if let Some(hex) = arg.strip_prefix(b"have ") {
+                let id = parse_oid(hex, hash).ok_or_else(|| {
+                    SessionError::Protocol(format!(
+                        "git upload-pack: expected SHA1 object, got '{}'",
+                        hex.as_bstr()
+                    ))
+                })?;
+                f.haves.push(id);
+                return Ok(());
+            }
+            if parse_deepen_line(arg, hash, &mut f.deepen)? {
+                return Ok(());
+            }
+            if let Some(spec) = arg.strip_prefix(b"filter ").filter(|_| accepts.filter) {
+                if f.filter.is_some() {
+                    return Err(SessionError::Protocol("multiple filter-specs cannot be combined".into()));
+                }
+                f.filter = Some(String::from_utf8_lossy(spec).into_owned());
+                return Ok(());
+            }
+            if let Some(list) = arg.strip_prefix(b"packfile-uris ").filter(|_| accepts.packfile_uris) {
+                if !f.packfile_uris.is_empty() {
+                    return Err(SessionError::Refused("multiple packfile-uris lines forbidden".into()));
+                }
+                f.packfile_uris =
+                    list.split(|&b| b == b',').map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+                return Ok(());
+            }
+            match arg {
+                b"thin-pack" => f.thin_pack = true,
+                b"ofs-delta" => f.ofs_delta = true,
+                b"no-progress" => f.no_progress = true,
+                b"include-tag" => f.include_tag = true,
+                b"done" => f.done = true,
+                b"wait-for-done" => f.wait_for_done = true,
+                b"sideband-all" if accepts.sideband_all => f.sideband_all = true,
+                _ => return Err(SessionError::Protocol(format!("unexpected line: '{}'", arg.as_bstr()))),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `fetch`: process the arguments, send acknowledgments, then (when ready or done) the
 /// wanted-refs, shallow-info and packfile sections.
-fn fetch<W: Write>(
+fn fetch<R: Read, W: Write>(
     repo: &Repo,
     w: &mut PktWriter<W>,
     refs: &Refs,
-    args: &[BString],
+    lines: &mut Args<'_, R>,
     summary: &mut Summary,
 ) -> Result<(), SessionError> {
     let odb = &repo.odb;
@@ -561,7 +649,17 @@ fn fetch<W: Write>(
         sideband_all: c.allow_sideband_all,
         packfile_uris: !c.blob_packfile_uris.is_empty(),
     };
-    let mut args = parse_fetch_args(args, odb.hash_kind(), accepts)?;
+    // Each line parsed as it arrives; reading stops at the first bad one, and as soon as the
+    // request is over a limit (check_limits below says which).
+    let mut parser = FetchParser::new(odb.hash_kind(), accepts);
+    let limits = &c.limits;
+    lines.each(|line| {
+        parser.line(line)?;
+        let a = &parser.args;
+        Ok((a.wants.len() + a.want_refs.len()) as u64 <= limits.max_wants
+            && a.haves.len() as u64 <= limits.max_haves)
+    })?;
+    let mut args = parser.args;
     if !args.wants.is_empty() || !args.want_refs.is_empty() {
         // git parses each wanted object as it reads the request.
         c.check(&[ReadAt::Objects])?;
@@ -589,11 +687,12 @@ fn fetch<W: Write>(
     }
     // want-ref: only visible refs, by their full (namespace-stripped) name.
     let mut wanted_refs = Vec::new();
+    let mut wanted: gix::hashtable::HashSet<ObjectId> = args.wants.iter().copied().collect();
     for name in &args.want_refs {
         match refs.find(odb, name).map_err(SessionError::internal)? {
             Some(id) => {
                 wanted_refs.push((id, name.clone()));
-                if !args.wants.contains(&id) {
+                if wanted.insert(id) {
                     args.wants.push(id);
                 }
             }
@@ -662,7 +761,7 @@ fn fetch<W: Write>(
         Default::default()
     };
     for p in &shallow.extra_wants {
-        if !args.wants.contains(p) {
+        if wanted.insert(*p) {
             args.wants.push(*p);
         }
     }
