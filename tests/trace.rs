@@ -445,7 +445,7 @@ fn trace2_of(
 #[test]
 fn trace2_events_like_gits() {
     let sb = Sandbox::new("trace2");
-    let src = fixture("history");
+    let src = sb.fixture_copy("history");
     sb.git(&src, &["config", "transfer.advertiseSID", "true"]);
     sb.git(&src, &["config", "uploadpack.allowFilter", "true"]);
     let url = file_url(&src);
