@@ -34,6 +34,8 @@ pub struct ShellArgs {
     pub user: Option<String>,
     /// Log file (without it, no log: the shell's stderr is the client's).
     pub log: Option<PathBuf>,
+    /// `--log-format`.
+    pub log_format: crate::log::Format,
     /// Seconds of inactivity before giving up.
     pub timeout: Option<u64>,
     /// `--receive-pack`: git's receive-pack (an absolute path), run for pushes this key may make.
@@ -47,6 +49,8 @@ pub struct ShellArgs {
 pub struct HttpBackendArgs {
     /// Log file (default: stderr, the web server's error log).
     pub log: Option<PathBuf>,
+    /// `--log-format`.
+    pub log_format: crate::log::Format,
     /// Seconds of inactivity before giving up.
     pub timeout: Option<u64>,
 }
@@ -66,6 +70,8 @@ pub struct InetdArgs {
     pub timeout: Option<u64>,
     /// Log file (default: stderr).
     pub log: Option<PathBuf>,
+    /// `--log-format`.
+    pub log_format: crate::log::Format,
     /// Allowed directories (git-daemon's whitelist); empty: all.
     pub directories: Vec<String>,
 }
@@ -98,6 +104,19 @@ fn log_arg() -> Arg {
         .help("Append the one-line-per-request operator log to <file>")
 }
 
+fn log_format_arg() -> Arg {
+    Arg::new("log-format")
+        .long("log-format")
+        .value_name("format")
+        .value_parser(|s: &str| crate::log::Format::parse(s))
+        .help("The log line's form: text (key=value pairs, the default) or json (one object a line)")
+}
+
+/// `--log-format`'s value.
+fn log_format(m: &clap::ArgMatches) -> crate::log::Format {
+    m.get_one::<crate::log::Format>("log-format").copied().unwrap_or_default()
+}
+
 fn timeout_arg() -> Arg {
     Arg::new("timeout")
         .long("timeout")
@@ -125,7 +144,7 @@ pub fn shell_command() -> Command {
                 .long("allow")
                 .value_name("glob")
                 .action(ArgAction::Append)
-                .help("Only repositories whose path below --root matches <glob> (*, ?, [..] within a component, ** across); repeatable"),
+                .help("Only repositories whose path below --root matches <glob>, by git's wildmatch rules (*, ? and [..] never cross a /; ** between slashes or at an end crosses them); repeatable"),
         )
         .arg(
             Arg::new("receive-pack")
@@ -144,6 +163,7 @@ pub fn shell_command() -> Command {
         )
         .arg(Arg::new("user").long("user").value_name("name").help("Name this key in the log (default: the account's name)"))
         .arg(log_arg().help("Append the operator log to <file> (without it nothing is logged: stderr goes to the client)"))
+        .arg(log_format_arg())
         .arg(timeout_arg())
 }
 
@@ -164,6 +184,7 @@ pub fn http_backend_command() -> Command {
         .about("CGI program serving the fetch half of smart HTTP, as git http-backend does (GIT_PROJECT_ROOT, PATH_INFO, ...)")
         .override_usage("ScriptAlias /git/ /usr/local/libexec/packserve-http-backend/   (a wrapper running: packserve http-backend [--log <file>])")
         .arg(log_arg().help("Append the operator log to <file> (default: stderr, the web server's error log)"))
+        .arg(log_format_arg())
         .arg(timeout_arg())
 }
 
@@ -200,6 +221,7 @@ pub fn inetd_command() -> Command {
         )
         .arg(timeout_arg().help("Give up after <n> seconds without traffic; the request line must arrive within <n> seconds too (default 600; 0: never)"))
         .arg(log_arg().help("Append the operator log to <file> (default: stderr; under xinetd stderr is the socket, so give a file)"))
+        .arg(log_format_arg())
         .arg(
             Arg::new("directory")
                 .value_name("directory")
@@ -272,16 +294,45 @@ pub fn command() -> Command {
         .args(limit_args())
         .arg(Arg::new("directory").required(true).value_name("directory").help("The repository to serve"))
         .after_help(
-            "Front-ends for servers that cannot be told which upload-pack to run (see `packserve <front-end> --help`):\n  \
+            "Front-ends for servers that cannot be told which upload-pack to run (see `packserve help <front-end>`):\n  \
              packserve shell --root <dir> [--allow <glob>]...   OpenSSH authorized_keys command= / ForceCommand\n  \
              packserve http-backend                          CGI program for smart HTTP (like git http-backend)\n  \
-             packserve inetd --base-path <dir> [<dir>...]     one git:// connection (inetd, xinetd, systemd socket)",
+             packserve inetd --base-path <dir> [<dir>...]     one git:// connection (inetd, xinetd, systemd socket)\n\
+             `packserve help` prints this text, `packserve help <front-end>` a front-end's.",
         )
 }
 
-/// The manual's command: the plain form with the front-ends as subcommands.
-pub fn manual_command() -> Command {
-    command().subcommands([shell_command(), http_backend_command(), inetd_command()])
+/// The front-ends' commands, in the manual's order.
+pub fn front_end_commands() -> [Command; 3] {
+    [shell_command(), http_backend_command(), inetd_command()]
+}
+
+/// `packserve help [<front-end>]`: clap's help error for the plain form or the front-end, so
+/// that it prints and exits as `--help` does; an error naming the front-ends otherwise.
+/// Not taken when packserve runs as `git-upload-pack`: there every argument is git's, and a
+/// repository may be called `help`.
+fn help(args: &[std::ffi::OsString]) -> Option<clap::Error> {
+    let argv0 = args.first().map(std::path::Path::new).and_then(|p| p.file_name());
+    if args.get(1).and_then(|a| a.to_str()) != Some("help")
+        || argv0.is_some_and(|n| n == "git-upload-pack")
+        || args.len() > 3
+    {
+        return None;
+    }
+    let cmd = match args.get(2).map(|a| a.to_string_lossy()) {
+        None => command(),
+        Some(name) => match front_end_commands().into_iter().find(|c| c.get_name() == name) {
+            Some(c) => c,
+            None => {
+                return Some(command().error(
+                    clap::error::ErrorKind::InvalidSubcommand,
+                    format!("no front-end '{name}': packserve help [{}]", FRONTENDS.join(" | ")),
+                ))
+            }
+        },
+    };
+    let name = cmd.get_name().to_owned();
+    cmd.try_get_matches_from([name.as_str(), "--help"]).err()
 }
 
 /// The argument lists git and its front-ends give upload-pack (`[--strict] [--timeout=<n>]
@@ -339,6 +390,9 @@ fn plain_upload_pack(args: &[std::ffi::OsString]) -> Option<UploadPackArgs> {
 /// A first argument that names a front-end selects it; anything else is git-upload-pack's
 /// argument list, parsed exactly as before.
 pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
+    if let Some(e) = help(&args) {
+        return Err(e);
+    }
     match args.get(1).and_then(|a| a.to_str()) {
         Some("shell") => {
             let m = shell_command().try_get_matches_from(&args[1..])?;
@@ -347,6 +401,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
                 allow: m.get_many::<String>("allow").map(|v| v.cloned().collect()).unwrap_or_default(),
                 user: m.get_one::<String>("user").cloned(),
                 log: m.get_one::<PathBuf>("log").cloned(),
+                log_format: log_format(&m),
                 timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
                 receive_pack: m.get_one::<PathBuf>("receive-pack").cloned(),
                 allow_push: m
@@ -359,6 +414,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
             let m = http_backend_command().try_get_matches_from(&args[1..])?;
             return Ok(Mode::HttpBackend(HttpBackendArgs {
                 log: m.get_one::<PathBuf>("log").cloned(),
+                log_format: log_format(&m),
                 timeout: m.get_one::<u64>("timeout").copied().filter(|&t| t > 0),
             }));
         }
@@ -374,6 +430,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Mode, clap::Error> {
                     Some(t) => Some(t).filter(|&t| t > 0),
                 },
                 log: m.get_one::<PathBuf>("log").cloned(),
+                log_format: log_format(&m),
                 directories: m
                     .get_many::<String>("directory")
                     .map(|v| v.cloned().collect())
@@ -529,7 +586,11 @@ mod tests {
         );
         assert_eq!(
             p(&["http-backend", "--log", "/l"]).unwrap(),
-            Mode::HttpBackend(HttpBackendArgs { log: Some("/l".into()), timeout: None })
+            Mode::HttpBackend(HttpBackendArgs {
+                log: Some("/l".into()),
+                log_format: crate::log::Format::Text,
+                timeout: None
+            })
         );
         let Ok(Mode::Inetd(a)) = p(&["inetd", "--base-path", "/srv", "--export-all", "/srv/a", "/srv/b"])
         else {
@@ -542,6 +603,23 @@ mod tests {
         // Only the first argument selects a front-end: a repository named like one still works.
         let Ok(Mode::UploadPack(a)) = p(&["--strict", "shell"]) else { panic!("not the plain form") };
         assert_eq!(a.directory, "shell");
+    }
+
+    #[test]
+    fn help_and_help_of_a_front_end() {
+        use clap::error::ErrorKind;
+        let e = p(&["help"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+        assert!(e.to_string().contains("--stateless-rpc"), "{e}");
+        let e = p(&["help", "inetd"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+        assert!(e.to_string().contains("--base-path"), "{e}");
+        let e = p(&["help", "bogus"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidSubcommand);
+        // Installed as git-upload-pack, every argument is git's: `help` is a repository.
+        let argv = ["/usr/local/bin/git-upload-pack", "help"].map(std::ffi::OsString::from).to_vec();
+        let Ok(Mode::UploadPack(a)) = parse(argv) else { panic!("not the plain form") };
+        assert_eq!(a.directory, "help");
     }
 
     #[test]
@@ -559,8 +637,18 @@ mod man_tests {
     fn man_page_is_current() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut out = Vec::new();
-        clap_mangen::Man::new(super::manual_command()).render(&mut out).unwrap();
-        for sub in [super::shell_command(), super::http_backend_command(), super::inetd_command()] {
+        // clap_mangen's sections, but no SUBCOMMANDS: it would name a page per front-end
+        // (packserve-shell(1)...), which do not exist; the front-ends have sections here.
+        let man = clap_mangen::Man::new(super::command());
+        man.render_title(&mut out).unwrap();
+        man.render_name_section(&mut out).unwrap();
+        man.render_synopsis_section(&mut out).unwrap();
+        man.render_description_section(&mut out).unwrap();
+        man.render_options_section(&mut out).unwrap();
+        out.extend_from_slice(front_ends_list().as_bytes());
+        man.render_extra_section(&mut out).unwrap();
+        man.render_version_section(&mut out).unwrap();
+        for sub in super::front_end_commands() {
             out.extend_from_slice(front_end_section(&sub).as_bytes());
         }
         out.extend_from_slice(&std::fs::read(root.join("man/sections.roff")).unwrap());
@@ -570,6 +658,23 @@ mod man_tests {
         }
         let committed = std::fs::read(&path).unwrap_or_default();
         assert!(committed == out, "man/packserve.1 is stale: run `UPDATE_MAN=1 cargo test man_page`");
+    }
+
+    /// The list of front-ends, each pointing to its section below, and `packserve help`.
+    fn front_ends_list() -> String {
+        let mut s = String::from(".SH FRONT\\-ENDS\n");
+        for cmd in super::front_end_commands() {
+            let name = cmd.get_name().to_owned();
+            let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
+            s.push_str(&format!(
+                ".TP\n\\fBpackserve {}\\fR\n{} (section PACKSERVE {} below)\n",
+                roff(&name),
+                roff(&about),
+                roff(&name.to_uppercase())
+            ));
+        }
+        s.push_str(".TP\n\\fBpackserve help\\fR [\\fI<front\\-end>\\fR]\nPrints the help of the plain form, or of a front\\-end\n");
+        s
     }
 
     fn roff(s: &str) -> String {

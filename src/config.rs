@@ -45,7 +45,7 @@ impl FilterConfig {
 
 /// Bounds on what one client may ask, so that a hostile request ends in a clear error rather
 /// than in unbounded memory or time. The defaults are far above what real clients send (see
-/// README "Limits"); `packserve.*` keys and the plain form's `--max-*` flags change them.
+/// docs/configuration.md, "Limits and hostile input"); `packserve.*` keys and the plain form's `--max-*` flags change them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// `packserve.maxRequestBytes`: bytes of pkt-lines in one request (a v2 command request,

@@ -19,6 +19,7 @@ pub mod repo;
 pub mod select;
 pub mod session;
 pub mod trace;
+pub mod trace2;
 pub mod wire;
 
 /// An I/O error as C's `strerror` words it, as git prints it (without Rust's " (os error N)").

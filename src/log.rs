@@ -9,12 +9,16 @@
 //! Format (documented in the manual, section LOG):
 //!
 //! ```text
-//! 2026-11-22T10:11:12.345Z packserve frontend=http repo=/srv/git/a.git user=alice addr=10.0.0.7 proto=2 commands=ls-refs,fetch wants=3 haves=12 shallow=no filter=- objects=120 bytes=48213 ms=35 outcome=ok
+//! 2026-11-22T10:11:12.345Z packserve frontend=http repo=/srv/git/a.git user=alice addr=10.0.0.7 proto=2 commands=ls-refs,fetch wants=3 haves=12 shallow=no filter=- objects=120 bytes=48213 ms=35 outcome=ok sid=20261122T101112.310000Z-Hd1e9a2f3-P00001234 agent=git/2.47.3 pid=4660
 //! ```
 //!
 //! Values that are empty or unknown are `-`; values with spaces, quotes, `=` or control
 //! characters are double-quoted with `\"`, `\\` and `\xNN` escapes, so every line splits
-//! on spaces.
+//! on spaces. `sid` is the client's `session-id` when it sent one (so the requests of one
+//! clone share it), otherwise this process's own. [`Format::Json`] writes the same fields as
+//! one JSON object a line.
+//!
+//! A log file that cannot be written is reported on stderr, once per process.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,6 +35,27 @@ pub enum Sink {
     Stderr,
     /// Appended to this file (one `write` per line, so concurrent processes don't interleave).
     File(PathBuf),
+}
+
+/// The form of a log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// `key=value` pairs after the time and `packserve`.
+    #[default]
+    Text,
+    /// One JSON object a line, with the same keys (numbers as numbers, unknown values null).
+    Json,
+}
+
+impl Format {
+    /// `text` or `json`.
+    pub fn parse(s: &str) -> Result<Format, String> {
+        match s {
+            "text" => Ok(Format::Text),
+            "json" => Ok(Format::Json),
+            _ => Err(format!("unknown log format '{s}' (text or json)")),
+        }
+    }
 }
 
 /// How a request ended.
@@ -65,6 +90,8 @@ pub struct Entry {
     pub start: SystemTime,
     /// How it ended.
     pub outcome: Outcome,
+    /// The line's form.
+    pub format: Format,
 }
 
 impl Entry {
@@ -79,19 +106,77 @@ impl Entry {
             summary: Summary::default(),
             start: SystemTime::now(),
             outcome: Outcome::Ok,
+            format: Format::Text,
         }
     }
 
-    /// The log line (without the newline), with the duration up to `now`.
+    /// The session id logged: the client's, else this process's.
+    fn sid(&self) -> String {
+        self.summary.client_sid.clone().unwrap_or_else(|| crate::trace2::session_id().to_owned())
+    }
+
+    /// The log line (without the newline) in the entry's format, with the duration up to `now`.
     pub fn line(&self, now: SystemTime) -> String {
+        match self.format {
+            Format::Text => self.text_line(now),
+            Format::Json => self.json_line(now),
+        }
+    }
+
+    /// The JSON form: the text form's keys and values, `time` first.
+    fn json_line(&self, now: SystemTime) -> String {
         let ms = now.duration_since(self.start).unwrap_or(Duration::ZERO).as_millis();
         let s = &self.summary;
-        let (outcome, reason) = match &self.outcome {
+        let (outcome, reason) = self.outcome_reason();
+        let str_or_null = |v: Option<&str>| v.map_or("null".to_owned(), json_string);
+        let proto = self.version.map_or("null", |v| match v {
+            Version::V0 => "0",
+            Version::V1 => "1",
+            Version::V2 => "2",
+        });
+        let mut line = format!(
+            "{{\"time\":{},\"frontend\":{},\"repo\":{},\"user\":{},\"addr\":{},\"proto\":{},\"commands\":[{}],\"wants\":{},\"haves\":{},\"shallow\":{},\"filter\":{},\"objects\":{},\"bytes\":{},\"ms\":{},\"outcome\":{}",
+            json_string(&rfc3339(self.start)),
+            json_string(self.frontend),
+            str_or_null(self.repo.as_deref()),
+            str_or_null(self.user.as_deref()),
+            str_or_null(self.addr.as_deref()),
+            proto,
+            s.commands.iter().map(|c| json_string(c)).collect::<Vec<_>>().join(","),
+            s.wants,
+            s.haves,
+            s.shallow,
+            str_or_null(s.filter.as_deref()),
+            s.objects,
+            s.bytes,
+            ms,
+            json_string(outcome),
+        );
+        if let Some(r) = reason {
+            line.push_str(&format!(",\"reason\":{}", json_string(r)));
+        }
+        line.push_str(&format!(
+            ",\"sid\":{},\"agent\":{},\"pid\":{}}}",
+            json_string(&self.sid()),
+            str_or_null(s.client_agent.as_deref()),
+            std::process::id()
+        ));
+        line
+    }
+
+    fn outcome_reason(&self) -> (&'static str, Option<&str>) {
+        match &self.outcome {
             Outcome::Ok => ("ok", None),
             Outcome::Refused(r) => ("refused", Some(r.as_str())),
             Outcome::Error(r) => ("error", Some(r.as_str())),
             Outcome::Hangup => ("hangup", None),
-        };
+        }
+    }
+
+    fn text_line(&self, now: SystemTime) -> String {
+        let ms = now.duration_since(self.start).unwrap_or(Duration::ZERO).as_millis();
+        let s = &self.summary;
+        let (outcome, reason) = self.outcome_reason();
         let proto = match self.version {
             None => "-",
             Some(Version::V0) => "0",
@@ -120,10 +205,17 @@ impl Entry {
             line.push_str(" reason=");
             line.push_str(&value(Some(r)));
         }
+        line.push_str(&format!(
+            " sid={} agent={} pid={}",
+            value(Some(&self.sid())),
+            value(s.client_agent.as_deref()),
+            std::process::id()
+        ));
         line
     }
 
-    /// Writes the line to `sink`. Logging never fails a request: errors are dropped.
+    /// Writes the line to `sink`. Logging never fails a request: a file that cannot be opened
+    /// or written is reported on stderr, once per process, and the request goes on.
     pub fn write(&self, sink: &Sink) {
         let mut line = self.line(SystemTime::now());
         line.push('\n');
@@ -133,13 +225,35 @@ impl Entry {
                 let _ = std::io::stderr().lock().write_all(line.as_bytes());
             }
             Sink::File(path) => {
-                let f = std::fs::OpenOptions::new().create(true).append(true).open(path);
-                if let Ok(mut f) = f {
-                    let _ = f.write_all(line.as_bytes());
+                let written = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut f| f.write_all(line.as_bytes()));
+                if let Err(e) = written {
+                    report_once(path, &e);
                 }
             }
         }
     }
+}
+
+/// Tells stderr, the first time only, that the log file cannot be written.
+fn report_once(path: &std::path::Path, e: &std::io::Error) {
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "packserve: cannot write the log {}: {}",
+            path.display(),
+            crate::strerror(e)
+        );
+    }
+}
+
+/// A JSON string literal.
+pub fn json_string(v: &str) -> String {
+    quoted(v, |c| format!("\\u{c:04x}"))
 }
 
 /// A log value: `-` when empty, quoted when it would not split on spaces.
@@ -152,13 +266,19 @@ fn value(v: Option<&str>) -> String {
     if plain {
         return v.to_owned();
     }
+    quoted(v, |c| format!("\\x{c:02x}"))
+}
+
+/// `v` in double quotes, with `"` and `\` escaped by a backslash and control characters
+/// written by `control` (given the character's code).
+fn quoted(v: &str, control: impl Fn(u32) -> String) -> String {
     let mut out = String::with_capacity(v.len() + 2);
     out.push('"');
     for c in v.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&control(c as u32)),
             c => out.push(c),
         }
     }
@@ -224,11 +344,33 @@ mod tests {
         e.summary.wants = 3;
         e.summary.filter = Some("blob:none".into());
         e.outcome = Outcome::Refused("not exported".into());
+        e.summary.client_sid = Some("s1".into());
+        e.summary.client_agent = Some("git/2.47.3 (x)".into());
         assert_eq!(
             e.line(e.start + Duration::from_millis(35)),
-            "2026-11-22T10:11:12.000Z packserve frontend=http repo=/srv/a.git user=alice addr=- proto=2 \
+            format!(
+                "2026-11-22T10:11:12.000Z packserve frontend=http repo=/srv/a.git user=alice addr=- proto=2 \
              commands=ls-refs,fetch wants=3 haves=0 shallow=no filter=blob:none objects=0 bytes=0 ms=35 \
-             outcome=refused reason=\"not exported\""
+             outcome=refused reason=\"not exported\" sid=s1 agent=\"git/2.47.3 (x)\" pid={}",
+                std::process::id()
+            )
         );
+        e.format = Format::Json;
+        assert_eq!(
+            e.line(e.start + Duration::from_millis(35)),
+            format!(
+                "{{\"time\":\"2026-11-22T10:11:12.000Z\",\"frontend\":\"http\",\"repo\":\"/srv/a.git\",\
+                 \"user\":\"alice\",\"addr\":null,\"proto\":2,\"commands\":[\"ls-refs\",\"fetch\"],\"wants\":3,\
+                 \"haves\":0,\"shallow\":false,\"filter\":\"blob:none\",\"objects\":0,\"bytes\":0,\"ms\":35,\
+                 \"outcome\":\"refused\",\"reason\":\"not exported\",\"sid\":\"s1\",\"agent\":\"git/2.47.3 (x)\",\
+                 \"pid\":{}}}",
+                std::process::id()
+            )
+        );
+    }
+
+    #[test]
+    fn json_strings() {
+        assert_eq!(json_string("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\u000a\\u0001\"");
     }
 }

@@ -277,13 +277,31 @@ fn expand_user_path(path: &str, home: Option<&Path>) -> Option<PathBuf> {
     Some(if tail.is_empty() { dir } else { dir.join(tail) })
 }
 
-/// The home directory of `user` from the password database file.
+/// The home directory of `user` from the password database (`getpwnam_r`, as git's
+/// `getpwnam`: NSS, so LDAP and sssd users are found too).
 fn home_of(user: &str) -> Option<PathBuf> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let fields: Vec<&str> = l.split(':').collect();
-        (fields.len() >= 6 && fields[0] == user).then(|| PathBuf::from(fields[5]))
-    })
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(user).ok()?;
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: an all-zero `passwd` is a valid value to be overwritten.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; `buf` outlives the use of `pw`'s fields.
+        let rc = unsafe {
+            libc::getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found)
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pw.pw_dir.is_null() {
+            return None;
+        }
+        // SAFETY: pw_dir points to a NUL-terminated string inside `buf`.
+        let dir = unsafe { std::ffi::CStr::from_ptr(pw.pw_dir) };
+        return Some(PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes())));
+    }
 }
 
 /// Reads a `.git` file (`gitdir: <path>`) as git's `read_gitfile` does: `Ok(None)` when
@@ -442,6 +460,18 @@ impl GixOpener {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn homes_from_the_password_database() {
+        // getpwnam_r: the same answer as getent, which asks NSS too.
+        let out = std::process::Command::new("getent").args(["passwd", "root"]).output().unwrap();
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        let home = line.trim_end().split(':').nth(5).unwrap_or_default().to_owned();
+        assert!(!home.is_empty(), "getent passwd root: {line:?}");
+        assert_eq!(home_of("root"), Some(PathBuf::from(home)));
+        assert_eq!(home_of("no-such-user-packserve"), None);
+        assert_eq!(home_of("bad\0name"), None);
+    }
 
     #[test]
     fn expands_home() {

@@ -68,7 +68,7 @@ fn unknown_value_warning(key: &str, value: &str) -> String {
 /// `1` or `true` → stderr; `2`..`9` → that file descriptor; an absolute path → appended to
 /// that file; unset, empty, `0` or `false` → off. `Err` carries git's warning (without
 /// `warning: `) for a value git cannot trace to; nothing is traced then either.
-pub fn open(key: &str, value: Option<&str>) -> Result<Option<Box<dyn Write>>, String> {
+pub fn open(key: &str, value: Option<&str>) -> Result<Option<Box<dyn Write + Send>>, String> {
     match Destination::parse(value) {
         Destination::Off => Ok(None),
         Destination::Stderr | Destination::Fd(2) => Ok(Some(Box::new(std::io::stderr()))),
@@ -76,7 +76,7 @@ pub fn open(key: &str, value: Option<&str>) -> Result<Option<Box<dyn Write>>, St
             use std::os::fd::FromRawFd;
             // The fd must be open, or writing would hit some other file later.
             // SAFETY: fcntl(F_GETFD) only queries the descriptor.
-            if unsafe { libc_fcntl_getfd(fd) } < 0 {
+            if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
                 return Ok(None);
             }
             // SAFETY: the descriptor is open and handed to us by our parent for this purpose;
@@ -117,16 +117,17 @@ impl Write for InheritedFd {
     }
 }
 
-extern "C" {
-    #[link_name = "fcntl"]
-    fn fcntl_raw(fd: i32, cmd: i32, ...) -> i32;
-}
-
-/// `fcntl(fd, F_GETFD)`.
-unsafe fn libc_fcntl_getfd(fd: i32) -> i32 {
-    const F_GETFD: i32 = 1;
-    // SAFETY: F_GETFD takes no further argument and has no side effect.
-    unsafe { fcntl_raw(fd, F_GETFD) }
+/// Hours, minutes and seconds of `secs` after the epoch in local time (`TZ`, as git's trace
+/// prints them, through `localtime_r`); UTC if the C library cannot convert.
+pub fn local_hms(secs: u64) -> (u64, u64, u64) {
+    // SAFETY: an all-zero `tm` is a valid value to be overwritten.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is the reentrant form. (The
+    // time type is inferred: musl's libc crate deprecates naming it.)
+    if unsafe { libc::localtime_r(&(secs as _), &mut tm) }.is_null() {
+        return ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    }
+    (tm.tm_hour as u64, tm.tm_min as u64, tm.tm_sec as u64)
 }
 
 /// Formats one trace line; `None` data means a flush packet. `now` is the time for the
@@ -136,7 +137,7 @@ pub fn format_line(now: Option<std::time::SystemTime>, direction: char, data: Op
     if let Some(now) = now {
         let secs = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let micros = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_micros());
-        let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+        let (h, m, s) = local_hms(secs);
         line = format!("{h:02}:{m:02}:{s:02}.{micros:06} pkt-line.c:86 ");
         while line.len() < 40 {
             line.push(' ');
@@ -199,13 +200,17 @@ mod tests {
     #[test]
     fn formats_like_git() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(3_723_000_042);
+        // Local time, as git prints it: 01:02:03 UTC in whatever zone the test runs in.
+        let (h, m, _) = local_hms(3723);
         assert_eq!(
             format_line(Some(t), '<', Some(b"want abc multi_ack\n")),
-            "01:02:03.000042 pkt-line.c:86           packet:  upload-pack< want abc multi_ack\n"
+            format!(
+                "{h:02}:{m:02}:03.000042 pkt-line.c:86           packet:  upload-pack< want abc multi_ack\n"
+            )
         );
         assert_eq!(
             format_line(Some(t), '>', None),
-            "01:02:03.000042 pkt-line.c:86           packet:  upload-pack> 0000\n"
+            format!("{h:02}:{m:02}:03.000042 pkt-line.c:86           packet:  upload-pack> 0000\n")
         );
         assert!(format_line(Some(t), '>', Some(b"a\x01b")).ends_with("a\\1b\n"));
         assert_eq!(format_line(None, '>', Some(b"NAK\n")), "packet:  upload-pack> NAK\n");

@@ -30,6 +30,21 @@ fn help_exits_zero_and_lists_the_flags() {
 }
 
 #[test]
+fn help_and_help_of_each_front_end() {
+    let sb = Sandbox::new("cli-help-mode");
+    let out = packserve(&sb, &["help"]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(out.stdout_str().contains("--stateless-rpc"), "`packserve help` is not the help:\n{out}");
+    for (front_end, flag) in [("shell", "--root"), ("http-backend", "--log"), ("inetd", "--base-path")] {
+        let out = packserve(&sb, &["help", front_end]);
+        assert_eq!(out.code(), Some(0), "{front_end}: {out}");
+        assert!(out.stdout_str().contains(flag), "`packserve help {front_end}` lacks {flag}:\n{out}");
+    }
+    let out = packserve(&sb, &["help", "nothing"]);
+    assert_eq!(out.code(), Some(129), "{out}");
+}
+
+#[test]
 fn unknown_flag_is_a_usage_error() {
     let sb = Sandbox::new("cli-unknown");
     let repo = fixture("linear");

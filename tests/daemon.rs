@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::pktline;
 use common::servers::*;
 use common::*;
 
@@ -184,4 +185,49 @@ mod scenarios_hold_for_git_daemon {
         let (sb, served, d) = setup_git("git-ref-pygit2-shallow");
         python_shallow_clone(&sb, &d.remote(), &served, "pygit2");
     }
+}
+
+/// contrib/systemd as written: the service's `ExecStart`, with its `Environment=` and as its
+/// `User=nobody` (through setpriv), behind socat as the socket's `Accept=yes` runs it — systemd
+/// itself cannot run in the test environment. nobody does not own the root-owned
+/// repositories: with the unit's `safe.directory` they are served; without that line every
+/// clone is refused, and the log says why.
+#[test]
+fn systemd_unit_as_written() {
+    let sb = Sandbox::new("git-systemd-unit");
+    let served = Served::new(&sb);
+    let unit = SystemdUnit::read(&served.root);
+    assert_eq!(unit.listen, ("9418".to_owned(), "yes".to_owned()));
+    assert_eq!(unit.user, "nobody");
+    let d = GitDaemon::start_unit_as_written(&sb, &served, true);
+    git_clone_ls_remote_fetch(&sb, &d.remote(), &served, Client::New, 2);
+    log_when(&d.log, |log| log.lines().filter(|l| l.contains("outcome=ok")).count() >= 3);
+
+    let without = GitDaemon::start_unit_as_written(&sb, &served, false);
+    clone_fails(&sb, &without.remote(), "main.git", "access denied or repository not exported");
+    log_when(&without.log, |log| log.contains("dubious ownership"));
+
+    // SuccessExitStatus= names the statuses packserve ends normal refusals and hang-ups with.
+    let statuses: Vec<&str> = unit.success_exit_status.split_whitespace().collect();
+    assert_eq!(statuses, ["128", "141"]);
+    let mut cmd = sb.command("sh");
+    cmd.arg("-c").arg(format!("exec env {} {}", unit.environment, unit.exec_start));
+    let request = pktline::data("git-upload-pack /private.git\0host=localhost\0");
+    let out = run(cmd, Some(&request));
+    assert_eq!(out.code(), Some(128), "a refusal's status: {out}");
+    assert!(out.stdout_str().contains("ERR access denied"), "{out}");
+}
+
+/// contrib/xinetd/git as written: `server`, `server_args` and `env`, as its `user` (nobody),
+/// one process per connection behind socat (xinetd's `wait = no`).
+#[test]
+fn xinetd_entry_as_written() {
+    let sb = Sandbox::new("git-xinetd");
+    let served = Served::new(&sb);
+    let d = GitDaemon::start_xinetd_as_written(&sb, &served);
+    git_clone_ls_remote_fetch(&sb, &d.remote(), &served, Client::New, 0);
+    clone_fails(&sb, &d.remote(), "private.git", "access denied or repository not exported");
+    log_when(&d.log, |log| {
+        log.lines().filter(|l| l.contains("outcome=ok")).count() >= 3 && log.contains("not exported")
+    });
 }

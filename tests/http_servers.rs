@@ -1,4 +1,4 @@
-//! The README's other smart-HTTP recipes, run for real: lighttpd with mod_cgi, and nginx with
+//! The other smart-HTTP recipes of contrib/, run for real: lighttpd with mod_cgi, and nginx with
 //! fcgiwrap (as www-data), each in front of `packserve http-backend` under `/git/`.
 
 mod common;

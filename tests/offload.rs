@@ -11,7 +11,7 @@
 //!   behind an nginx `upstream`; a clone's requests land on both; clones, fetches and pushes
 //!   (through `git http-backend`) go on while a replica is stopped and after a repack.
 //! - Pushes handed to git: `packserve shell --receive-pack --allow-push` through sshd, and the
-//!   README's routing recipes for Apache, nginx + fcgiwrap and lighttpd (password for push
+//!   push recipes of contrib/ for Apache, nginx + fcgiwrap and lighttpd (password for push
 //!   only), each pushed and then fetched with git 2.47 and 2.39.
 
 mod common;
@@ -645,7 +645,7 @@ fn ssh_pushes_go_to_receive_pack_only_when_allowed() {
     }
 }
 
-/// The README's push recipe for one web server: fetches through packserve (no password),
+/// The push recipe (contrib/) for one web server: fetches through packserve (no password),
 /// pushes through git http-backend (password required), with git 2.47 and 2.39.
 fn web_push(sb: &Sandbox, served: &Served, port: u16, log: &Path, what: &str) {
     let repo = push_repo(sb, served, &format!("push-{what}.git"));
@@ -675,7 +675,7 @@ fn web_push(sb: &Sandbox, served: &Served, port: u16, log: &Path, what: &str) {
     assert!(!text.contains("receive-pack"), "{what}: {text}");
 }
 
-/// The push recipes of the README, one web server after the other.
+/// The push recipes of contrib/, one web server after the other.
 #[test]
 fn web_servers_route_pushes_to_git_http_backend() {
     let sb = Sandbox::new("offload-web-push");

@@ -6,7 +6,7 @@
 //!    blobs, the same with `filter blob:none`, a `have` of a hidden commit). Every received
 //!    pack is indexed with `git index-pack` and its object ids are held to what the wanted
 //!    object reaches; in v0/v1 and stateless v0 the decision and the objects equal git's
-//!    (where git refuses, packserve refuses), in v2 packserve's stricter policy (README)
+//!    (where git refuses, packserve refuses), in v2 packserve's stricter policy (docs/compatibility.md)
 //!    decides. Advertisements never name a hidden ref. Requests that name hidden things
 //!    indirectly (`deepen-not`, `sparse:oid=`, `object-info`) learn nothing.
 //! 2. Ownership: git's `safe.directory` rules, compared with git 2.47's upload-pack on a
@@ -296,7 +296,7 @@ fn world(sb: &Sandbox, p: &Policy) -> World {
     World { src, visible, all, hidden_tips, targets }
 }
 
-/// packserve's v2 policy (README "Which objects a client may ask for").
+/// packserve's v2 policy (docs/compatibility.md, "Which objects a client may ask for").
 fn v2_allows(p: &Policy, w: &World, oid: &str) -> bool {
     let has = |k: &str| p.config.iter().any(|(key, _)| *key == k);
     w.visible.contains(oid)

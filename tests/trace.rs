@@ -311,3 +311,199 @@ fn sideband_all_trace_escapes_the_band_byte() {
     assert!(shown.contains("upload-pack> \\1packfile"), "scenario is off:\n{shown}");
     assert_eq!(render(&traces[1]), shown, "trace (left packserve, right git)");
 }
+
+// ---------------------------------------------------------------------------
+// GIT_TRACE_PACKET's time is local time, as git's
+
+/// With `TZ=Europe/Berlin` (one or two hours off UTC), the hour of each traced line is the one
+/// git prints for the same exchange, not UTC's.
+#[test]
+fn packet_trace_times_are_local_like_gits() {
+    let sb = Sandbox::new("trace-localtime");
+    let src = fixture("tags");
+    let mut hours = Vec::new();
+    for server in BOTH {
+        let out = traced(
+            &sb,
+            server,
+            &[("GIT_TRACE_PACKET", "2"), ("TZ", "Europe/Berlin")],
+            "",
+            &["--stateless-rpc", src.to_str().unwrap()],
+            Some("version=2"),
+            Some(&ls_refs_request()),
+        )
+        .assert_success();
+        let err = out.stderr_str();
+        let line = err.lines().find(|l| l.contains("packet:")).expect("a traced line");
+        hours.push((server_name(server), line[..5].to_owned()));
+    }
+    let utc = sb.sh(sb.path(), "TZ=UTC date +%H:%M");
+    let berlin = sb.sh(sb.path(), "TZ=Europe/Berlin date +%H:%M");
+    assert_ne!(utc.trim(), berlin.trim(), "the zone database does not know Europe/Berlin");
+    // Both printed within the same minute, in Berlin's time (allow the minute to turn).
+    assert_eq!(hours[0].1[..2], hours[1].1[..2], "hour (packserve, git): {hours:?}");
+    assert_eq!(hours[0].1[..2], berlin.trim()[..2], "packserve's hour is not Berlin's: {hours:?}");
+}
+
+// ---------------------------------------------------------------------------
+// GIT_TRACE2_EVENT
+
+/// Removes the members of a flat JSON object line whose values vary from run to run or from
+/// program to program (times, source locations, session ids, the version, argv[0]), so that
+/// packserve's events compare with git's.
+fn normalize_event(line: &str) -> String {
+    let mut out = line.to_owned();
+    for key in ["time", "file", "line", "t_abs", "t_rel", "sid", "exe"] {
+        let pat = format!("\"{key}\":");
+        while let Some(start) = out.find(&pat) {
+            let vstart = start + pat.len();
+            let bytes = out.as_bytes();
+            let mut end = vstart;
+            if bytes[vstart] == b'"' {
+                end += 1;
+                while bytes[end] != b'"' {
+                    end += if bytes[end] == b'\\' { 2 } else { 1 };
+                }
+                end += 1;
+            } else {
+                while bytes[end] != b',' && bytes[end] != b'}' {
+                    end += 1;
+                }
+            }
+            // Drop the member and one comma.
+            if bytes[end] == b',' {
+                end += 1;
+            }
+            out.replace_range(start..end, "");
+        }
+    }
+    // The program's own path.
+    if let Some(i) = out.find("\"argv\":[\"") {
+        let from = i + "\"argv\":[\"".len();
+        let to = from + out[from..].find('"').unwrap();
+        out.replace_range(from..to, "<program>");
+    }
+    // The client's session id.
+    if out.contains("\"key\":\"client-sid\"") {
+        let from = out.find("\"value\":\"").unwrap() + "\"value\":\"".len();
+        let to = from + out[from..].find('"').unwrap();
+        out.replace_range(from..to, "<client-sid>");
+    }
+    out
+}
+
+/// The upload-pack events of one trace2 event file: the first event's session only (git's
+/// pack-objects child writes to the same file under a longer id), without the events packserve
+/// does not write (`cmd_ancestry`, child processes, regions).
+fn own_events(text: &str) -> Vec<String> {
+    let sid_of = |l: &str| {
+        let from = l.find("\"sid\":\"").map(|i| i + 7).unwrap_or(0);
+        l[from..from + l[from..].find('"').unwrap_or(0)].to_owned()
+    };
+    let Some(first) = text.lines().next() else { return Vec::new() };
+    let own = sid_of(first);
+    text.lines()
+        .filter(|l| sid_of(l) == own)
+        .filter(|l| {
+            !["cmd_ancestry", "child_start", "child_exit", "region_enter", "region_leave"]
+                .iter()
+                .any(|e| l.contains(&format!("\"event\":\"{e}\"")))
+        })
+        .map(normalize_event)
+        .collect()
+}
+
+/// Runs `git <args>` with `--upload-pack` set to a wrapper that traces each server's events to
+/// a file; returns the events of git and of packserve (in [`BOTH`]'s order).
+fn trace2_of(
+    sb: &Sandbox,
+    label: &str,
+    protocol: u8,
+    git_args: &[&str],
+    expect_ok: bool,
+) -> [Vec<String>; 2] {
+    let mut events = Vec::new();
+    for server in BOTH {
+        let file = sb.join(format!("trace2-{label}-{}.json", server_name(server)));
+        let wrapper = sb.wrapper(server, &[("GIT_TRACE2_EVENT", file.to_str().unwrap())], "");
+        let mut cmd = sb.git_cmd(Client::New, protocol, sb.path());
+        cmd.args(["-c", "transfer.advertiseSID=true"]);
+        cmd.args(git_args.iter().map(|a| a.replace("@UPLOAD_PACK@", wrapper.to_str().unwrap())));
+        cmd.arg(sb.join(format!("dest-{label}-{}", server_name(server))));
+        let out = run(cmd, None);
+        assert_eq!(out.status.success(), expect_ok, "{label} {}:\n{out}", server_name(server));
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        events.push(own_events(&text));
+    }
+    [events.remove(0), events.remove(0)]
+}
+
+/// `GIT_TRACE2_EVENT`: packserve writes the events git's upload-pack writes — version, start,
+/// cmd_name, the negotiated version, the client's session id, each v2 fetch's fetch-info
+/// (haves, wants, depth, shallows, deepen-*, the filter's name) and exit — with the same
+/// members, once times, source locations, session ids and program paths are set aside.
+#[test]
+fn trace2_events_like_gits() {
+    let sb = Sandbox::new("trace2");
+    let src = sb.fixture_copy("history");
+    sb.git(&src, &["config", "transfer.advertiseSID", "true"]);
+    sb.git(&src, &["config", "uploadpack.allowFilter", "true"]);
+    let url = file_url(&src);
+    let cases: &[(&str, u8, Vec<&str>)] = &[
+        ("v2-shallow", 2, vec!["clone", "--no-progress", "--depth=1", "--upload-pack=@UPLOAD_PACK@", &url]),
+        (
+            "v2-filter",
+            2,
+            vec!["clone", "--no-progress", "--filter=blob:none", "--upload-pack=@UPLOAD_PACK@", &url],
+        ),
+        (
+            "v2-since",
+            2,
+            vec!["clone", "--no-progress", "--shallow-since=2000-01-01", "--upload-pack=@UPLOAD_PACK@", &url],
+        ),
+        ("v0", 0, vec!["clone", "--no-progress", "--upload-pack=@UPLOAD_PACK@", &url]),
+        ("v1", 1, vec!["clone", "--no-progress", "--upload-pack=@UPLOAD_PACK@", &url]),
+    ];
+    for (label, protocol, args) in cases {
+        let [git, ours] = trace2_of(&sb, label, *protocol, args, true);
+        assert!(git.iter().any(|e| e.contains("\"negotiated-version\"")), "{label}: git wrote {git:#?}");
+        assert!(git.iter().any(|e| e.contains("\"client-sid\"")), "{label}: no client sid in {git:#?}");
+        assert_eq!(ours, git, "{label}: trace2 events (left packserve, right git)");
+    }
+    // A repository that does not exist: no negotiated version, git's `error` event, exit 128.
+    let missing = file_url(&sb.join("missing.git"));
+    let [git, ours] = trace2_of(
+        &sb,
+        "missing",
+        2,
+        &["clone", "--no-progress", "--upload-pack=@UPLOAD_PACK@", &missing],
+        false,
+    );
+    assert!(git.last().is_some_and(|e| e.contains("\"code\":128")), "{git:#?}");
+    assert_eq!(ours, git, "missing repository: trace2 events (left packserve, right git)");
+}
+
+/// `GIT_TRACE2_EVENT` naming a directory: one file per process in it, named by its session id.
+#[test]
+fn trace2_event_directory() {
+    let sb = Sandbox::new("trace2-dir");
+    let src = fixture("tags");
+    let dir = sb.join("events");
+    std::fs::create_dir(&dir).unwrap();
+    let out = traced(
+        &sb,
+        Server::UnderTest,
+        &[("GIT_TRACE2_EVENT", dir.to_str().unwrap())],
+        "",
+        &["--stateless-rpc", src.to_str().unwrap()],
+        Some("version=2"),
+        Some(&ls_refs_request()),
+    )
+    .assert_success();
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}\n{out}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let name = files[0].file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(text.lines().all(|l| l.contains(&format!("\"sid\":\"{name}\""))), "{name}:\n{text}");
+    assert!(text.lines().last().is_some_and(|l| l.contains("\"event\":\"atexit\"")), "{text}");
+}

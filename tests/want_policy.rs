@@ -5,7 +5,7 @@
 //!
 //! DELIBERATE DIFFERENCE (tests named `packserve_policy_*`): in v2 git serves any object it has
 //! unless told otherwise; packserve serves only objects reachable from a ref that is not hidden
-//! (README, man page) unless `uploadpack.allowAnySHA1InWant` (or, for hidden tips and what they
+//! (docs/compatibility.md, man page) unless `uploadpack.allowAnySHA1InWant` (or, for hidden tips and what they
 //! reach, `allowTipSHA1InWant`/`allowReachableSHA1InWant`) says more. Those tests fail against
 //! git-upload-pack by design.
 

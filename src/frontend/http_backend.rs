@@ -317,6 +317,7 @@ pub fn run(args: &HttpBackendArgs) -> Result<(), Failure> {
     let sink = args.log.clone().map(Sink::File).unwrap_or(Sink::Stderr);
     let cgi = Cgi::from_env();
     let mut entry = Entry::new("http");
+    entry.format = args.log_format;
     entry.user = std::env::var("REMOTE_USER").ok().filter(|s| !s.is_empty());
     entry.addr = std::env::var("REMOTE_ADDR").ok().filter(|s| !s.is_empty());
     entry.repo = Some(cgi.path_info.clone()).filter(|s| !s.is_empty());

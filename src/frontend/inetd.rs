@@ -156,6 +156,7 @@ pub fn path_ok(args: &InetdArgs, path: &str, owner: &repo::Ownership) -> Result<
 pub fn run(args: &InetdArgs) -> Result<(), Failure> {
     let sink = args.log.clone().map(Sink::File).unwrap_or(Sink::Stderr);
     let mut entry = Entry::new("git");
+    entry.format = args.log_format;
     entry.addr = ["REMOTE_ADDR", "SOCAT_PEERADDR", "REMOTE_HOST"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));

@@ -47,7 +47,7 @@ pub fn serve_repo<R: Read, W: Write>(
     let res = serve_stream(repo, input, output, settings, timeout, &mut entry.summary);
     match &res {
         Ok(()) => entry.outcome = Outcome::Ok,
-        Err(f) if f.code == 141 => entry.outcome = Outcome::Hangup,
+        Err(f) if f.code == super::upload_pack::HANGUP_STATUS => entry.outcome = Outcome::Hangup,
         Err(f) => {
             let msg = f.message.as_deref().unwrap_or("failed");
             entry.outcome = Outcome::Error(msg.strip_prefix("fatal: ").unwrap_or(msg).to_owned());
@@ -113,61 +113,13 @@ pub fn repo_name(rel: &Path) -> String {
     s.to_owned()
 }
 
-/// Glob match over `/`-separated names: `*` and `?` stay within one component, `**` crosses
-/// components (`team/**` matches everything below `team/`), `[...]` is a character class
-/// (`[!...]` negated). Everything else matches itself.
+/// Glob match over `/`-separated names with git's wildmatch (gix's, as `git ls-files` and
+/// pathspecs with `:(glob)` use it): `*`, `?` and `[...]` (`[!...]`, `[^...]`, `[[:alpha:]]`)
+/// never match a `/`; `**` crosses components when it stands between slashes or at an end
+/// (`team/**` matches everything below `team/`, `**/a.git` any `a.git`, `a/**/b` matches
+/// `a/b` too); `\` escapes. Everything else matches itself.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some(b'*') if p.get(1) == Some(&b'*') => {
-                let rest = &p[2..];
-                // `**/` also matches nothing at all ("a/**/b" matches "a/b").
-                if rest.first() == Some(&b'/') && go(&rest[1..], n) {
-                    return true;
-                }
-                (0..=n.len()).any(|i| go(rest, &n[i..]))
-            }
-            Some(b'*') => {
-                let rest = &p[1..];
-                let mut i = 0;
-                loop {
-                    if go(rest, &n[i..]) {
-                        return true;
-                    }
-                    if i == n.len() || n[i] == b'/' {
-                        return false;
-                    }
-                    i += 1;
-                }
-            }
-            Some(b'?') => n.first().is_some_and(|&c| c != b'/') && go(&p[1..], &n[1..]),
-            Some(b'[') => {
-                let Some(&c) = n.first() else { return false };
-                let Some(end) = p.iter().skip(2).position(|&b| b == b']').map(|i| i + 2) else {
-                    return c == b'[' && go(&p[1..], &n[1..]);
-                };
-                let (negate, set) = match p[1] {
-                    b'!' | b'^' => (true, &p[2..end]),
-                    _ => (false, &p[1..end]),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < set.len() {
-                    if i + 2 < set.len() && set[i + 1] == b'-' {
-                        hit |= set[i] <= c && c <= set[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= set[i] == c;
-                        i += 1;
-                    }
-                }
-                c != b'/' && hit != negate && go(&p[end + 1..], &n[1..])
-            }
-            Some(&b) => n.first() == Some(&b) && go(&p[1..], &n[1..]),
-        }
-    }
-    go(pattern.as_bytes(), name.as_bytes())
+    gix::glob::wildmatch(pattern.into(), name.into(), gix::glob::wildmatch::Mode::NO_MATCH_SLASH_LITERAL)
 }
 
 #[cfg(test)]
@@ -202,6 +154,13 @@ mod tests {
         assert!(glob_match("[a-c]x", "bx"));
         assert!(!glob_match("public", "public2"));
         assert!(glob_match("public", "public"));
+        // git's wildmatch beyond what the hand-written matcher knew.
+        assert!(glob_match("[[:alpha:]]*.git", "b1.git"));
+        assert!(!glob_match("[[:digit:]]*.git", "b1.git"));
+        assert!(glob_match("[^ab]*.git", "c.git"));
+        assert!(glob_match("a\\*", "a*"));
+        assert!(!glob_match("a\\*", "ab"));
+        assert!(!glob_match("team/*", "team/x/a.git"), "* does not cross /");
     }
 
     #[test]

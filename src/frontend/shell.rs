@@ -238,6 +238,7 @@ Clone with: git clone ssh://<this account>@<this host>/<repository>";
 pub fn run(args: &ShellArgs) -> Result<(), Failure> {
     let sink = args.log.clone().map(Sink::File).unwrap_or(Sink::Off);
     let mut entry = Entry::new("ssh");
+    entry.format = args.log_format;
     entry.user =
         args.user.clone().or_else(|| std::env::var("USER").ok()).or_else(|| std::env::var("LOGNAME").ok());
     entry.addr = std::env::var("SSH_CONNECTION")
@@ -331,6 +332,7 @@ mod tests {
             allow: vec![],
             user: None,
             log: None,
+            log_format: Default::default(),
             timeout: None,
             receive_pack: None,
             allow_push: vec!["team/*".into()],

@@ -23,6 +23,10 @@ pub fn protocol_version(git_protocol: Option<&str>) -> Version {
     v
 }
 
+/// The exit status of a client that went away: a shell's for a process killed by SIGPIPE, as
+/// git's upload-pack ends then.
+pub const HANGUP_STATUS: i32 = 128 + libc::SIGPIPE;
+
 /// Exit status and message of a failed run.
 pub struct Failure {
     /// Process exit status.
@@ -36,7 +40,7 @@ impl From<SessionError> for Failure {
         match e {
             // The client went away: nothing to tell anyone.
             SessionError::Write(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
-                Failure { code: 141, message: None }
+                Failure { code: HANGUP_STATUS, message: None }
             }
             SessionError::Config(e) => Failure { code: 128, message: Some(e.stderr()) },
             other => Failure { code: 128, message: Some(format!("fatal: {other}")) },
@@ -44,16 +48,58 @@ impl From<SessionError> for Failure {
     }
 }
 
-/// Runs upload-pack on stdin/stdout.
+/// Runs upload-pack on stdin/stdout, writing the operator log line when `PACKSERVE_LOG` names
+/// a file (`PACKSERVE_LOG_FORMAT`: `text` or `json`): installed as `git-upload-pack`, that is
+/// how an admin sees that packserve serves. The remote address is `REMOTE_ADDR` (git daemon,
+/// CGI) or the first field of `SSH_CONNECTION`; the user `REMOTE_USER` (CGI) or `USER`.
 pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let Some(log) = var("PACKSERVE_LOG") else { return run_plain(args, &mut None) };
+    let mut entry = crate::log::Entry::new("upload-pack");
+    if let Some(f) = var("PACKSERVE_LOG_FORMAT") {
+        match crate::log::Format::parse(&f) {
+            Ok(f) => entry.format = f,
+            Err(e) => eprintln!("warning: PACKSERVE_LOG_FORMAT: {e}"),
+        }
+    }
+    entry.repo = Some(args.directory.clone());
+    entry.addr = var("REMOTE_ADDR")
+        .or_else(|| var("SSH_CONNECTION").and_then(|c| c.split_whitespace().next().map(str::to_owned)));
+    entry.user = var("REMOTE_USER").or_else(|| var("USER"));
+    let mut logged = Some(entry);
+    let res = run_plain(args, &mut logged);
+    let mut entry = logged.unwrap_or_else(|| crate::log::Entry::new("upload-pack"));
+    match &res {
+        Ok(()) => {}
+        Err(f) if f.code == HANGUP_STATUS => entry.outcome = crate::log::Outcome::Hangup,
+        Err(f) if entry.version.is_none() => {
+            let msg = f.message.as_deref().unwrap_or("refused");
+            entry.outcome =
+                crate::log::Outcome::Refused(msg.strip_prefix("fatal: ").unwrap_or(msg).to_owned());
+        }
+        Err(f) => {
+            let msg = f.message.as_deref().unwrap_or("failed");
+            entry.outcome = crate::log::Outcome::Error(msg.strip_prefix("fatal: ").unwrap_or(msg).to_owned());
+        }
+    }
+    entry.write(&crate::log::Sink::File(log.into()));
+    res
+}
+
+/// The plain form's work; fills `entry` when it is being logged.
+fn run_plain(args: &UploadPackArgs, entry: &mut Option<crate::log::Entry>) -> Result<(), Failure> {
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     let git_dir = match repo::enter_repo(&args.directory, args.strict, home.as_deref(), &env_ownership()) {
         Ok(d) => d,
         Err(EnterError::NotFound) => {
+            crate::trace2::error(
+                &format!("'{}' does not appear to be a git repository", args.directory),
+                "'%s' does not appear to be a git repository",
+            );
             return Err(Failure {
                 code: 128,
                 message: Some(format!("fatal: '{}' does not appear to be a git repository", args.directory)),
-            })
+            });
         }
         Err(e) => return Err(Failure { code: 128, message: Some(format!("fatal: {e}")) }),
     };
@@ -67,7 +113,40 @@ pub fn run(args: &UploadPackArgs) -> Result<(), Failure> {
     );
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
-    serve_stream(&repo, stdin, stdout, settings, args.timeout, &mut Summary::default())
+    match entry {
+        Some(e) => {
+            e.version = Some(settings.version);
+            serve_stream(&repo, stdin, stdout, settings, args.timeout, &mut e.summary)
+        }
+        None => serve_stream(&repo, stdin, stdout, settings, args.timeout, &mut Summary::default()),
+    }
+}
+
+/// Starts trace2 as git's `GIT_TRACE2_EVENT` asks (an absolute path, appended to, or a directory
+/// to put one file per process in; `1`/`true` or a digit: stderr or that descriptor), with
+/// `GIT_TRACE2_PARENT_SID` and `GIT_TRACE2_PARENT_NAME`; `argv` for the `start` event. Called
+/// once, by `main`.
+pub fn start_trace2(argv: &[String]) {
+    let var = |k: &str| std::env::var(k).ok();
+    let value = var("GIT_TRACE2_EVENT");
+    let parent_sid = var("GIT_TRACE2_PARENT_SID");
+    let parent_name = var("GIT_TRACE2_PARENT_NAME");
+    // A directory gets a file named after this process's session id.
+    let sink = match crate::trace::Destination::parse(value.as_deref()) {
+        crate::trace::Destination::File(dir) if dir.is_dir() => {
+            crate::trace2::install(None, parent_sid.clone(), None, &[]);
+            let sid = crate::trace2::session_id();
+            let name = sid.rsplit('/').next().unwrap_or(sid);
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(dir.join(name))
+                .ok()
+                .map(|f| Box::new(f) as Box<dyn Write + Send>)
+        }
+        _ => crate::trace::open("GIT_TRACE2_EVENT", value.as_deref()).ok().flatten(),
+    };
+    crate::trace2::install(sink, parent_sid, parent_name, argv);
 }
 
 /// Opens a repository with the configuration given in the environment (`GIT_CONFIG_PARAMETERS`,
@@ -101,11 +180,8 @@ fn command_line_config() -> Vec<String> {
 
 /// The effective user id.
 fn effective_uid() -> Option<u32> {
-    extern "C" {
-        fn geteuid() -> u32;
-    }
     // SAFETY: geteuid takes nothing, cannot fail and has no side effect.
-    Some(unsafe { geteuid() })
+    Some(unsafe { libc::geteuid() })
 }
 
 /// git's repository ownership rules with what the environment says: the effective user,
@@ -180,6 +256,13 @@ pub(crate) fn serve_stream<R: Read, W: Write>(
     timeout: Option<u64>,
     summary: &mut Summary,
 ) -> Result<(), Failure> {
+    // git's upload-pack says which version it speaks once the repository is entered.
+    let version = match settings.version {
+        Version::V0 => "0",
+        Version::V1 => "1",
+        Version::V2 => "2",
+    };
+    crate::trace2::data("transfer", "negotiated-version", version);
     match timeout {
         Some(secs) => {
             let activity = Arc::new(AtomicU64::new(0));

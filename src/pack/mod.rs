@@ -1,11 +1,13 @@
 //! How objects are sent: where their stored bytes are, what can be reused, and the pack stream.
 //!
 //! Knows nothing of the protocol or capabilities: the session hands it a plain
-//! [`writer::PackOptions`]. Knows nothing of where objects outside the packs come from either:
+//! [`common::PackOptions`]. Knows nothing of where objects outside the packs come from either:
 //! what it must read whole (loose objects, objects it re-encodes) it asks of an [`Objects`],
 //! which the caller provides. Inside, the arrows run one way: `writer` → `reuse`, `search`,
-//! `plan` → `window` → `source`, `read`, `delta`.
+//! `plan` → `window` → `source`, `read`, `delta`; what they share (options, counters, errors,
+//! entry headers, compression) is in the leaf `common`, which imports none of them.
 
+pub mod common;
 pub mod delta;
 pub mod idx;
 pub mod midx;

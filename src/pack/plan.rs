@@ -18,7 +18,8 @@ use gix::odb::pack::data::entry::Header;
 
 use crate::bits::Bits;
 
-use super::source::{ObjNum, PackId, PackSet, SourceError};
+pub use super::common::PlanError;
+use super::source::{ObjNum, PackId, PackSet};
 use super::window::{self, Chosen, Role, WindowObject};
 use super::Objects;
 
@@ -150,17 +151,6 @@ pub struct Plan {
     /// The small new deltas the window made, by object number (the writer makes the others
     /// again).
     pub deltas: std::collections::HashMap<ObjNum, Vec<u8>>,
-}
-
-/// Planning failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    #[error("pack {0} is too large to be planned (offsets past 2^48)")]
-    TooLarge(String),
-    #[error("too many objects for one pack")]
-    TooMany,
-    #[error(transparent)]
-    Source(#[from] SourceError),
 }
 
 impl Plan {

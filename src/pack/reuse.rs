@@ -18,9 +18,9 @@ use std::io::{self, Write};
 use gix::hash::oid;
 use gix::odb::pack::data::entry::Header;
 
+use super::common::{compress, type_header, Hashing, PackError, PackOptions, PackStats};
 use super::plan::Verbatim;
 use super::source::{Pack, PackId, PackSet, SourceError};
-use super::writer::{compress, type_header, Hashing, PackError, PackOptions, PackStats};
 use super::Objects;
 
 /// Bytes handed to the writer at once (and released from the mapping after).

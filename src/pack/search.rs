@@ -7,9 +7,9 @@
 
 use gix::objs::Kind;
 
+use super::common::ThinBases;
 use super::delta::DeltaIndex;
 use super::source::ObjNum;
-use super::writer::ThinBases;
 use super::Objects;
 
 /// Tries per object.

@@ -99,6 +99,10 @@ pub struct Summary {
     pub objects: u64,
     /// Bytes of the packs sent.
     pub bytes: u64,
+    /// The client's `agent=`, if it sent one.
+    pub client_agent: Option<String>,
+    /// The client's `session-id=`, if it sent one.
+    pub client_sid: Option<String>,
 }
 
 /// Serves one connection on `input`/`output`.
@@ -159,17 +163,10 @@ pub(crate) fn advertised(repo: &Repo, settings: &Settings, no_done: bool) -> cap
         sideband_all: c.allow_sideband_all,
         object_info: c.advertise_object_info,
         unborn: c.unborn == crate::config::Unborn::Advertise,
-        session_id: c.advertise_sid.then(session_id),
+        session_id: c.advertise_sid.then(|| crate::trace2::session_id().to_owned()),
         bundle_uri: false,
         packfile_uris: false,
     }
-}
-
-/// This process's session id (`transfer.advertiseSID`).
-fn session_id() -> String {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("packserve-{}-{nanos:x}", std::process::id())
 }
 
 /// The refs this connection may see, read for one command: every ref of the namespace, or

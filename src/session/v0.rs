@@ -86,6 +86,18 @@ pub struct Needs {
     pub deepen: DeepenArgs,
     /// `filter <spec>`.
     pub filter: Option<String>,
+    /// The client's `agent=` capability, if sent.
+    pub agent: Option<String>,
+    /// The client's `session-id=` capability, if sent.
+    pub session_id: Option<String>,
+}
+
+/// The value of capability `name` (`name=value`) in a want line's feature list.
+fn feature_value(features: &[u8], name: &[u8]) -> Option<String> {
+    features.split(|&b| b == b' ').find_map(|cap| {
+        let v = cap.strip_prefix(name)?.strip_prefix(b"=")?;
+        Some(String::from_utf8_lossy(v).into_owned())
+    })
 }
 
 /// git's `receive_needs`: want, shallow, deepen* and filter lines up to the flush.
@@ -139,6 +151,13 @@ pub fn receive_needs<R: Read>(
             return Err(expected());
         }
         needs.caps.merge(ClientCaps::parse(features));
+        if let Some(sid) = feature_value(features, b"session-id") {
+            crate::trace2::data("transfer", "client-sid", &sid);
+            needs.session_id = Some(sid);
+        }
+        if let Some(agent) = feature_value(features, b"agent") {
+            needs.agent = Some(agent);
+        }
         if needs.caps.deepen_relative {
             needs.deepen.relative = true;
         }
@@ -319,6 +338,8 @@ pub fn serve<R: Read, W: Write>(
     repo.config.check(&[ReadAt::Objects])?;
     summary.wants = needs.wants.len();
     summary.shallow = needs.deepen.any();
+    summary.client_agent = needs.agent.clone();
+    summary.client_sid = needs.session_id.clone();
     super::check_limits(&repo.config.limits, needs.wants.len(), 0, &needs.deepen)?;
     // A `filter` capability counts only when advertised (uploadpack.allowFilter), as in git.
     if needs.filter.is_some() && !repo.config.allow_filter {

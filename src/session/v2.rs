@@ -30,6 +30,10 @@ pub struct Request {
     /// Whether a delimiter followed the capability lines: argument lines are still to be
     /// read, as they arrive, through [`Args`].
     pub has_args: bool,
+    /// `agent=` from the client, if sent.
+    pub agent: Option<String>,
+    /// `session-id=` from the client, if sent (and accepted).
+    pub session_id: Option<String>,
 }
 
 /// The argument lines of one command, read one at a time as they arrive: a command parses each
@@ -164,7 +168,13 @@ pub fn read_request<R: Read>(
                         accept.session_id
                     })
                 {
-                    // Accepted and ignored.
+                    // Accepted; the agent and session id are kept for the log and trace2.
+                    let text = |v: &[u8]| Some(String::from_utf8_lossy(v).into_owned());
+                    if let Some(a) = line.strip_prefix(b"agent=") {
+                        req.agent = text(a);
+                    } else if let Some(sid) = line.strip_prefix(b"session-id=") {
+                        req.session_id = text(sid);
+                    }
                 } else {
                     return Err(SessionError::Protocol(format!(
                         "unknown capability '{}'",
@@ -230,6 +240,13 @@ pub fn serve<R: Read, W: Write>(
         let Some(req) = read_request(r, accept)? else {
             return Ok(());
         };
+        if let Some(sid) = &req.session_id {
+            crate::trace2::data("transfer", "client-sid", sid);
+            summary.client_sid = Some(sid.clone());
+        }
+        if req.agent.is_some() {
+            summary.client_agent = req.agent.clone();
+        }
         // A client that names no object format speaks sha1.
         let client_format = req.object_format.as_deref().unwrap_or("sha1");
         if client_format != hash_name(hash) {
@@ -645,6 +662,17 @@ fn fetch<R: Read, W: Write>(
         // git parses each wanted object as it reads the request.
         c.check(&[ReadAt::Objects])?;
     }
+    crate::trace2::fetch_info(&crate::trace2::FetchInfo {
+        haves: args.haves.len(),
+        wants: args.wants.len(),
+        want_refs: args.want_refs.len(),
+        depth: args.deepen.depth,
+        shallows: args.deepen.shallow.len(),
+        deepen_since: args.deepen.since.is_some(),
+        deepen_not: args.deepen.not.len(),
+        deepen_relative: args.deepen.relative,
+        filter: args.filter.clone(),
+    });
     summary.wants += args.wants.len() + args.want_refs.len();
     summary.haves += args.haves.len();
     summary.shallow |= args.deepen.any();

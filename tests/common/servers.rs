@@ -45,6 +45,30 @@ pub fn require_python_module(module: &str) {
     }
 }
 
+/// A recipe from `contrib/` as an admin installs it, with the paths it names replaced by the
+/// test's (`from` → `to`, in order). Every `from` must be in the file, so that a recipe that
+/// changes shape fails here instead of silently going untested.
+pub fn recipe(file: &str, replace: &[(&str, String)]) -> String {
+    let path = manifest_dir().join("contrib").join(file);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for (from, to) in replace {
+        assert!(
+            text.contains(from),
+            "contrib/{file} no longer contains {from:?}: update the test's template"
+        );
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// The replacements every recipe needs: the binary, the served root, git's programs.
+fn install_paths(root: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("/usr/local/bin/packserve", server_under_test().display().to_string()),
+        ("/srv/git", root.display().to_string()),
+    ]
+}
+
 /// A free TCP port on 127.0.0.1 (from the kernel's ephemeral range, so a high one).
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -300,19 +324,22 @@ impl SshServer {
             .trim()
             .to_owned();
         let port = free_port();
-        let packserve = server_under_test();
         let log = dir.join("packserve.log");
         let host_ed = keygen(&dir, "host_ed25519", &["-t", "ed25519"]);
         let host_ec = keygen(&dir, "host_ecdsa", &["-t", "ecdsa", "-b", "256"]);
         let mut authorized = String::new();
-        let forced = |extra: &str| {
-            format!(
-                "command=\"{} shell --root {} --log {}{extra}\",no-pty,no-port-forwarding,no-X11-forwarding,no-agent-forwarding",
-                packserve.display(),
-                served.root.display(),
-                log.display()
-            )
+        // The first forced command of contrib/sshd/authorized_keys, with the key's name and
+        // the test's flags in place of `--user alice`.
+        let template = {
+            let mut r = install_paths(&served.root);
+            r.push(("/var/log/packserve/ssh.log", log.display().to_string()));
+            let keys = recipe("sshd/authorized_keys", &r);
+            let line = keys.lines().find(|l| l.starts_with("command=")).expect("a command= line").to_owned();
+            let opts = line.split(" ssh-ed25519 ").next().unwrap().to_owned();
+            assert!(opts.contains(" --user alice\""), "{opts}");
+            opts
         };
+        let forced = |extra: &str| template.replace(" --user alice\"", &format!("{extra}\""));
         for (name, opts, args) in [
             ("forced", forced(" --user forced-key"), &["-t", "ed25519"][..]),
             ("plain", String::new(), &["-t", "ed25519"][..]),
@@ -352,6 +379,12 @@ impl SshServer {
             dir.join("sshd.pid").display(),
             dir.join("authorized_keys").display(),
         );
+        // contrib/sshd/sshd_config.d-packserve.conf, for an account that does not log in here:
+        // `sshd -t` below checks that it is valid sshd configuration.
+        let mut r = install_paths(&served.root);
+        r.push(("/var/log/packserve/ssh.log", log.display().to_string()));
+        r.push(("Match User git", "Match User packserve-recipe-check".to_owned()));
+        let config = format!("{config}{}", recipe("sshd/sshd_config.d-packserve.conf", &r));
         std::fs::write(dir.join("sshd_config"), config).unwrap();
         let check = Command::new(&sshd).arg("-t").arg("-f").arg(dir.join("sshd_config")).output().unwrap();
         assert!(
@@ -444,13 +477,27 @@ pub enum Backend {
     Git,
 }
 
-/// The README's Apache lines that let `packserve http-backend`, run as www-data, serve the
-/// root-owned repositories below `root` (git's `safe.directory`, as git-http-backend needs too).
-pub fn apache_safe_directory(root: &Path) -> String {
-    format!(
-        "SetEnv GIT_CONFIG_COUNT 1\nSetEnv GIT_CONFIG_KEY_0 safe.directory\nSetEnv GIT_CONFIG_VALUE_0 {}/*\n",
-        root.display()
-    )
+/// A fetch recipe of `contrib/` for a web server, with the CGI at `cgi` serving `root`.
+fn http_recipe(file: &str, root: &Path, cgi: &Path) -> String {
+    let mut r = vec![
+        ("/usr/local/libexec/packserve-http-backend", cgi.display().to_string()),
+        ("/srv/git", root.display().to_string()),
+    ];
+    if file.starts_with("apache/") {
+        r.push((
+            "<Directory /usr/local/libexec>",
+            format!("<Directory {}>", cgi.parent().unwrap().display()),
+        ));
+    }
+    recipe(file, &r)
+}
+
+/// contrib/http/packserve-http-backend, logging to `log`.
+fn cgi_script(log: &Path) -> String {
+    let mut r = install_paths(Path::new("/srv/git"));
+    r.truncate(1);
+    r.push(("/var/log/packserve/http.log", log.display().to_string()));
+    recipe("http/packserve-http-backend", &r)
 }
 
 impl HttpServer {
@@ -463,7 +510,7 @@ impl HttpServer {
     }
 
     /// packserve for fetches, git's `git http-backend` for pushes (authenticated), as the
-    /// README's "Pushes over HTTP" recipe for Apache routes them.
+    /// push recipe for Apache (contrib/apache/packserve-push.conf) routes them.
     pub fn start_push(sb: &Sandbox, served: &Served) -> HttpServer {
         Self::start_config(sb, served, Backend::Packserve, true)
     }
@@ -482,9 +529,7 @@ impl HttpServer {
         std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
         let cgi = dir.join("packserve-http-backend");
         let script = match backend {
-            Backend::Packserve => {
-                format!("#!/bin/sh\nexec {} http-backend --log {}\n", server_under_test().display(), log.display())
-            }
+            Backend::Packserve => cgi_script(&log),
             Backend::Git => format!(
                 "#!/bin/sh\nexport GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*'\nexec {}\n",
                 reference_upload_pack().with_file_name("git-http-backend").display()
@@ -523,17 +568,13 @@ impl HttpServer {
              LogFormat \"%r %>s te=%{{Transfer-Encoding}}i ce=%{{Content-Encoding}}i gp=%{{Git-Protocol}}i\" git\n\
              CustomLog {d}/access.log git\nUser www-data\nGroup www-data\n\
              StartServers 2\nMinSpareServers 1\nMaxSpareServers 4\n\
-             SetEnv GIT_PROJECT_ROOT {root}\n{safe}ScriptAlias /git/ {cgi}/\nScriptAlias /auth/ {cgi}/\n\
+             {recipe}ScriptAlias /auth/ {cgi}/\n\
              <Location /auth/>\n  AuthType Basic\n  AuthName git\n  AuthUserFile {d}/htpasswd\n  Require valid-user\n</Location>\n\
              <Directory {d}>\n  Require all granted\n</Directory>\n{push}",
             push = if push { apache_push_recipe(&dir.join("htpasswd")) } else { String::new() },
             d = dir.display(),
-            root = served.root.display(),
             cgi = cgi.display(),
-            safe = match backend {
-                Backend::Packserve => apache_safe_directory(&served.root),
-                Backend::Git => String::new(),
-            },
+            recipe = http_recipe("apache/packserve.conf", &served.root, &cgi),
         );
         std::fs::write(dir.join("httpd.conf"), config).unwrap();
         let mut cmd = Command::new(&apache);
@@ -588,22 +629,32 @@ fn push_htpasswd(dir: &Path) -> PathBuf {
     file
 }
 
-/// The README's Apache lines that send receive-pack (its `info/refs?service=` and its POST)
+/// contrib/apache/packserve-push.conf: receive-pack (its `info/refs?service=` and its POST)
 /// to `git http-backend` under `/git-push/`, where a password is required; everything else
 /// stays with packserve under `/git/`.
 fn apache_push_recipe(htpasswd: &Path) -> String {
-    format!(
-        "RewriteEngine On\n\
-         RewriteCond %{{QUERY_STRING}} (^|&)service=git-receive-pack(&|$) [OR]\n\
-         RewriteCond %{{REQUEST_URI}} /git-receive-pack$\n\
-         RewriteRule ^/git/(.*)$ /git-push/$1 [PT]\n\
-         ScriptAlias /git-push/ {backend}/\n\
-         <Location /git-push/>\n  AuthType Basic\n  AuthName \"git push\"\n  AuthUserFile {pw}\n  Require valid-user\n</Location>\n\
-         <Directory {bdir}>\n  Require all granted\n</Directory>\n",
-        backend = git_http_backend().display(),
-        bdir = git_http_backend().parent().unwrap().display(),
-        pw = htpasswd.display(),
-    )
+    let mut r = push_paths(None, htpasswd, "/etc/apache2/git.htpasswd");
+    r.push((
+        "<Directory /usr/lib/git-core>",
+        format!("<Directory {}>", git_http_backend().parent().unwrap().display()),
+    ));
+    recipe("apache/packserve-push.conf", &r)
+}
+
+/// The replacements of a push recipe: git http-backend and the password file.
+fn push_paths(
+    root: Option<&Path>,
+    htpasswd: &Path,
+    recipe_htpasswd: &'static str,
+) -> Vec<(&'static str, String)> {
+    let mut r = vec![
+        ("/usr/lib/git-core/git-http-backend", git_http_backend().display().to_string()),
+        (recipe_htpasswd, htpasswd.display().to_string()),
+    ];
+    if let Some(root) = root {
+        r.push(("/srv/git", root.display().to_string()));
+    }
+    r
 }
 
 /// A served repository that pushes through a web server (running as www-data) can write:
@@ -679,7 +730,7 @@ impl StaticServer {
 // A load balancer in front of replicas
 
 /// nginx with an `upstream` of the given backends (round robin, one worker so the order is
-/// deterministic), as the README's replica recipe sets it up.
+/// deterministic), as docs/replicas.md sets it up.
 pub struct LoadBalancer {
     pub daemon: Daemon,
     pub port: u16,
@@ -713,6 +764,48 @@ impl LoadBalancer {
 // ---------------------------------------------------------------------------
 // socat + packserve inetd
 
+/// contrib/systemd/packserve-git@.service, read as systemd reads the lines the tests use.
+pub struct SystemdUnit {
+    /// `ExecStart=`, paths replaced.
+    pub exec_start: String,
+    /// `Environment=` (space-separated assignments), paths replaced.
+    pub environment: String,
+    /// `User=`.
+    pub user: String,
+    /// `SuccessExitStatus=`.
+    pub success_exit_status: String,
+    /// The socket unit's `ListenStream=` and `Accept=`.
+    pub listen: (String, String),
+}
+
+impl SystemdUnit {
+    pub fn read(root: &Path) -> SystemdUnit {
+        let service = recipe("systemd/packserve-git@.service", &install_paths(root));
+        let socket = recipe("systemd/packserve-git.socket", &[]);
+        let key = |text: &str, k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("the unit has no {k}="))
+                .trim()
+                .to_owned()
+        };
+        SystemdUnit {
+            exec_start: key(&service, "ExecStart"),
+            environment: key(&service, "Environment"),
+            user: key(&service, "User"),
+            success_exit_status: key(&service, "SuccessExitStatus"),
+            listen: (key(&socket, "ListenStream"), key(&socket, "Accept")),
+        }
+    }
+}
+
+/// The primary group of `user` (as systemd and xinetd use it).
+pub fn primary_group(user: &str) -> String {
+    let out = Command::new("id").args(["-gn", user]).output().unwrap();
+    assert!(out.status.success(), "no user {user}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 pub struct GitDaemon {
     pub daemon: Daemon,
     pub port: u16,
@@ -721,15 +814,66 @@ pub struct GitDaemon {
 }
 
 impl GitDaemon {
-    /// `socat TCP-LISTEN:<port>,fork EXEC:"packserve inetd --base-path <srv> <extra>"`.
+    /// socat (one process per connection, as systemd's `Accept=yes`) running the `ExecStart`
+    /// line of contrib/systemd/packserve-git@.service with its `Environment=`, plus `--log`
+    /// and `extra`, as the test's user (root).
     pub fn start(sb: &Sandbox, served: &Served, extra: &str) -> GitDaemon {
         let port = free_port();
         let log = sb.join(format!("inetd-{port}.log"));
+        let unit = SystemdUnit::read(&served.root);
+        let exec = format!("env {} {} --log {} {extra}", unit.environment, unit.exec_start, log.display());
+        Self::start_exec(sb, port, log, exec)
+    }
+
+    /// The unit as written: its `ExecStart` with its `Environment=`, as its `User=` (through
+    /// setpriv; systemd cannot run here), with `--log` (writable by that user).
+    pub fn start_unit_as_written(sb: &Sandbox, served: &Served, with_environment: bool) -> GitDaemon {
+        let port = free_port();
+        let log = sb.join(format!("inetd-unit-{port}.log"));
+        std::fs::write(&log, "").unwrap();
+        std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+        let unit = SystemdUnit::read(&served.root);
+        let setpriv = require("setpriv", "util-linux");
+        let env = if with_environment { unit.environment.as_str() } else { "" };
         let exec = format!(
-            "{} inetd --base-path {} --log {} {extra}",
-            server_under_test().display(),
-            served.root.display(),
-            log.display()
+            "{} --reuid={user} --regid={group} --clear-groups env {env} {} --log {}",
+            setpriv.display(),
+            unit.exec_start,
+            log.display(),
+            user = unit.user,
+            group = primary_group(&unit.user),
+        );
+        Self::start_exec(sb, port, log, exec)
+    }
+
+    /// contrib/xinetd/git as written: `server` and `server_args` with its `env`, as its `user`.
+    pub fn start_xinetd_as_written(sb: &Sandbox, served: &Served) -> GitDaemon {
+        let port = free_port();
+        let log = sb.join(format!("xinetd-{port}.log"));
+        std::fs::write(&log, "").unwrap();
+        std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+        let mut r = install_paths(&served.root);
+        r.push(("/var/log/packserve/git.log", log.display().to_string()));
+        let text = recipe("xinetd/git", &r);
+        let attr = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once('=')?;
+                    (k.trim() == name).then(|| v.trim().to_owned())
+                })
+                .unwrap_or_else(|| panic!("contrib/xinetd/git has no {name}"))
+        };
+        assert_eq!(attr("port"), "9418");
+        assert_eq!(attr("wait"), "no", "one process per connection");
+        let user = attr("user");
+        let setpriv = require("setpriv", "util-linux");
+        let exec = format!(
+            "{} --reuid={user} --regid={} --clear-groups env {} {} {}",
+            setpriv.display(),
+            primary_group(&user),
+            attr("env"),
+            attr("server"),
+            attr("server_args"),
         );
         Self::start_exec(sb, port, log, exec)
     }
@@ -749,6 +893,8 @@ impl GitDaemon {
     fn start_exec(sb: &Sandbox, port: u16, log: PathBuf, exec: String) -> GitDaemon {
         let socat = require("socat", "socat");
         let mut cmd = Command::new(socat);
+        // socat splits EXEC at spaces: no empty words.
+        let exec = exec.split_whitespace().collect::<Vec<_>>().join(" ");
         cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork")).arg(format!("EXEC:{exec}"));
         let daemon = Daemon::start("socat", cmd, port, sb.join(format!("socat-{port}.out")));
         GitDaemon { daemon, port, log }
@@ -1111,19 +1257,15 @@ pub fn jgit_push_refused(sb: &Sandbox, remote: &Remote, served: &Served, home: O
 }
 
 // ---------------------------------------------------------------------------
-// lighttpd and nginx + fcgiwrap, as the README's recipes set them up
+// lighttpd and nginx + fcgiwrap, from the recipes in contrib/
 
-/// The README's two-line CGI wrapper, with `--log` (writable by www-data).
+/// contrib/http/packserve-http-backend, with its `--log` writable by www-data.
 fn cgi_wrapper(dir: &Path) -> (PathBuf, PathBuf) {
     let log = dir.join("packserve.log");
     std::fs::write(&log, "").unwrap();
     std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     let cgi = dir.join("packserve-http-backend");
-    std::fs::write(
-        &cgi,
-        format!("#!/bin/sh\nexec {} http-backend --log {}\n", server_under_test().display(), log.display()),
-    )
-    .unwrap();
+    std::fs::write(&cgi, cgi_script(&log)).unwrap();
     std::fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     (cgi, log)
 }
@@ -1142,7 +1284,7 @@ impl WebServer {
         Self::lighttpd_in(sb, served, "lighttpd", false)
     }
 
-    /// lighttpd with the README's push routing: receive-pack to `git http-backend` behind a
+    /// lighttpd with the push routing of contrib/lighttpd/packserve-push.conf: receive-pack to `git http-backend` behind a
     /// password, everything else to packserve. `name` is its directory in the sandbox.
     pub fn lighttpd_push(sb: &Sandbox, served: &Served, name: &str) -> WebServer {
         Self::lighttpd_in(sb, served, name, true)
@@ -1162,35 +1304,12 @@ impl WebServer {
              server.errorlog = \"{d}/error.log\"\n",
             d = dir.display(),
         );
-        let env = format!(
-            "setenv.add-environment = ( \"GIT_PROJECT_ROOT\" => \"{root}\", \"GIT_CONFIG_COUNT\" => \"1\", \
-             \"GIT_CONFIG_KEY_0\" => \"safe.directory\", \"GIT_CONFIG_VALUE_0\" => \"{root}/*\" )",
-            root = served.root.display(),
-        );
         let config = if push {
-            let pw = push_htpasswd(&dir);
-            let to_git = format!(
-                "alias.url = ( \"/git\" => \"{backend}\" )\n        \
-                 auth.require = ( \"\" => ( \"method\" => \"basic\", \"realm\" => \"git push\", \"require\" => \"valid-user\" ) )",
-                backend = git_http_backend().display()
-            );
-            format!(
-                "{head}server.modules += ( \"mod_alias\", \"mod_cgi\", \"mod_setenv\", \"mod_auth\", \"mod_authn_file\" )\n\
-                 auth.backend = \"htpasswd\"\nauth.backend.htpasswd.userfile = \"{pw}\"\n\
-                 $HTTP[\"url\"] =~ \"^/git/\" {{\n    cgi.assign = ( \"\" => \"\" )\n    {env}\n    \
-                 $HTTP[\"url\"] =~ \"/git-receive-pack$\" {{\n        {to_git}\n    }}\n    \
-                 else $HTTP[\"querystring\"] =~ \"(^|&)service=git-receive-pack(&|$)\" {{\n        {to_git}\n    }}\n    \
-                 else {{\n        alias.url = ( \"/git\" => \"{cgi}\" )\n    }}\n}}\n",
-                pw = pw.display(),
-                cgi = cgi.display(),
-            )
+            let mut r = push_paths(Some(&served.root), &push_htpasswd(&dir), "/etc/lighttpd/git.htpasswd");
+            r.insert(0, ("/usr/local/libexec/packserve-http-backend", cgi.display().to_string()));
+            format!("{head}{}", recipe("lighttpd/packserve-push.conf", &r))
         } else {
-            format!(
-                "{head}server.modules += ( \"mod_alias\", \"mod_cgi\", \"mod_setenv\" )\n\
-                 alias.url += ( \"/git\" => \"{cgi}\" )\n\
-                 $HTTP[\"url\"] =~ \"^/git\" {{\n    cgi.assign = ( \"\" => \"\" )\n    {env}\n}}\n",
-                cgi = cgi.display(),
-            )
+            format!("{head}{}", http_recipe("lighttpd/packserve.conf", &served.root, &cgi))
         };
         std::fs::write(dir.join("lighttpd.conf"), config).unwrap();
         let mut cmd = Command::new(lighttpd);
@@ -1204,7 +1323,7 @@ impl WebServer {
         Self::nginx_in(sb, served, false)
     }
 
-    /// nginx + fcgiwrap with the README's push routing: receive-pack to `git http-backend`
+    /// nginx + fcgiwrap with the push routing of contrib/nginx/packserve-push.conf: receive-pack to `git http-backend`
     /// behind a password, everything else to packserve.
     pub fn nginx_push(sb: &Sandbox, served: &Served) -> WebServer {
         Self::nginx_in(sb, served, true)
@@ -1225,40 +1344,25 @@ impl WebServer {
             .arg(format!("tcp:127.0.0.1:{fcgi_port}"));
         let fcgi = Daemon::start("fcgiwrap", cmd, fcgi_port, dir.join("fcgiwrap.out"));
         let port = free_port();
+        let fcgi_socket = ("unix:/run/fcgiwrap.socket", format!("127.0.0.1:{fcgi_port}"));
+        let locations = if push {
+            let mut r = push_paths(Some(&served.root), &push_htpasswd(&dir), "/etc/nginx/git.htpasswd");
+            r.insert(0, ("/usr/local/libexec/packserve-http-backend", cgi.display().to_string()));
+            r.push(fcgi_socket);
+            recipe("nginx/packserve-push.conf", &r)
+        } else {
+            let r = vec![
+                ("/usr/local/libexec/packserve-http-backend", cgi.display().to_string()),
+                fcgi_socket,
+                ("/srv/git", served.root.display().to_string()),
+            ];
+            recipe("nginx/packserve.conf", &r)
+        };
         let config = format!(
             "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log {d}/access.log;\n  \
-             client_body_temp_path {d}/body;\n  fastcgi_temp_path {d}/fastcgi;\n  server {{\n    listen 127.0.0.1:{port};\n    \
-             {push}location ~ ^/git(?<path_info>/.*)$ {{\n        {route}client_max_body_size 0;\n        fastcgi_pass 127.0.0.1:{fcgi_port};\n        \
-             include /etc/nginx/fastcgi_params;\n        fastcgi_param SCRIPT_FILENAME {cgi};\n        \
-             fastcgi_param GIT_PROJECT_ROOT {root};\n        fastcgi_param GIT_CONFIG_COUNT 1;\n        \
-             fastcgi_param GIT_CONFIG_KEY_0 safe.directory;\n        fastcgi_param GIT_CONFIG_VALUE_0 {root}/*;\n        \
-             fastcgi_param PATH_INFO $path_info;\n        \
-             fastcgi_param REMOTE_USER $remote_user;\n    }}\n  }}\n}}\n",
+             client_body_temp_path {d}/body;\n  fastcgi_temp_path {d}/fastcgi;\n  server {{\n    listen 127.0.0.1:{port};\n\
+             {locations}\n  }}\n}}\n",
             d = dir.display(),
-            cgi = cgi.display(),
-            root = served.root.display(),
-            route = if push {
-                "if ($arg_service = git-receive-pack) {\n            rewrite ^/git(/.*)$ /git-push$1 last;\n        }\n        \
-                 if ($uri ~ /git-receive-pack$) {\n            rewrite ^/git(/.*)$ /git-push$1 last;\n        }\n        "
-            } else {
-                ""
-            },
-            push = if push {
-                format!(
-                    "location ~ ^/git-push(/.*)$ {{\n        internal;\n        auth_basic \"git push\";\n        \
-                     auth_basic_user_file {pw};\n        client_max_body_size 0;\n        fastcgi_pass 127.0.0.1:{fcgi_port};\n        \
-                     include /etc/nginx/fastcgi_params;\n        fastcgi_param SCRIPT_FILENAME {backend};\n        \
-                     fastcgi_param GIT_PROJECT_ROOT {root};\n        \
-                     fastcgi_param GIT_CONFIG_COUNT 1;\n        fastcgi_param GIT_CONFIG_KEY_0 safe.directory;\n        \
-                     fastcgi_param GIT_CONFIG_VALUE_0 {root}/*;\n        fastcgi_param PATH_INFO $1;\n        \
-                     fastcgi_param REMOTE_USER $remote_user;\n    }}\n    ",
-                    pw = push_htpasswd(&dir).display(),
-                    backend = git_http_backend().display(),
-                    root = served.root.display(),
-                )
-            } else {
-                String::new()
-            },
         );
         std::fs::write(dir.join("nginx.conf"), config).unwrap();
         let mut cmd = Command::new(nginx);
