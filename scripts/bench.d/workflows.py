@@ -172,6 +172,7 @@ class Side:
 class Runner:
     def __init__(self, args, work, sides):
         self.args, self.work, self.sides = args, work, sides
+        self.steps = []   # (command, server processes it started) of the current workflow
 
     def client(self, side, argv, cwd=None, what=None):
         """run a client git command against SIDE's server; returns its stdout (bytes)"""
@@ -195,6 +196,8 @@ class Runner:
             tail = "\n".join("  | " + l for l in err.decode(errors="replace").splitlines()[-20:])
             raise Failure(f"{what or argv[0]} with server '{side.label}' failed (exit {p.returncode}):\n"
                           f"  server: {side.server}\n  client: {shlex.join(cmd)}\n{tail}")
+        n = len(side.records())
+        self.steps.append((what or argv[0], n - sum(k for _, k in self.steps)))
         return out
 
     def check_config(self, side, d):
@@ -344,9 +347,9 @@ def run_workflow(r, repo, wf, side, order_tag):
         r.client(side, ["clone", "-q", "--filter=blob:none", up, *cl, repo.url, dst], what="clone --filter=blob:none")
         r.check_config(side, dst)
         out.append("log " + digest(r.client(side, ["-C", dst, "log", "-p", "-20", "--", repo.file],
-                                            what=f"log -p -20 -- {repo.file}")))
+                                            what="log -p -20")))
         out.append("blame " + digest(r.client(side, ["-C", dst, "blame", "-L1,5", repo.file],
-                                              what=f"blame -L1,5 {repo.file}")))
+                                              what="blame -L1,5")))
         fp = fingerprint(dst, True)
     elif wf == "treeless":
         r.client(side, ["clone", "-q", "--filter=tree:0", up, *cl, repo.url, dst], what="clone --filter=tree:0")
@@ -454,6 +457,7 @@ def main():
                 try:
                     for side in (sides if i % 2 == 0 else sides[::-1]):
                         side.reset()
+                        r.steps = []
                         fp, wall = run_workflow(r, repo, wf, side, i)
                         recs = side.records()
                         spawned = side.spawned()
@@ -466,10 +470,11 @@ def main():
                         res[side.key] = dict(fp=fp, wall=wall, n=len(recs),
                                              cpu=sum(x[1] for x in recs), swall=sum(x[0] for x in recs),
                                              rss=max((x[2] for x in recs), default=0),
-                                             rss_sum=sum(x[2] for x in recs))
+                                             rss_sum=sum(x[2] for x in recs),
+                                             steps=", ".join(f"{w}: {k}" for w, k in r.steps))
                         log(f"{repo.name} {wf:<9} {side.label:<10} {len(recs)} server process(es), "
                             f"cpu {res[side.key]['cpu']:.3f}s, peak rss {res[side.key]['rss'] / 1024:.1f} MiB, "
-                            f"client wall {wall:.2f}s")
+                            f"client wall {wall:.2f}s ({res[side.key]['steps']})")
                 except Failure as e:
                     log(f"error: {repo.name} {wf}: {e}")
                     status = 1
@@ -512,14 +517,14 @@ def main():
     print("the server process trees summed over the workflow; peak RSS: the largest single process.")
     if args.tsv:
         with open(args.tsv, "w") as f:
-            f.write("#repo\tworkflow\tlabel\tprocesses\tserver_wall\tcpu\tmaxrss_kib\tsum_maxrss_kib\tclient_wall\tequal\n")
+            f.write("#repo\tworkflow\tlabel\tprocesses\tserver_wall\tcpu\tmaxrss_kib\tsum_maxrss_kib\tclient_wall\tequal\tprocesses_per_command\n")
             for name, wf, a, b, eq in rows:
                 for lab, x in ((la, a), (lb, b)):
                     if x is None:
-                        f.write(f"{name}\t{wf}\t{lab}\t\t\t\t\t\t\t{eq}\n")
+                        f.write(f"{name}\t{wf}\t{lab}\t\t\t\t\t\t\t{eq}\t\n")
                     else:
                         f.write(f"{name}\t{wf}\t{lab}\t{x['n']}\t{x['swall']:.6f}\t{x['cpu']:.6f}\t{x['rss']}\t"
-                                f"{x['rss_sum']}\t{x['wall']:.3f}\t{eq}\n")
+                                f"{x['rss_sum']}\t{x['wall']:.3f}\t{eq}\t{x['steps']}\n")
         print(f"raw results: {args.tsv}")
     return status
 
