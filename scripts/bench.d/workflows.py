@@ -184,12 +184,16 @@ class Runner:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         try:
             out, err = p.communicate(timeout=self.args.timeout)
-        except subprocess.TimeoutExpired:
+        except BaseException as e:
+            # timeout, or this script interrupted (SIGTERM/SIGINT): the client runs in a session
+            # of its own, so its whole process group (servers included) goes with it
             try:
                 os.killpg(p.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             p.communicate()
+            if not isinstance(e, subprocess.TimeoutExpired):
+                raise
             raise Failure(f"{what or argv[0]} with server '{side.label}' timed out after {self.args.timeout}s: "
                           f"{shlex.join(cmd)}")
         if p.returncode != 0:
@@ -413,6 +417,8 @@ def main():
     wfs = [w for w in ORDER if w in wfs]
 
     here = os.path.dirname(os.path.abspath(__file__))
+    # on SIGTERM, unwind (kill the running client's process group, remove the work directory)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = tempfile.mkdtemp(prefix="packserve-workflows.")
     status = 0
     rows = []
