@@ -9,6 +9,7 @@ pub mod config;
 pub mod frontend;
 #[doc(hidden)]
 pub mod fuzz_entry;
+pub mod host;
 pub mod log;
 pub mod negotiate;
 pub mod odb;

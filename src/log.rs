@@ -120,6 +120,7 @@ impl Entry {
             line.push_str(" reason=");
             line.push_str(&value(Some(r)));
         }
+        line.push_str(&pack_fields(s));
         line
     }
 
@@ -140,6 +141,31 @@ impl Entry {
             }
         }
     }
+}
+
+/// The fields of a request that sent a pack or used the host's cache or slots, appended to
+/// the line: `cache=` (hit, follow, miss, uncached), `cache_bytes=` (served from the cache),
+/// `queue_ms=` (waited for an admission slot), `count_ms=`/`write_ms=` (counting the pack
+/// versus writing it), `host_problem=` (a cache or slot problem served around). Nothing when
+/// none applies.
+fn pack_fields(s: &Summary) -> String {
+    let sent = s.cache.is_some() || !s.counting.is_zero() || !s.writing.is_zero() || !s.queue.is_zero();
+    if !sent {
+        return String::new();
+    }
+    let mut out = format!(
+        " cache={} cache_bytes={} queue_ms={} count_ms={} write_ms={}",
+        value(s.cache),
+        s.cache_bytes,
+        s.queue.as_millis(),
+        s.counting.as_millis(),
+        s.writing.as_millis()
+    );
+    if let Some(p) = &s.host_problem {
+        out.push_str(" host_problem=");
+        out.push_str(&value(Some(p)));
+    }
+    out
 }
 
 /// A log value: `-` when empty, quoted when it would not split on spaces.
@@ -229,6 +255,20 @@ mod tests {
             "2026-11-22T10:11:12.000Z packserve frontend=http repo=/srv/a.git user=alice addr=- proto=2 \
              commands=ls-refs,fetch wants=3 haves=0 shallow=no filter=blob:none objects=0 bytes=0 ms=35 \
              outcome=refused reason=\"not exported\""
+        );
+    }
+
+    #[test]
+    fn pack_fields_when_a_pack_was_sent() {
+        let mut s = Summary::default();
+        assert_eq!(pack_fields(&s), "");
+        s.cache = Some("hit");
+        s.cache_bytes = 1234;
+        s.queue = Duration::from_millis(7);
+        s.host_problem = Some("cache: no space".into());
+        assert_eq!(
+            pack_fields(&s),
+            " cache=hit cache_bytes=1234 queue_ms=7 count_ms=0 write_ms=0 host_problem=\"cache: no space\""
         );
     }
 }

@@ -31,6 +31,10 @@ pub struct Failure {
     pub message: Option<String>,
 }
 
+/// The exit status of a request refused by admission control (`EX_TEMPFAIL`): front-ends that
+/// say "busy" in their envelope (HTTP 503) recognise it by this.
+pub const BUSY_EXIT: i32 = 75;
+
 impl From<SessionError> for Failure {
     fn from(e: SessionError) -> Self {
         match e {
@@ -39,6 +43,7 @@ impl From<SessionError> for Failure {
                 Failure { code: 141, message: None }
             }
             SessionError::Config(e) => Failure { code: 128, message: Some(e.stderr()) },
+            SessionError::Busy(msg, _) => Failure { code: BUSY_EXIT, message: Some(format!("fatal: {msg}")) },
             other => Failure { code: 128, message: Some(format!("fatal: {other}")) },
         }
     }
@@ -167,6 +172,7 @@ pub(crate) fn env_settings(version: Version, stateless_rpc: bool, advertise_refs
         stateless_rpc,
         advertise_refs,
         agent: crate::session::caps::agent(user_agent.as_ref().map(|v| v.as_encoded_bytes())),
+        busy_by_envelope: false,
     }
 }
 

@@ -265,7 +265,8 @@ impl Plan {
                         let kind = h.as_kind().unwrap_or(gix::objs::Kind::Blob);
                         // Commits and tags too where another pack's may serve as bases (in the
                         // first pack, the most common case, only trees and blobs can find any).
-                        let searched = pack != 0 || matches!(kind, gix::objs::Kind::Tree | gix::objs::Kind::Blob);
+                        let searched =
+                            pack != 0 || matches!(kind, gix::objs::Kind::Tree | gix::objs::Kind::Blob);
                         if searched && opts.window > 0 {
                             let num = base_num + p.index_at_pack_position(entries[k].pos).unwrap_or(0);
                             win.push(window_object(k, num, kind, info.size, Role::StoredWhole, pack));
@@ -318,7 +319,14 @@ impl Plan {
             for (k, e) in entries.iter().enumerate().skip(start) {
                 let num = e.pos;
                 if let Ok((kind, size)) = header(num) {
-                    win.push(WindowObject::new(k as u32, num, kind, (opts.name_hash)(num), size, Role::Target));
+                    win.push(WindowObject::new(
+                        k as u32,
+                        num,
+                        kind,
+                        (opts.name_hash)(num),
+                        size,
+                        Role::Target,
+                    ));
                     targets += 1;
                 }
             }

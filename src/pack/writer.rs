@@ -109,9 +109,8 @@ pub(super) fn compress(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
         loop {
             out.clear();
             let before = z.total_in();
-            let status = z
-                .compress_vec(input, out, flate2::FlushCompress::Finish)
-                .map_err(io::Error::other)?;
+            let status =
+                z.compress_vec(input, out, flate2::FlushCompress::Finish).map_err(io::Error::other)?;
             input = &input[(z.total_in() - before) as usize..];
             w.write_all(out)?;
             if status == flate2::Status::StreamEnd {

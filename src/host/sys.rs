@@ -1,0 +1,39 @@
+//! The few system calls std does not wrap: `flock`.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+extern "C" {
+    #[link_name = "flock"]
+    fn flock_raw(fd: i32, op: i32) -> i32;
+}
+
+const LOCK_SH: i32 = 1;
+const LOCK_EX: i32 = 2;
+const LOCK_NB: i32 = 4;
+
+/// Takes an exclusive (`exclusive`) or shared lock on `f` without waiting: `Ok(false)` when
+/// another open file description holds a conflicting one.
+pub fn try_lock(f: &File, exclusive: bool) -> io::Result<bool> {
+    let op = if exclusive { LOCK_EX } else { LOCK_SH } | LOCK_NB;
+    loop {
+        // SAFETY: flock takes a descriptor we own (kept open by `f`) and an integer.
+        let r = unsafe { flock_raw(f.as_raw_fd(), op) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(false),
+            io::ErrorKind::Interrupted => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Whether `a` and `b` are the same file (device and inode).
+pub fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
