@@ -43,7 +43,9 @@ impl From<SessionError> for Failure {
                 Failure { code: 141, message: None }
             }
             SessionError::Config(e) => Failure { code: 128, message: Some(e.stderr()) },
-            SessionError::Busy(msg, _) => Failure { code: BUSY_EXIT, message: Some(format!("fatal: {msg}")) },
+            SessionError::Busy(msg, ..) => {
+                Failure { code: BUSY_EXIT, message: Some(format!("fatal: {msg}")) }
+            }
             other => Failure { code: 128, message: Some(format!("fatal: {other}")) },
         }
     }

@@ -90,15 +90,14 @@ fn lookup_in(cfg: &CacheConfig, paths: &Paths, problem: &mut Option<String>) -> 
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let lock =
-            match OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&paths.lock) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir_all(&paths.dir)?;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+        let lock = match sys::open_lock_file(&paths.lock) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&paths.dir)?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if sys::try_lock(&lock, true)? {
             // An eviction may have removed the lock file between our open and our lock.
             match fs::metadata(&paths.lock) {

@@ -6,7 +6,7 @@
 //!
 //! Waiting is not first-come first-served: whoever polls first after a slot frees takes it.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -54,14 +54,7 @@ fn admit_in(cfg: &LimitConfig, dir: &Path, repo_id: &str) -> io::Result<Admissio
     for (name, n, key) in groups.iter().filter(|g| g.1 > 0) {
         // Open every slot file once; poll their locks.
         let files = (0..*n)
-            .map(|i| {
-                OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(dir.join(format!("{name}.{i}.slot")))
-            })
+            .map(|i| sys::open_lock_file(&dir.join(format!("{name}.{i}.slot"))))
             .collect::<io::Result<Vec<File>>>()?;
         let first = (pid % n) as usize;
         let mut wait = Duration::from_millis(5);

@@ -37,3 +37,12 @@ pub fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
     a.dev() == b.dev() && a.ino() == b.ino()
 }
+
+/// Opens (creating if needed) a file to lock: read-write, or read-only when another user
+/// created it (a shared lock directory; `flock` works on either).
+pub fn open_lock_file(path: &std::path::Path) -> io::Result<File> {
+    match std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(path),
+        other => other,
+    }
+}

@@ -76,10 +76,12 @@ pub enum SessionError {
     /// A configured value git dies on where it reads it (git's messages).
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
-    /// Refused by admission control before any byte of the response went out: `ERR` (or the
-    /// front-end's own refusal, see [`Settings::busy_by_envelope`]). The seconds to retry after.
+    /// Refused by admission control: the message, the seconds to retry after, and whether it
+    /// was already told to the client on band 3 (the response had started). Otherwise nothing
+    /// of the response went out yet: `ERR`, or the front-end's own refusal (see
+    /// [`Settings::busy_by_envelope`]).
     #[error("{0}")]
-    Busy(String, u64),
+    Busy(String, u64, bool),
 }
 
 impl SessionError {
@@ -154,7 +156,7 @@ pub fn serve<R: Read, W: Write>(
         other => other,
     });
     // A busy refusal drops the response's unsent start (section headers) and says only that.
-    if let Err(SessionError::Busy(msg, _)) = &res {
+    if let Err(SessionError::Busy(msg, _, false)) = &res {
         let busy_by_envelope = settings.busy_by_envelope;
         let out = writer.discard();
         if !busy_by_envelope {
@@ -418,11 +420,11 @@ pub(crate) fn send_pack<W: Write>(
             drop(cache_writer);
             let retry = cfg.admission.queue_timeout.as_secs().max(1);
             if req.busy_as_err && writer.unsent_since_flush() {
-                return Err(SessionError::Busy(msg, retry));
+                return Err(SessionError::Busy(msg, retry, false));
             }
             let mut sb = SideBand::new(writer, req.framing, req.progress);
             let _ = sb.error(&format!("fatal: upload-pack: {msg}"));
-            return Err(SessionError::Reported(msg));
+            return Err(SessionError::Busy(msg, retry, true));
         }
     };
     let Some(cw) = cache_writer else { return generate_pack(repo, writer, req, summary) };
