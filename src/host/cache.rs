@@ -36,7 +36,7 @@ pub enum Lookup {
     /// Another process is writing it: follow that writer.
     Follow(Follow),
     /// This request writes it while it streams its own response.
-    Write(Writer),
+    Write(Box<Writer>),
     /// Not cached (cache off, response not seen often enough, or a problem, in the second
     /// value of [`lookup`]).
     Uncached,
@@ -108,7 +108,7 @@ fn lookup_in(cfg: &CacheConfig, paths: &Paths, problem: &mut Option<String>) -> 
             if let Some(hit) = open_entry(cfg, paths, problem) {
                 return Ok(Lookup::Hit(hit));
             }
-            return Ok(Lookup::Write(Writer::start(cfg, paths.clone(), lock)?));
+            return Ok(Lookup::Write(Box::new(Writer::start(cfg, paths.clone(), lock)?)));
         }
         drop(lock);
         match File::open(&paths.part) {
@@ -514,7 +514,7 @@ pub fn evict(cfg: &CacheConfig, dir: &Path) {
             _ => {}
         }
     }
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
     let mut total = 0u64;
     for (_, len, path) in entries {
         total += len;
