@@ -389,3 +389,35 @@ fn hidden_refs_with_the_cache_on() {
     sb.clone(Client::New, 2, Server::UnderTest, &repo, &dest, &[]);
     assert!(!sb.refs(&dest).keys().any(|k| k.contains("side")));
 }
+
+#[test]
+fn followers_get_the_writers_bytes_exactly() {
+    let sb = Sandbox::new("cache-follow");
+    let repo = big_repo(&sb);
+    let cache = cache_dir(&sb);
+    enable_cache(&sb, &repo, &cache);
+    let oid = sb.rev_parse(&repo, "main");
+    // The writer's client reads nothing until the followers are attached.
+    let writer = spawn_fetch(&sb, &repo, &oid, None);
+    wait_for("the writer's part file", || part_size(&cache) > 100_000);
+    let followers: Vec<_> = (0..3)
+        .map(|_| {
+            let f = spawn_fetch(&sb, &repo, &oid, None);
+            std::thread::spawn(move || finish(f))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (written, ok, err) = finish(writer);
+    assert!(ok, "{err}");
+    checked_pack(&sb, &written);
+    for f in followers {
+        let (out, ok, err) = f.join().unwrap();
+        assert!(ok, "{err}");
+        assert!(
+            out == written,
+            "a follower's response differs from the writer's ({} vs {} bytes)",
+            out.len(),
+            written.len()
+        );
+    }
+}

@@ -421,7 +421,9 @@ impl Follow {
         let mut last = Instant::now();
         loop {
             if end == Some(pos) {
-                out(&buf[..have])?;
+                if have > 0 {
+                    out(&buf[..have])?;
+                }
                 return Ok(sent + have as u64);
             }
             let room = match end {
@@ -436,7 +438,9 @@ impl Follow {
                     continue;
                 }
                 let k = if have == buf.len() { have } else { whole(&buf[..have]).min(have) };
-                out(&buf[..k])?;
+                if k > 0 {
+                    out(&buf[..k])?;
+                }
                 sent += k as u64;
                 buf.copy_within(k..have, 0);
                 have -= k;
