@@ -2,8 +2,11 @@
 //! process of the host.
 //!
 //! Files of a key `<k>` (40 hex digits):
-//! - `<k>.entry`: a complete response. A 64-byte header (`PSCACHE1`, the payload length as a
-//!   big-endian u64, the creation time in seconds, the key in hex), then the payload.
+//! - `<k>.entry`: a complete response. A 128-byte header (`PSCACHE2`, the payload length as a
+//!   big-endian u64, the creation time in seconds, the key in hex, the kernel's boot id), then
+//!   the payload. An entry written during another boot is not served: it is not fsynced (that
+//!   would cost the writer as much CPU as the copy), so after a crash its bytes may not be those
+//!   that were written. Without a boot id, entries are fsynced before they are renamed.
 //! - `<k>.part`: the response being written. Its writer holds an exclusive `flock` on it for as
 //!   long as it writes, and sets the header's length only once the payload is whole; then it
 //!   renames the file to `<k>.entry`. A length of 0 means "not finished".
@@ -23,9 +26,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::sys;
 use super::CacheConfig;
 
-const MAGIC: &[u8; 8] = b"PSCACHE1";
+const MAGIC: &[u8; 8] = b"PSCACHE2";
 /// Header bytes before the payload.
-pub const HEADER: u64 = 64;
+pub const HEADER: u64 = 128;
 /// Bytes read or written per copy when serving an entry.
 const CHUNK: usize = 1 << 20;
 
@@ -147,6 +150,15 @@ fn occurrences(paths: &Paths) -> io::Result<u64> {
     Ok(f.metadata()?.len())
 }
 
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), if the kernel tells it.
+fn boot_id() -> Option<[u8; 36]> {
+    static ID: std::sync::OnceLock<Option<[u8; 36]>> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let s = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        s.trim().as_bytes().try_into().ok()
+    })
+}
+
 /// Reads a header: the payload length (0: not finished), the creation time, and the key.
 fn read_header(f: &File) -> io::Result<(u64, u64, [u8; 40])> {
     let mut h = [0u8; HEADER as usize];
@@ -157,6 +169,10 @@ fn read_header(f: &File) -> io::Result<(u64, u64, [u8; 40])> {
     let num = |r: std::ops::Range<usize>| u64::from_be_bytes(h[r].try_into().unwrap_or([0; 8]));
     let mut key = [0u8; 40];
     key.copy_from_slice(&h[24..64]);
+    // Written during another boot: as if damaged.
+    if boot_id().is_some_and(|b| h[64..100] != b) && num(8..16) != 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "written before the last boot"));
+    }
     Ok((num(8..16), num(16..24), key))
 }
 
@@ -168,6 +184,9 @@ fn header(len: u64, created: u64, key: &str) -> [u8; HEADER as usize] {
     let k = key.as_bytes();
     let n = k.len().min(40);
     h[24..24 + n].copy_from_slice(&k[..n]);
+    if let Some(b) = boot_id() {
+        h[64..100].copy_from_slice(&b);
+    }
     h
 }
 
@@ -336,7 +355,9 @@ impl Writer {
                 return Err(io::Error::other("empty response"));
             }
             f.write_all_at(&header(self.written, self.created, &self.paths.key), 0)?;
-            f.sync_data()?;
+            if boot_id().is_none() {
+                f.sync_data()?;
+            }
             fs::rename(&self.paths.part, &self.paths.entry)
         })();
         if let Err(e) = res {
