@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Concurrent identical requests: git's upload-pack, packserve without and with the response cache.
 
-Usage: cache.py [--counts 16,64] [--requests ci,full] [--admission N:SECS] [--tsv FILE]
-                REPO GIT_UPLOAD_PACK PACKSERVE
+Usage: cache.py [--counts 16,64] [--requests ci,full] [--admission N:SECS] [--runs git,uncached,cached]
+                [--tsv FILE] REPO GIT_UPLOAD_PACK PACKSERVE
 
 Replays protocol v2 fetch requests as git 2.47 builds them with --stateless-rpc (no client-side
 indexing, so the server's cost is what is measured):
@@ -15,7 +15,8 @@ runs start from an empty cache (one miss, the rest follow or hit). Then, per req
 of one miss (empty cache) and of one hit, and whether the cached response is byte-identical
 to the uncached one (the whole response, and the pack in it).
 
---admission N:SECS adds, per count, a packserve run without the cache under
+--runs picks the concurrent runs (git, uncached, cached; limit comes with --admission); the
+single-request figures are always measured. --admission N:SECS adds, per count, a packserve run without the cache under
 packserve.limit.perHost=N and queueTimeout=SECS (requests over the limit wait, then are refused).
 
 Reports numbers only; exits non-zero only when a server fails in a way that is not a refusal.
@@ -24,6 +25,7 @@ import hashlib, os, subprocess, sys, tempfile, threading, time, shutil
 
 args = sys.argv[1:]
 counts, requests, admission, tsv = [16, 64], ["ci", "full"], None, None
+which = {"git", "uncached", "cached"}
 while args and args[0].startswith("--"):
     opt = args.pop(0)
     if opt == "--counts":
@@ -33,6 +35,8 @@ while args and args[0].startswith("--"):
     elif opt == "--admission":
         n, secs = args.pop(0).split(":")
         admission = (int(n), int(secs))
+    elif opt == "--runs":
+        which = set(args.pop(0).split(","))
     elif opt == "--tsv":
         tsv = args.pop(0)
     else:
@@ -177,13 +181,17 @@ for req in requests:
     report(req, 1, "packserve cache miss", miss)
     report(req, 1, "packserve cache hit", hit)
     for n in counts:
-        report(req, n, "git upload-pack", run_many(git_up, body, n, plain))
-        report(req, n, "packserve uncached", run_many(packserve, body, n, plain))
-        cache = tempfile.mkdtemp(prefix="cachebench-")
-        r = run_many(packserve, body, n, env_with([("packserve.cache.dir", cache)]))
-        shutil.rmtree(cache, ignore_errors=True)
-        digests = {d for d, _, _ in r[5]}
-        report(req, n, "packserve cached", r)
+        if "git" in which:
+            report(req, n, "git upload-pack", run_many(git_up, body, n, plain))
+        if "uncached" in which:
+            report(req, n, "packserve uncached", run_many(packserve, body, n, plain))
+        digests = {0}
+        if "cached" in which:
+            cache = tempfile.mkdtemp(prefix="cachebench-")
+            r = run_many(packserve, body, n, env_with([("packserve.cache.dir", cache)]))
+            shutil.rmtree(cache, ignore_errors=True)
+            digests = {d for d, _, _ in r[5]}
+            report(req, n, "packserve cached", r)
         if len(digests) != 1:
             print(f"      !! {len(digests)} different responses among the cached ones (sizes {sorted({s for _, s, _ in r[5]})})")
         if admission:
