@@ -573,6 +573,25 @@ mod tests {
         v
     }
 
+    /// Follows `f` in a thread, collecting what it passes on.
+    fn follow_in_thread(
+        f: Follow,
+        whole: fn(&[u8]) -> usize,
+    ) -> std::thread::JoinHandle<(Result<u64, FollowError>, Vec<u8>)> {
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let r = f.copy_to(
+                &mut |d| {
+                    got.extend_from_slice(d);
+                    Ok(())
+                },
+                &whole,
+                None,
+            );
+            (r, got)
+        })
+    }
+
     const KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 
     #[test]
@@ -595,18 +614,7 @@ mod tests {
         let (Lookup::Write(mut w), _) = lookup(&c, KEY) else { panic!("expected a writer") };
         w.write(b"0009data");
         let (Lookup::Follow(f), _) = lookup(&c, KEY) else { panic!("expected to follow") };
-        let t = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            let r = f.copy_to(
-                &mut |d| {
-                    got.extend_from_slice(d);
-                    Ok(())
-                },
-                &|b| b.len(),
-                None,
-            );
-            (r, got)
-        });
+        let t = follow_in_thread(f, |b| b.len());
         std::thread::sleep(Duration::from_millis(50));
         w.abandon();
         let (r, got) = t.join().unwrap();
@@ -623,23 +631,13 @@ mod tests {
         let (Lookup::Write(mut w), _) = lookup(&c, KEY) else { panic!("expected a writer") };
         w.write(b"abc");
         let (Lookup::Follow(f), _) = lookup(&c, KEY) else { panic!("expected to follow") };
-        let t = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            f.copy_to(
-                &mut |d| {
-                    got.extend_from_slice(d);
-                    Ok(())
-                },
-                &|_| 0,
-                None,
-            )
-            .unwrap();
-            got
-        });
+        let t = follow_in_thread(f, |_| 0);
         std::thread::sleep(Duration::from_millis(30));
         w.write(b"def");
         assert_eq!(w.commit(), None);
-        assert_eq!(t.join().unwrap(), b"abcdef");
+        let (r, got) = t.join().unwrap();
+        assert_eq!(r.unwrap(), 6);
+        assert_eq!(got, b"abcdef");
         let _ = fs::remove_dir_all(&d);
     }
 
