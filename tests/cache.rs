@@ -152,6 +152,25 @@ fn big_repo(sb: &Sandbox) -> PathBuf {
     repo
 }
 
+/// A sandbox with [`big_repo`], the cache on, and the id of `main`.
+struct Big {
+    sb: Sandbox,
+    repo: PathBuf,
+    cache: PathBuf,
+    oid: String,
+}
+
+impl Big {
+    fn new(label: &str) -> Big {
+        let sb = Sandbox::new(label);
+        let repo = big_repo(&sb);
+        let cache = cache_dir(&sb);
+        enable_cache(&sb, &repo, &cache);
+        let oid = sb.rev_parse(&repo, "main");
+        Big { sb, repo, cache, oid }
+    }
+}
+
 fn fetch_request(oid: &str) -> Vec<u8> {
     common::pktline::request(&[
         "command=fetch",
@@ -221,11 +240,7 @@ fn part_size(cache: &Path) -> u64 {
 
 #[test]
 fn a_killed_writer_leaves_nothing_and_its_follower_fails() {
-    let sb = Sandbox::new("cache-kill");
-    let repo = big_repo(&sb);
-    let cache = cache_dir(&sb);
-    enable_cache(&sb, &repo, &cache);
-    let oid = sb.rev_parse(&repo, "main");
+    let Big { sb, repo, cache, oid } = Big::new("cache-kill");
     // The writer's client does not read: it stops once the pipe and its buffer are full.
     let mut writer = spawn_fetch(&sb, &repo, &oid, None);
     wait_for("the writer's part file", || part_size(&cache) > 100_000);
@@ -257,11 +272,7 @@ fn a_killed_writer_leaves_nothing_and_its_follower_fails() {
 
 #[test]
 fn a_file_size_limit_on_the_cache_serves_uncached() {
-    let sb = Sandbox::new("cache-fsize");
-    let repo = big_repo(&sb);
-    let cache = cache_dir(&sb);
-    enable_cache(&sb, &repo, &cache);
-    let oid = sb.rev_parse(&repo, "main");
+    let Big { sb, repo, cache, oid } = Big::new("cache-fsize");
     // 64 KiB: the entry cannot be written whole (the pack is megabytes).
     let wrapper = sb.join("limited.sh");
     std::fs::write(&wrapper, "#!/bin/sh\nulimit -f 64\nexec \"$@\"\n").unwrap();
@@ -290,11 +301,7 @@ fn a_file_size_limit_on_the_cache_serves_uncached() {
 
 #[test]
 fn the_cache_directory_removed_while_serving() {
-    let sb = Sandbox::new("cache-rm");
-    let repo = big_repo(&sb);
-    let cache = cache_dir(&sb);
-    enable_cache(&sb, &repo, &cache);
-    let oid = sb.rev_parse(&repo, "main");
+    let Big { sb, repo, cache, oid } = Big::new("cache-rm");
     let writer = spawn_fetch(&sb, &repo, &oid, None);
     wait_for("the writer's part file", || part_size(&cache) > 100_000);
     std::fs::remove_dir_all(&cache).unwrap();
@@ -310,11 +317,7 @@ fn the_cache_directory_removed_while_serving() {
 
 #[test]
 fn a_damaged_entry_is_served_around() {
-    let sb = Sandbox::new("cache-damaged");
-    let repo = big_repo(&sb);
-    let cache = cache_dir(&sb);
-    enable_cache(&sb, &repo, &cache);
-    let oid = sb.rev_parse(&repo, "main");
+    let Big { sb, repo, cache, oid } = Big::new("cache-damaged");
     let (first, ok, _) = finish(spawn_fetch(&sb, &repo, &oid, None));
     assert!(ok);
     let entry = files_with(&cache, "entry").pop().unwrap();
@@ -392,11 +395,7 @@ fn hidden_refs_with_the_cache_on() {
 
 #[test]
 fn followers_get_the_writers_bytes_exactly() {
-    let sb = Sandbox::new("cache-follow");
-    let repo = big_repo(&sb);
-    let cache = cache_dir(&sb);
-    enable_cache(&sb, &repo, &cache);
-    let oid = sb.rev_parse(&repo, "main");
+    let Big { sb, repo, cache, oid } = Big::new("cache-follow");
     // The writer's client reads nothing until the followers are attached.
     let writer = spawn_fetch(&sb, &repo, &oid, None);
     wait_for("the writer's part file", || part_size(&cache) > 100_000);
