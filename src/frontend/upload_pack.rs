@@ -175,11 +175,14 @@ pub(crate) fn env_settings(version: Version, stateless_rpc: bool, advertise_refs
         advertise_refs,
         agent: crate::session::caps::agent(user_agent.as_ref().map(|v| v.as_encoded_bytes())),
         busy_by_envelope: false,
+        output_fd: None,
     }
 }
 
 /// Serves one session on `input`/`output`; with a `timeout`, the process ends after that many
-/// seconds without a byte moving either way (git's `--timeout`). Shared by every front-end.
+/// seconds without a byte moving either way (git's `--timeout`). Shared by every front-end;
+/// `output` is always a writer over the process's stdout, so without a timeout (whose
+/// watchdog counts the bytes) cache hits may be sent to descriptor 1 directly.
 pub(crate) fn serve_stream<R: Read, W: Write>(
     repo: &Repo,
     input: R,
@@ -196,7 +199,10 @@ pub(crate) fn serve_stream<R: Read, W: Write>(
             let w = Activity { inner: output, last: activity, start: Instant::now() };
             session::serve(repo, r, w, settings, summary)?;
         }
-        None => session::serve(repo, input, output, settings, summary)?,
+        None => {
+            let settings = Settings { output_fd: Some(1), ..settings };
+            session::serve(repo, input, output, settings, summary)?
+        }
     }
     Ok(())
 }

@@ -249,6 +249,27 @@ impl Hit {
         self.len == 0
     }
 
+    /// Sends the payload to the descriptor `fd` with `sendfile` (no copy through this
+    /// process); the bytes sent. `Ok(None)` when the kernel cannot (nothing was sent: copy).
+    pub fn send_to_fd(&self, fd: i32) -> io::Result<Option<u64>> {
+        let mut offset = HEADER as i64;
+        let end = (HEADER + self.len) as i64;
+        while offset < end {
+            let want = ((end - offset) as usize).min(1 << 30);
+            match sys::sendfile(fd, &self.file, &mut offset, want) {
+                Ok(0) => {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "entry shorter than its header"))
+                }
+                Ok(_) => {}
+                Err(e) if offset == HEADER as i64 && matches!(e.raw_os_error(), Some(22 | 38)) => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(self.len))
+    }
+
     /// Copies the payload to `out` in large chunks; the bytes copied. An entry that turns out
     /// shorter than its header says is an error before anything is lost: the caller checked
     /// the size, and entries are never written in place.
@@ -425,13 +446,11 @@ impl Follow {
     /// Passes the payload to `out` as it is written, waiting at its end for more. `whole`
     /// tells how many leading bytes of what is read so far form whole units to pass on (the
     /// rest waits for the bytes that complete it), so that an abandoned writer leaves the
-    /// output at a boundary. `out` gets an empty slice after every `idle_every` without new
-    /// bytes. The bytes passed on.
+    /// output at a boundary. The bytes passed on.
     pub fn copy_to(
         &self,
         out: &mut dyn FnMut(&[u8]) -> io::Result<()>,
         whole: &dyn Fn(&[u8]) -> usize,
-        idle_every: Option<Duration>,
     ) -> Result<u64, FollowError> {
         let mut buf = vec![0u8; CHUNK];
         let mut have = 0usize;
@@ -439,7 +458,6 @@ impl Follow {
         let mut sent = 0u64;
         let mut end: Option<u64> = None;
         let mut wait = Duration::from_millis(1);
-        let mut last = Instant::now();
         loop {
             if end == Some(pos) {
                 if have > 0 {
@@ -466,7 +484,6 @@ impl Follow {
                 buf.copy_within(k..have, 0);
                 have -= k;
                 wait = Duration::from_millis(1);
-                last = Instant::now();
                 continue;
             }
             if end.is_some() {
@@ -486,10 +503,6 @@ impl Follow {
                 }
                 end = Some(HEADER + len);
                 continue;
-            }
-            if idle_every.is_some_and(|d| last.elapsed() >= d) {
-                out(&[])?;
-                last = Instant::now();
             }
             std::thread::sleep(wait);
             wait = (wait * 2).min(Duration::from_millis(50));
@@ -586,7 +599,6 @@ mod tests {
                     Ok(())
                 },
                 &whole,
-                None,
             );
             (r, got)
         })

@@ -32,6 +32,27 @@ pub fn try_lock(f: &File, exclusive: bool) -> io::Result<bool> {
     }
 }
 
+/// `sendfile(out, file, offset, count)`: bytes of `file` from `*offset` to the descriptor
+/// `out` without passing through this process (the offset advances by what was sent).
+pub fn sendfile(out: i32, file: &File, offset: &mut i64, count: usize) -> io::Result<usize> {
+    extern "C" {
+        #[link_name = "sendfile"]
+        fn sendfile_raw(out_fd: i32, in_fd: i32, offset: *mut i64, count: usize) -> isize;
+    }
+    loop {
+        // SAFETY: both descriptors are open (`file` is borrowed, `out` is the caller's); the
+        // offset points to a live i64.
+        let n = unsafe { sendfile_raw(out, file.as_raw_fd(), offset, count) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Whether `a` and `b` are the same file (device and inode).
 pub fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;

@@ -46,6 +46,9 @@ pub struct Settings {
     pub advertise_refs: bool,
     /// The `agent=` value advertised (`GIT_USER_AGENT`, sanitized; see [`caps::agent`]).
     pub agent: String,
+    /// The output is this descriptor (the front-ends' stdout) and nothing between counts or
+    /// transforms the bytes: cache hits are sent to it with `sendfile`.
+    pub output_fd: Option<i32>,
     /// The front-end says "busy" in its envelope (HTTP 503): a request refused by admission
     /// control before any byte of its response went out gets nothing from the session.
     pub busy_by_envelope: bool,
@@ -134,6 +137,7 @@ pub fn serve<R: Read, W: Write>(
     let mut reader = PktReader::new(input);
     reader.set_max_request_bytes(repo.config.limits.max_request_bytes);
     let mut writer = PktWriter::new(output);
+    writer.set_output_fd(settings.output_fd);
     if let Some(trace) = &settings.trace {
         let mut rt = crate::trace::Tracer::new(trace.clone(), '<');
         reader.set_trace(Box::new(move |p| match p {
@@ -363,7 +367,17 @@ pub(crate) fn send_pack<W: Write>(
     match lookup {
         Lookup::Hit(hit) => {
             summary.cache = Some("hit");
-            let n = hit.copy_to(&mut |d| writer.raw(d))?;
+            let sent = match writer.output_fd() {
+                Some(fd) => {
+                    writer.flush()?;
+                    hit.send_to_fd(fd)?
+                }
+                None => None,
+            };
+            let n = match sent {
+                Some(n) => n,
+                None => hit.copy_to(&mut |d| writer.raw(d))?,
+            };
             summary.cache_bytes += n;
             writer.flush()?;
             return Ok(());
@@ -371,13 +385,13 @@ pub(crate) fn send_pack<W: Write>(
         Lookup::Follow(follow) => {
             summary.cache = Some("follow");
             let framed = |b: &[u8]| whole_packets(b);
-            // Nothing new for a while (the writer is counting): a keep-alive packet, between
-            // whole packets, as the writer itself sends them.
+            // The writer's keep-alive packets are in what is followed: none of our own, so the
+            // response is the writer's, byte for byte.
             let mut out = |d: &[u8]| -> std::io::Result<()> {
-                writer.raw(if d.is_empty() { b"0005\x01" } else { d })?;
+                writer.raw(d)?;
                 writer.flush()
             };
-            let res = follow.copy_to(&mut out, &framed, cfg.keepalive);
+            let res = follow.copy_to(&mut out, &framed);
             match res {
                 Ok(n) => {
                     summary.cache_bytes += n;

@@ -227,6 +227,8 @@ pub struct PktWriter<W: Write> {
     tap: Option<TapState>,
     /// Bytes put into the buffer since the last [`PktWriter::flush`].
     since_flush: u64,
+    /// The descriptor the output ends in, when nothing between counts the bytes.
+    output_fd: Option<i32>,
 }
 
 /// Receives a copy of the bytes written (see [`PktWriter::set_tap`]).
@@ -247,7 +249,19 @@ impl<W: Write> PktWriter<W> {
             sideband_all: false,
             tap: None,
             since_flush: 0,
+            output_fd: None,
         }
+    }
+
+    /// Says that the output ends in the descriptor `fd` (stdout), so that a caller may send a
+    /// file there directly (`sendfile`) once this writer is flushed.
+    pub fn set_output_fd(&mut self, fd: Option<i32>) {
+        self.output_fd = fd;
+    }
+
+    /// The descriptor set by [`PktWriter::set_output_fd`].
+    pub fn output_fd(&self) -> Option<i32> {
+        self.output_fd
     }
 
     /// Copies every byte written from now on to `tap`, until [`PktWriter::take_tap`]. While
