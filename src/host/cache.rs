@@ -466,7 +466,7 @@ impl Follow {
                 return Ok(sent + have as u64);
             }
             let room = match end {
-                Some(e) => ((e - pos) as usize).min(buf.len() - have),
+                Some(e) => (e.saturating_sub(pos) as usize).min(buf.len() - have),
                 None => buf.len() - have,
             };
             let n = self.file.read_at(&mut buf[have..have + room], pos)?;
