@@ -163,9 +163,10 @@ pub struct ServeConfig {
     /// `uploadpack.blobPackfileUri` values (`<object-id> <pack-hash> <uri>`), as written; parsed
     /// when a client asks for `packfile-uris` ([`BlobPackfileUri::parse_all`]).
     pub blob_packfile_uris: Vec<String>,
-    /// `packserve.cache.dir`: where state shared between packserve processes lives (the
-    /// reachable-set cache under `reach/`); `None`: no such state is kept.
-    pub cache_dir: Option<std::path::PathBuf>,
+    /// `packserve.cache.*`: the response cache shared by the host's processes.
+    pub cache: crate::host::CacheConfig,
+    /// `packserve.limit.*`: admission control shared by the host's processes.
+    pub admission: crate::host::LimitConfig,
     /// Values git would die on, in the order git reads them; each ends the session where git
     /// reads its key (see [`ServeConfig::check`]).
     pub errors: Vec<ConfigError>,
@@ -243,7 +244,8 @@ impl Default for ServeConfig {
             advertise_bundle_uris: false,
             bundle_list: Vec::new(),
             blob_packfile_uris: Vec::new(),
-            cache_dir: None,
+            cache: Default::default(),
+            admission: Default::default(),
         }
     }
 }
@@ -401,6 +403,37 @@ impl ServeConfig {
                 "uploadpack.advertisebundleuris" => {
                     bool_at(ReadAt::UploadPack, &mut c.advertise_bundle_uris, &mut errors)
                 }
+                "packserve.cache.dir" | "packserve.limit.dir" => match &e.value {
+                    Some(v) if !v.is_empty() => {
+                        let dir = Some(std::path::PathBuf::from(v.to_string()));
+                        if key == "packserve.cache.dir" {
+                            c.cache.dir = dir;
+                        } else {
+                            c.admission.dir = dir;
+                        }
+                    }
+                    Some(_) => {}
+                    None => errors.push(e.missing_value().at(ReadAt::UploadPack)),
+                },
+                "packserve.cache.maxage"
+                | "packserve.cache.maxsize"
+                | "packserve.cache.minoccurrences"
+                | "packserve.limit.perrepo"
+                | "packserve.limit.perhost"
+                | "packserve.limit.queuetimeout" => match e.number(u64::MAX, false) {
+                    Ok(n) => {
+                        let n = n as u64;
+                        match key {
+                            "packserve.cache.maxage" => c.cache.max_age = Duration::from_secs(n),
+                            "packserve.cache.maxsize" => c.cache.max_size = n,
+                            "packserve.cache.minoccurrences" => c.cache.min_occurrences = n,
+                            "packserve.limit.perrepo" => c.admission.per_repo = n,
+                            "packserve.limit.perhost" => c.admission.per_host = n,
+                            _ => c.admission.queue_timeout = Duration::from_secs(n),
+                        }
+                    }
+                    Err(err) => errors.push(err.at(ReadAt::UploadPack)),
+                },
                 "uploadpack.blobpackfileuri" => {
                     if let Some(v) = &e.value {
                         c.blob_packfile_uris.push(v.to_string());
@@ -465,9 +498,6 @@ impl ServeConfig {
                     fatal: format!("invalid value for 'lsrefs.unborn': '{}'", other.as_bstr()),
                 }),
             }
-        }
-        if let Some(v) = last("packserve.cache.dir").and_then(|e| e.value.as_ref()) {
-            c.cache_dir = (!v.is_empty()).then(|| std::path::PathBuf::from(v.to_str_lossy().into_owned()));
         }
         c.errors = errors;
         c

@@ -385,6 +385,8 @@ pub fn session_output(data: &[u8]) -> Vec<u8> {
         stateless_rpc: has("stateless"),
         advertise_refs: has("advertise"),
         agent: crate::session::caps::agent(None),
+        busy_by_envelope: false,
+        output_fd: None,
     };
     let mut out = Vec::new();
     let _ = session::serve(repo, input, &mut out, settings, &mut Summary::default());

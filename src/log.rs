@@ -156,11 +156,26 @@ impl Entry {
             line.push_str(&format!(",\"reason\":{}", json_string(r)));
         }
         line.push_str(&format!(
-            ",\"sid\":{},\"agent\":{},\"pid\":{}}}",
+            ",\"sid\":{},\"agent\":{},\"pid\":{}",
             json_string(&self.sid()),
             str_or_null(s.client_agent.as_deref()),
             std::process::id()
         ));
+        // The pack and host fields, when the text form has them.
+        if !pack_fields(s).is_empty() {
+            line.push_str(&format!(
+                ",\"cache\":{},\"cache_bytes\":{},\"queue_ms\":{},\"count_ms\":{},\"write_ms\":{}",
+                str_or_null(s.cache),
+                s.cache_bytes,
+                s.queue.as_millis(),
+                s.counting.as_millis(),
+                s.writing.as_millis()
+            ));
+            if let Some(p) = &s.host_problem {
+                line.push_str(&format!(",\"host_problem\":{}", json_string(p)));
+            }
+        }
+        line.push('}');
         line
     }
 
@@ -211,6 +226,7 @@ impl Entry {
             value(s.client_agent.as_deref()),
             std::process::id()
         ));
+        line.push_str(&pack_fields(s));
         line
     }
 
@@ -254,6 +270,31 @@ fn report_once(path: &std::path::Path, e: &std::io::Error) {
 /// A JSON string literal.
 pub fn json_string(v: &str) -> String {
     quoted(v, |c| format!("\\u{c:04x}"))
+}
+
+/// The fields of a request that sent a pack or used the host's cache or slots, appended to
+/// the line: `cache=` (hit, follow, miss, uncached), `cache_bytes=` (served from the cache),
+/// `queue_ms=` (waited for an admission slot), `count_ms=`/`write_ms=` (counting the pack
+/// versus writing it), `host_problem=` (a cache or slot problem served around). Nothing when
+/// none applies.
+fn pack_fields(s: &Summary) -> String {
+    let sent = s.cache.is_some() || !s.counting.is_zero() || !s.writing.is_zero() || !s.queue.is_zero();
+    if !sent {
+        return String::new();
+    }
+    let mut out = format!(
+        " cache={} cache_bytes={} queue_ms={} count_ms={} write_ms={}",
+        value(s.cache),
+        s.cache_bytes,
+        s.queue.as_millis(),
+        s.counting.as_millis(),
+        s.writing.as_millis()
+    );
+    if let Some(p) = &s.host_problem {
+        out.push_str(" host_problem=");
+        out.push_str(&value(Some(p)));
+    }
+    out
 }
 
 /// A log value: `-` when empty, quoted when it would not split on spaces.
@@ -372,5 +413,19 @@ mod tests {
     #[test]
     fn json_strings() {
         assert_eq!(json_string("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\u000a\\u0001\"");
+    }
+
+    #[test]
+    fn pack_fields_when_a_pack_was_sent() {
+        let mut s = Summary::default();
+        assert_eq!(pack_fields(&s), "");
+        s.cache = Some("hit");
+        s.cache_bytes = 1234;
+        s.queue = Duration::from_millis(7);
+        s.host_problem = Some("cache: no space".into());
+        assert_eq!(
+            pack_fields(&s),
+            " cache=hit cache_bytes=1234 queue_ms=7 count_ms=0 write_ms=0 host_problem=\"cache: no space\""
+        );
     }
 }

@@ -110,6 +110,7 @@ impl Refusal {
             404 => "Not Found",
             405 => "Method Not Allowed",
             415 => "Unsupported Media Type",
+            503 => "Service Unavailable",
             _ => "Internal Server Error",
         }
     }
@@ -275,6 +276,38 @@ pub fn refusal_response(r: &Refusal) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// The answer's output, writing the CGI head before its first byte (or at the end).
+struct HeadFirst<'a, W: Write> {
+    head: Option<Vec<u8>>,
+    inner: &'a mut W,
+}
+
+impl<W: Write> HeadFirst<'_, W> {
+    fn write_head(&mut self) -> std::io::Result<()> {
+        match self.head.take() {
+            Some(h) => self.inner.write_all(&h),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<W: Write> Write for HeadFirst<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !buf.is_empty() {
+            self.write_head()?;
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.head.is_none() {
+            self.inner.flush()
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// A body of `CONTENT_LENGTH` bytes. One that ends sooner is an error (git http-backend dies
 /// on it), never a client ending its request where the protocol lets it end.
 struct FixedLength<R> {
@@ -430,13 +463,34 @@ pub fn run(args: &HttpBackendArgs) -> Result<(), Failure> {
             }
         }
         Service::UploadPack => {
+            // The head goes out with the first byte of the answer, so that a request refused
+            // by admission control before that can still be a 503.
             let head = format!("{NO_CACHE}Content-Type: application/x-git-upload-pack-result\r\n\r\n");
-            match stdout.write_all(head.as_bytes()) {
-                Err(e) => Err(Failure::from(crate::session::SessionError::Write(e))),
-                Ok(()) => {
-                    let settings = crate::frontend::upload_pack::env_settings(version, true, false);
-                    let input = body(&cgi, std::io::stdin().lock());
-                    request::serve_repo(&mut entry, &repo, input, &mut stdout, settings, args.timeout)
+            let mut out = HeadFirst { head: Some(head.into_bytes()), inner: &mut stdout };
+            let mut settings = crate::frontend::upload_pack::env_settings(version, true, false);
+            settings.busy_by_envelope = true;
+            let input = body(&cgi, std::io::stdin().lock());
+            let res = request::serve_repo(&mut entry, &repo, input, &mut out, settings, args.timeout);
+            match res {
+                Err(f) if f.code == crate::frontend::upload_pack::BUSY_EXIT && out.head.is_some() => {
+                    let msg = f.message.as_deref().unwrap_or("busy");
+                    let msg = msg.strip_prefix("fatal: ").unwrap_or(msg);
+                    let retry = repo.config.admission.queue_timeout.as_secs().max(1);
+                    let mut r = refusal_response(&Refusal::new(503, msg));
+                    // Retry-After goes with the other headers, before the blank line.
+                    let at = r.windows(2).position(|w| w == b"\r\n").map_or(0, |i| i + 2);
+                    r.splice(at..at, format!("Retry-After: {retry}\r\n").into_bytes());
+                    let _ = out.inner.write_all(&r);
+                    let _ = out.inner.flush();
+                    entry.outcome = Outcome::Refused(format!("503 {msg}"));
+                    Ok(())
+                }
+                other => {
+                    let flushed = out.write_head().and_then(|()| out.inner.flush());
+                    match (other, flushed) {
+                        (Ok(()), Err(e)) => Err(Failure::from(crate::session::SessionError::Write(e))),
+                        (other, _) => other,
+                    }
                 }
             }
         }

@@ -48,6 +48,10 @@ pub fn serve_repo<R: Read, W: Write>(
     match &res {
         Ok(()) => entry.outcome = Outcome::Ok,
         Err(f) if f.code == super::upload_pack::HANGUP_STATUS => entry.outcome = Outcome::Hangup,
+        Err(f) if f.code == super::upload_pack::BUSY_EXIT => {
+            let msg = f.message.as_deref().unwrap_or("busy");
+            entry.outcome = Outcome::Refused(msg.strip_prefix("fatal: ").unwrap_or(msg).to_owned());
+        }
         Err(f) => {
             let msg = f.message.as_deref().unwrap_or("failed");
             entry.outcome = Outcome::Error(msg.strip_prefix("fatal: ").unwrap_or(msg).to_owned());

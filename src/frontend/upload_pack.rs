@@ -35,6 +35,10 @@ pub struct Failure {
     pub message: Option<String>,
 }
 
+/// The exit status of a request refused by admission control (`EX_TEMPFAIL`): front-ends that
+/// say "busy" in their envelope (HTTP 503) recognise it by this.
+pub const BUSY_EXIT: i32 = 75;
+
 impl From<SessionError> for Failure {
     fn from(e: SessionError) -> Self {
         match e {
@@ -43,6 +47,9 @@ impl From<SessionError> for Failure {
                 Failure { code: HANGUP_STATUS, message: None }
             }
             SessionError::Config(e) => Failure { code: 128, message: Some(e.stderr()) },
+            SessionError::Busy(msg, ..) => {
+                Failure { code: BUSY_EXIT, message: Some(format!("fatal: {msg}")) }
+            }
             other => Failure { code: 128, message: Some(format!("fatal: {other}")) },
         }
     }
@@ -243,11 +250,15 @@ pub(crate) fn env_settings(version: Version, stateless_rpc: bool, advertise_refs
         stateless_rpc,
         advertise_refs,
         agent: crate::session::caps::agent(user_agent.as_ref().map(|v| v.as_encoded_bytes())),
+        busy_by_envelope: false,
+        output_fd: None,
     }
 }
 
 /// Serves one session on `input`/`output`; with a `timeout`, the process ends after that many
-/// seconds without a byte moving either way (git's `--timeout`). Shared by every front-end.
+/// seconds without a byte moving either way (git's `--timeout`). Shared by every front-end;
+/// `output` is always a writer over the process's stdout, so without a timeout (whose
+/// watchdog counts the bytes) cache hits may be sent to descriptor 1 directly.
 pub(crate) fn serve_stream<R: Read, W: Write>(
     repo: &Repo,
     input: R,
@@ -271,7 +282,10 @@ pub(crate) fn serve_stream<R: Read, W: Write>(
             let w = Activity { inner: output, last: activity, start: Instant::now() };
             session::serve(repo, r, w, settings, summary)?;
         }
-        None => session::serve(repo, input, output, settings, summary)?,
+        None => {
+            let settings = Settings { output_fd: Some(1), ..settings };
+            session::serve(repo, input, output, settings, summary)?
+        }
     }
     Ok(())
 }

@@ -46,6 +46,12 @@ pub struct Settings {
     pub advertise_refs: bool,
     /// The `agent=` value advertised (`GIT_USER_AGENT`, sanitized; see [`caps::agent`]).
     pub agent: String,
+    /// The output is this descriptor (the front-ends' stdout) and nothing between counts or
+    /// transforms the bytes: cache hits are sent to it with `sendfile`.
+    pub output_fd: Option<i32>,
+    /// The front-end says "busy" in its envelope (HTTP 503): a request refused by admission
+    /// control before any byte of its response went out gets nothing from the session.
+    pub busy_by_envelope: bool,
 }
 
 /// Why a session ended in failure.
@@ -73,6 +79,12 @@ pub enum SessionError {
     /// A configured value git dies on where it reads it (git's messages).
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    /// Refused by admission control: the message, the seconds to retry after, and whether it
+    /// was already told to the client on band 3 (the response had started). Otherwise nothing
+    /// of the response went out yet: `ERR`, or the front-end's own refusal (see
+    /// [`Settings::busy_by_envelope`]).
+    #[error("{0}")]
+    Busy(String, u64, bool),
 }
 
 impl SessionError {
@@ -103,6 +115,19 @@ pub struct Summary {
     pub client_agent: Option<String>,
     /// The client's `session-id=`, if it sent one.
     pub client_sid: Option<String>,
+    /// The response cache: `hit`, `follow`, `miss` (written to the cache), `uncached` (not
+    /// stored: not seen often enough, or a problem); `None` when the cache is off.
+    pub cache: Option<&'static str>,
+    /// Bytes served from the cache (hit or follow).
+    pub cache_bytes: u64,
+    /// A cache or admission problem, served around (for the log).
+    pub host_problem: Option<String>,
+    /// Time waited for an admission slot.
+    pub queue: std::time::Duration,
+    /// Time spent counting (enumerating and planning) the pack.
+    pub counting: std::time::Duration,
+    /// Time spent writing the pack.
+    pub writing: std::time::Duration,
 }
 
 /// Serves one connection on `input`/`output`.
@@ -116,6 +141,7 @@ pub fn serve<R: Read, W: Write>(
     let mut reader = PktReader::new(input);
     reader.set_max_request_bytes(repo.config.limits.max_request_bytes);
     let mut writer = PktWriter::new(output);
+    writer.set_output_fd(settings.output_fd);
     if let Some(trace) = &settings.trace {
         let mut rt = crate::trace::Tracer::new(trace.clone(), '<');
         reader.set_trace(Box::new(move |p| match p {
@@ -137,6 +163,17 @@ pub fn serve<R: Read, W: Write>(
         )),
         other => other,
     });
+    // A busy refusal drops the response's unsent start (section headers) and says only that.
+    if let Err(SessionError::Busy(msg, _, false)) = &res {
+        let busy_by_envelope = settings.busy_by_envelope;
+        let out = writer.discard();
+        if !busy_by_envelope {
+            let mut w = PktWriter::new(out);
+            let _ = w.error(&format!("upload-pack: {msg}"));
+            let _ = w.flush();
+        }
+        return res;
+    }
     // Refusals git reports in the protocol get their ERR line.
     if let Err(SessionError::Refused(msg)) = &res {
         let _ = writer.error(msg);
@@ -302,16 +339,221 @@ pub(crate) struct PackRequest<'a> {
     /// set, [`send_pack`] writes the `packfile-uris` section (for those of them that the pack
     /// would have carried) and the `packfile` header itself, once the objects are counted.
     pub uris: Option<&'a [crate::config::BlobPackfileUri]>,
+    /// Nothing of the response has gone out before the pack section but what the caller may
+    /// drop (v2): a busy refusal can then be the whole answer (`ERR`, HTTP 503).
+    pub busy_as_err: bool,
 }
 
-/// Enumerates, plans and streams the pack. An error after the first byte is reported on band 3
-/// (or as `ERR`), so the client never takes a truncated pack for a complete one.
+/// Sends the pack section: from the response cache when an identical response is there or
+/// being written (access checks have run: the request only names what it may see), else
+/// generated under an admission slot, and stored in the cache as it streams. See
+/// docs/cache-and-limits.md.
 pub(crate) fn send_pack<W: Write>(
     repo: &Repo,
     writer: &mut PktWriter<W>,
     req: PackRequest<'_>,
     summary: &mut Summary,
 ) -> Result<(), SessionError> {
+    use crate::host::cache::{self, FollowError, Lookup};
+    use crate::host::slots::{self, Admission};
+    let cfg = &repo.config;
+    // Cached: the framed pack section, when it is the whole section (no packfile-uris lines
+    // written in it, not raw v0 whose end is the connection's) and the configuration is sound.
+    let cacheable = cfg.cache.dir.is_some()
+        && req.uris.is_none()
+        && req.framing != Framing::Raw
+        && cfg.check(&[crate::config::ReadAt::Pack]).is_ok();
+    let (lookup, problem) = match cacheable.then(|| cache_key(repo, &req)).flatten() {
+        Some(key) => cache::lookup(&cfg.cache, &key),
+        None => (Lookup::Uncached, None),
+    };
+    if problem.is_some() {
+        summary.host_problem = problem;
+    }
+    let mut cache_writer = None;
+    match lookup {
+        Lookup::Hit(hit) => {
+            summary.cache = Some("hit");
+            let sent = match writer.output_fd() {
+                Some(fd) => {
+                    writer.flush()?;
+                    hit.send_to_fd(fd)?
+                }
+                None => None,
+            };
+            let n = match sent {
+                Some(n) => n,
+                None => hit.copy_to(&mut |d| writer.raw(d))?,
+            };
+            summary.cache_bytes += n;
+            writer.flush()?;
+            return Ok(());
+        }
+        Lookup::Follow(follow) => {
+            summary.cache = Some("follow");
+            let framed = |b: &[u8]| whole_packets(b);
+            // The writer's keep-alive packets are in what is followed: none of our own, so the
+            // response is the writer's, byte for byte.
+            let mut out = |d: &[u8]| -> std::io::Result<()> {
+                writer.raw(d)?;
+                writer.flush()
+            };
+            let res = follow.copy_to(&mut out, &framed);
+            match res {
+                Ok(n) => {
+                    summary.cache_bytes += n;
+                    return Ok(());
+                }
+                Err(FollowError::Io(e)) => return Err(SessionError::Write(e)),
+                Err(FollowError::Abandoned { sent }) if sent > 0 => {
+                    summary.cache_bytes += sent;
+                    let msg = "the response this request followed in the cache was abandoned by its writer; try again";
+                    let mut sb = SideBand::new(writer, req.framing, req.progress);
+                    let _ = sb.error(&format!("fatal: {msg}"));
+                    return Err(SessionError::Reported(msg.into()));
+                }
+                Err(FollowError::Abandoned { .. }) => {
+                    // Nothing sent yet: serve it ourselves.
+                    summary.cache = Some("uncached");
+                    summary.host_problem.get_or_insert_with(|| "cache: followed writer gave up".into());
+                }
+            }
+        }
+        Lookup::Write(w) => {
+            summary.cache = Some("miss");
+            cache_writer = Some(w);
+        }
+        Lookup::Uncached => summary.cache = cfg.cache.dir.as_ref().map(|_| "uncached"),
+    }
+    let _slots = match slots::admit(&cfg.admission, &repo_slot_id(repo)) {
+        Admission::Admitted(a, waited) => {
+            summary.queue = waited;
+            Some(a)
+        }
+        Admission::Unlimited(problem) => {
+            if problem.is_some() {
+                summary.host_problem = problem;
+            }
+            None
+        }
+        Admission::Busy(waited, msg) => {
+            summary.queue = waited;
+            drop(cache_writer);
+            let retry = cfg.admission.queue_timeout.as_secs().max(1);
+            if req.busy_as_err && writer.unsent_since_flush() {
+                return Err(SessionError::Busy(msg, retry, false));
+            }
+            let mut sb = SideBand::new(writer, req.framing, req.progress);
+            let _ = sb.error(&format!("fatal: upload-pack: {msg}"));
+            return Err(SessionError::Busy(msg, retry, true));
+        }
+    };
+    let Some(cw) = cache_writer else { return generate_pack(repo, writer, req, summary) };
+    let cw = std::rc::Rc::new(std::cell::RefCell::new(cw));
+    let tee = cw.clone();
+    writer.set_tap(Box::new(move |d| tee.borrow_mut().write(d)));
+    let res = generate_pack(repo, writer, req, summary);
+    let client_error = writer.take_tap();
+    let Ok(cw) = std::rc::Rc::try_unwrap(cw).map(|c| c.into_inner()) else {
+        return Err(SessionError::Internal("cache writer still shared".into()));
+    };
+    // Whole, even when our own client went away meanwhile (others may be following).
+    if res.is_ok() {
+        if let Some(p) = cw.commit() {
+            summary.host_problem = Some(format!("cache: {p}"));
+        }
+    } else {
+        cw.abandon();
+    }
+    if let Some(e) = client_error {
+        return Err(SessionError::Write(e));
+    }
+    res
+}
+
+/// How many leading bytes of `b` are whole pkt-lines.
+fn whole_packets(b: &[u8]) -> usize {
+    let mut at = 0;
+    while b.len() - at >= 4 {
+        let Ok(hex) = std::str::from_utf8(&b[at..at + 4]) else { break };
+        let Ok(n) = usize::from_str_radix(hex, 16) else { break };
+        let n = if n < 4 { 4 } else { n };
+        if b.len() - at < n {
+            break;
+        }
+        at += n;
+    }
+    at
+}
+
+/// A stable name of the repository for its admission slots (a hash of its real path).
+fn repo_slot_id(repo: &Repo) -> String {
+    let dir = repo.common_dir().canonicalize().unwrap_or_else(|_| repo.common_dir().to_owned());
+    let mut h = crate::host::KeyHasher::default();
+    h.field("repo", dir.as_os_str().as_encoded_bytes());
+    h.finish().map_or_else(|| "unknown".into(), |k| k[..16].to_owned())
+}
+
+/// The cache key of a pack section: everything its bytes depend on. The request as the pack
+/// machinery sees it, after the access checks and negotiation resolved it to object ids (wants
+/// with want-ref and deepen's extra wants, common commits, the shallow boundary with deepen-not
+/// resolved, the annotated tags include-tag adds, the filter), the stream's shape (framing,
+/// progress, ofs-delta, thin-pack), the configuration that shapes the pack, and the
+/// repository's identity and pack files (a repack changes the bytes, so a new key).
+fn cache_key(repo: &Repo, req: &PackRequest<'_>) -> Option<String> {
+    let mut h = crate::host::KeyHasher::default();
+    h.field("version", concat!("packserve-cache-1 ", env!("CARGO_PKG_VERSION")).as_bytes());
+    let dir = repo.common_dir().canonicalize().ok()?;
+    h.field("repo", dir.as_os_str().as_encoded_bytes());
+    let objects = dir.join("objects");
+    let mut packs: Vec<Vec<u8>> = std::fs::read_dir(objects.join("pack"))
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().as_encoded_bytes().to_vec())
+        .filter(|n| !n.starts_with(b"tmp_") && !n.starts_with(b".tmp"))
+        .collect();
+    packs.sort();
+    for p in &packs {
+        h.field("pack", p);
+    }
+    h.field("alternates", &std::fs::read(objects.join("info/alternates")).unwrap_or_default());
+    let mut shallow_repo: Vec<_> = repo.odb.shallow().iter().map(|id| id.to_hex().to_string()).collect();
+    shallow_repo.sort();
+    h.field("repo-shallow", shallow_repo.join(",").as_bytes());
+    let c = &repo.config;
+    let shaping = format!(
+        "bitmaps={} bitmapDeltaSearch={} window={} depth={}",
+        c.use_bitmaps, c.bitmap_delta_search, c.pack_window, c.pack_depth
+    );
+    h.field("config", shaping.as_bytes());
+    let ids =
+        |v: &mut dyn Iterator<Item = &ObjectId>| v.map(|id| id.to_hex().to_string()).collect::<Vec<_>>();
+    h.field("wants", ids(&mut req.wants.iter()).join(",").as_bytes());
+    h.field("common", ids(&mut req.common.iter()).join(",").as_bytes());
+    let mut boundary = ids(&mut req.shallow.iter());
+    boundary.sort();
+    h.field("shallow", boundary.join(",").as_bytes());
+    let mut tags = ids(&mut req.include_tags.iter());
+    tags.sort();
+    h.field("tags", tags.join(",").as_bytes());
+    h.field("filter", format!("{:?}", req.filter).as_bytes());
+    let shape = format!(
+        "framing={:?} progress={} ofs={} thin={}",
+        req.framing, req.progress, req.options.ofs_delta, req.options.thin
+    );
+    h.field("shape", shape.as_bytes());
+    h.finish()
+}
+
+/// Enumerates, plans and streams the pack. An error after the first byte is reported on band 3
+/// (or as `ERR`), so the client never takes a truncated pack for a complete one.
+fn generate_pack<W: Write>(
+    repo: &Repo,
+    writer: &mut PktWriter<W>,
+    req: PackRequest<'_>,
+    summary: &mut Summary,
+) -> Result<(), SessionError> {
+    let started = std::time::Instant::now();
     let mut sb = SideBand::new(writer, req.framing, req.progress);
     let result = (|| -> Result<writer::PackStats, SessionError> {
         // git's pack-objects reads its configuration when it starts.
@@ -389,6 +631,8 @@ pub(crate) fn send_pack<W: Write>(
             depth: repo.config.pack_depth,
         };
         let mut plan = Plan::new(&sel.sent, packs, &repo.odb, &plan_opts).map_err(SessionError::internal)?;
+        summary.counting += started.elapsed();
+        let writing = std::time::Instant::now();
         let stats = {
             let mut on_entry = |_: &writer::PackStats| {};
             writer::write_pack(
@@ -406,6 +650,7 @@ pub(crate) fn send_pack<W: Write>(
                 &mut on_entry,
             )
         };
+        summary.writing += writing.elapsed();
         let stats = stats.map_err(|e| match e {
             writer::PackError::Io(io) => SessionError::Write(io),
             other => SessionError::internal(other),
@@ -719,7 +964,7 @@ pub(crate) fn refused_wants(
     use crate::select::policy::{self, Outcome, Reach};
     let odb = &repo.odb;
     let index = reach_index(repo);
-    let cache = repo.config.cache_dir.as_deref().filter(|_| index.is_none() && rules.reachable && !rules.any);
+    let cache = repo.config.cache.dir.as_deref().filter(|_| index.is_none() && rules.reachable && !rules.any);
     let Some(dir) = cache else {
         let reach = Reach { index: index.as_ref(), ..Default::default() };
         return Ok(policy::disallowed(odb, reach, wants, rules).map_err(SessionError::internal)?.refused());

@@ -402,6 +402,7 @@ pub fn serve<R: Read, W: Write>(
             progress: !needs.caps.no_progress,
             options: PackOptions { ofs_delta: needs.caps.ofs_delta, thin: needs.caps.thin_pack },
             uris: None,
+            busy_as_err: false,
         },
         summary,
     )?;

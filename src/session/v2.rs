@@ -789,6 +789,7 @@ fn fetch<R: Read, W: Write>(
             progress: !args.no_progress,
             options: PackOptions { ofs_delta: args.ofs_delta, thin: args.thin_pack },
             uris: (!uris.is_empty()).then_some(uris.as_slice()),
+            busy_as_err: true,
         },
         summary,
     )?;

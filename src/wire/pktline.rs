@@ -223,12 +223,81 @@ pub struct PktWriter<W: Write> {
     trace: Option<WriteTrace>,
     /// v2 `sideband-all`: every data line goes out on band 1 (errors on band 3).
     sideband_all: bool,
+    /// A copy of every byte written while set (the response cache's tee).
+    tap: Option<TapState>,
+    /// Bytes put into the buffer since the last [`PktWriter::flush`].
+    since_flush: u64,
+    /// The descriptor the output ends in, when nothing between counts the bytes.
+    output_fd: Option<i32>,
+}
+
+/// Receives a copy of the bytes written (see [`PktWriter::set_tap`]).
+pub type Tap = Box<dyn FnMut(&[u8])>;
+
+/// The tap and the client's first write error while tapping.
+struct TapState {
+    tap: Tap,
+    client_error: Option<io::Error>,
 }
 
 impl<W: Write> PktWriter<W> {
     /// Wraps `inner` with a buffer.
     pub fn new(inner: W) -> Self {
-        PktWriter { inner: io::BufWriter::with_capacity(64 * 1024, inner), trace: None, sideband_all: false }
+        PktWriter {
+            inner: io::BufWriter::with_capacity(64 * 1024, inner),
+            trace: None,
+            sideband_all: false,
+            tap: None,
+            since_flush: 0,
+            output_fd: None,
+        }
+    }
+
+    /// Says that the output ends in the descriptor `fd` (stdout), so that a caller may send a
+    /// file there directly (`sendfile`) once this writer is flushed.
+    pub fn set_output_fd(&mut self, fd: Option<i32>) {
+        self.output_fd = fd;
+    }
+
+    /// The descriptor set by [`PktWriter::set_output_fd`].
+    pub fn output_fd(&self) -> Option<i32> {
+        self.output_fd
+    }
+
+    /// Copies every byte written from now on to `tap`, until [`PktWriter::take_tap`]. While
+    /// tapped, a failed write to the client does not stop the writing: the error is kept for
+    /// `take_tap` and the bytes still go to the tap (so that a client hanging up does not
+    /// cancel a cache entry others follow).
+    pub fn set_tap(&mut self, tap: Tap) {
+        self.tap = Some(TapState { tap, client_error: None });
+    }
+
+    /// Stops tapping; the client's write error while tapped, if any.
+    pub fn take_tap(&mut self) -> Option<io::Error> {
+        self.tap.take().and_then(|t| t.client_error)
+    }
+
+    /// Whether nothing written since the last [`PktWriter::flush`] has reached the client yet
+    /// (it is all still in the buffer, and can be dropped with [`PktWriter::discard`]).
+    pub fn unsent_since_flush(&self) -> bool {
+        self.since_flush == self.inner.buffer().len() as u64
+    }
+
+    /// Drops what is buffered and gives back the output.
+    pub fn discard(self) -> W {
+        self.inner.into_parts().0
+    }
+
+    fn put(&mut self, data: &[u8]) -> io::Result<()> {
+        self.since_flush += data.len() as u64;
+        let Some(t) = self.tap.as_mut() else { return self.inner.write_all(data) };
+        (t.tap)(data);
+        if t.client_error.is_none() {
+            if let Err(e) = self.inner.write_all(data) {
+                t.client_error = Some(e);
+            }
+        }
+        Ok(())
     }
 
     /// Calls `f` with every data line written (`None` for a flush), for `GIT_TRACE_PACKET`.
@@ -294,8 +363,8 @@ impl<W: Write> PktWriter<W> {
         }
         let n = data.len() + 4;
         let hex = |d: usize| b"0123456789abcdef"[d & 15];
-        self.inner.write_all(&[hex(n >> 12), hex(n >> 8), hex(n >> 4), hex(n)])?;
-        self.inner.write_all(data)
+        self.put(&[hex(n >> 12), hex(n >> 8), hex(n >> 4), hex(n)])?;
+        self.put(data)
     }
 
     /// Writes a text line, adding the trailing newline.
@@ -312,6 +381,7 @@ impl<W: Write> PktWriter<W> {
         if let Some(t) = self.trace.as_mut() {
             t(None);
         }
+        self.since_flush += 4;
         encode::flush_to_write(&mut self.inner).map(drop)
     }
 
@@ -320,6 +390,7 @@ impl<W: Write> PktWriter<W> {
         if let Some(t) = self.trace.as_mut() {
             t(Some(b"0001"));
         }
+        self.since_flush += 4;
         encode::delim_to_write(&mut self.inner).map(drop)
     }
 
@@ -334,12 +405,22 @@ impl<W: Write> PktWriter<W> {
 
     /// Raw bytes, unframed (a v0 pack without side-band).
     pub fn raw(&mut self, data: &[u8]) -> io::Result<()> {
-        self.inner.write_all(data)
+        self.put(data)
     }
 
     /// Pushes buffered bytes to the underlying writer.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.since_flush = 0;
+        match self.tap.as_mut() {
+            Some(t) if t.client_error.is_some() => Ok(()),
+            Some(t) => {
+                if let Err(e) = self.inner.flush() {
+                    t.client_error = Some(e);
+                }
+                Ok(())
+            }
+            None => self.inner.flush(),
+        }
     }
 }
 
