@@ -162,18 +162,12 @@ impl Entry {
             std::process::id()
         ));
         // The pack and host fields, when the text form has them.
-        if !pack_fields(s).is_empty() {
-            line.push_str(&format!(
-                ",\"cache\":{},\"cache_bytes\":{},\"queue_ms\":{},\"count_ms\":{},\"write_ms\":{}",
-                str_or_null(s.cache),
-                s.cache_bytes,
-                s.queue.as_millis(),
-                s.counting.as_millis(),
-                s.writing.as_millis()
-            ));
-            if let Some(p) = &s.host_problem {
-                line.push_str(&format!(",\"host_problem\":{}", json_string(p)));
-            }
+        for (name, v) in pack_values(s) {
+            let v = match v {
+                PackValue::Text(t) => str_or_null(t.as_deref()),
+                PackValue::Number(n) => n.to_string(),
+            };
+            line.push_str(&format!(",\"{name}\":{v}"));
         }
         line.push('}');
         line
@@ -272,29 +266,44 @@ pub fn json_string(v: &str) -> String {
     quoted(v, |c| format!("\\u{c:04x}"))
 }
 
-/// The fields of a request that sent a pack or used the host's cache or slots, appended to
-/// the line: `cache=` (hit, follow, miss, uncached), `cache_bytes=` (served from the cache),
-/// `queue_ms=` (waited for an admission slot), `count_ms=`/`write_ms=` (counting the pack
-/// versus writing it), `host_problem=` (a cache or slot problem served around). Nothing when
-/// none applies.
-fn pack_fields(s: &Summary) -> String {
+/// A value of [`pack_values`].
+enum PackValue {
+    Text(Option<String>),
+    Number(u128),
+}
+
+/// The fields of a request that sent a pack or used the host's cache or slots: `cache` (hit,
+/// follow, miss, uncached), `cache_bytes` (served from the cache), `queue_ms` (waited for an
+/// admission slot), `count_ms`/`write_ms` (counting the pack versus writing it),
+/// `host_problem` (a cache or slot problem served around, only when there was one). None
+/// when none applies. Both forms of the line take them from here.
+fn pack_values(s: &Summary) -> Vec<(&'static str, PackValue)> {
     let sent = s.cache.is_some() || !s.counting.is_zero() || !s.writing.is_zero() || !s.queue.is_zero();
     if !sent {
-        return String::new();
+        return Vec::new();
     }
-    let mut out = format!(
-        " cache={} cache_bytes={} queue_ms={} count_ms={} write_ms={}",
-        value(s.cache),
-        s.cache_bytes,
-        s.queue.as_millis(),
-        s.counting.as_millis(),
-        s.writing.as_millis()
-    );
+    let mut out = vec![
+        ("cache", PackValue::Text(s.cache.map(str::to_owned))),
+        ("cache_bytes", PackValue::Number(u128::from(s.cache_bytes))),
+        ("queue_ms", PackValue::Number(s.queue.as_millis())),
+        ("count_ms", PackValue::Number(s.counting.as_millis())),
+        ("write_ms", PackValue::Number(s.writing.as_millis())),
+    ];
     if let Some(p) = &s.host_problem {
-        out.push_str(" host_problem=");
-        out.push_str(&value(Some(p)));
+        out.push(("host_problem", PackValue::Text(Some(p.clone()))));
     }
     out
+}
+
+/// [`pack_values`] in the text form: ` name=value` each.
+fn pack_fields(s: &Summary) -> String {
+    pack_values(s)
+        .into_iter()
+        .map(|(name, v)| match v {
+            PackValue::Text(t) => format!(" {name}={}", value(t.as_deref())),
+            PackValue::Number(n) => format!(" {name}={n}"),
+        })
+        .collect()
 }
 
 /// A log value: `-` when empty, quoted when it would not split on spaces.
