@@ -2,7 +2,7 @@
 //! refs, so that without a reachability bitmap a want deep in history (a partial clone's lazy
 //! fetch) is checked with a lookup instead of a walk.
 //!
-//! A state is named by the repository (its canonical path), its `shallow` file and the sorted
+//! A state is named by the repository (its canonical path), its own shallow commits and the sorted
 //! tips the wants are checked from: what the tips reach is then fixed, whatever repacks happen
 //! (objects never change), so the set needs no other invalidation. A push that moves a ref is
 //! a new state: its first deep want walks again and writes a new file, replacing the
@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use gix::hash::{oid, ObjectId};
 use memmap2::Mmap;
+
+use super::KeyHasher;
 
 const MAGIC: &[u8; 8] = b"PSREACH1";
 const HEADER: usize = MAGIC.len() + 1;
@@ -45,17 +47,24 @@ impl ReachCache {
         ReachCache { dir: cache_dir.join("reach") }
     }
 
-    /// The key of `tips` (any order) in the repository at `common_dir` whose `shallow` file
-    /// holds `shallow` (empty when it has none).
-    pub fn key(common_dir: &Path, shallow: &[u8], tips: &[ObjectId]) -> Key {
+    /// The key of `tips` (any order) in the repository at `common_dir` whose own shallow
+    /// commits are `shallow` (empty when it is not shallow).
+    pub fn key(common_dir: &Path, shallow: &gix::hashtable::HashSet<ObjectId>, tips: &[ObjectId]) -> Key {
         let path = common_dir.canonicalize().unwrap_or_else(|_| common_dir.to_path_buf());
-        let repo = hex(&sha1(&[b"packserve-reach-repo\0", path.as_os_str().as_encoded_bytes()]));
-        let mut sorted: Vec<&ObjectId> = tips.iter().collect();
-        sorted.sort();
-        sorted.dedup();
-        let mut parts: Vec<&[u8]> = vec![b"packserve-reach-state\0", repo.as_bytes(), b"\0", shallow, b"\0"];
-        parts.extend(sorted.iter().map(|t| t.as_bytes()));
-        Key { state: hex(&sha1(&parts)), repo }
+        let mut h = KeyHasher::default();
+        h.field("reach-repo", path.as_os_str().as_encoded_bytes());
+        let repo = h.finish().unwrap_or_default();
+        let sorted = |ids: &mut dyn Iterator<Item = &ObjectId>| {
+            let mut v: Vec<&ObjectId> = ids.collect();
+            v.sort();
+            v.dedup();
+            v.iter().flat_map(|id| id.as_bytes().iter().copied()).collect::<Vec<u8>>()
+        };
+        let mut h = KeyHasher::default();
+        h.field("reach-state", repo.as_bytes());
+        h.field("shallow", &sorted(&mut shallow.iter()));
+        h.field("tips", &sorted(&mut tips.iter()));
+        Key { state: h.finish().unwrap_or_default(), repo }
     }
 
     fn path(&self, key: &Key) -> PathBuf {
@@ -87,10 +96,10 @@ impl ReachCache {
         Some(ReachSet { map, id_len })
     }
 
-    /// Stores `ids` (sorted here) as the set of `key`, replacing the repository's other
-    /// states. Errors are the caller's to log; nothing half-written is ever visible.
-    pub fn store(&self, key: &Key, ids: &mut [ObjectId]) -> std::io::Result<()> {
-        ids.sort_unstable();
+    /// Stores `ids` (sorted) as the set of `key`, replacing the repository's other states.
+    /// Errors are the caller's to log; nothing half-written is ever visible.
+    pub fn store(&self, key: &Key, ids: &[ObjectId]) -> std::io::Result<()> {
+        debug_assert!(ids.windows(2).all(|w| w[0] <= w[1]), "ids must be sorted");
         // Writable by its owner only, whatever the umask: see `load`.
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&self.dir)?;
@@ -161,18 +170,6 @@ impl ReachSet {
     }
 }
 
-fn sha1(parts: &[&[u8]]) -> Vec<u8> {
-    let mut h = gix::hash::hasher(gix::hash::Kind::Sha1);
-    for p in parts {
-        h.update(p);
-    }
-    h.try_finalize().map(|id| id.as_bytes().to_vec()).unwrap_or_default()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,25 +183,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("packserve-reach-test-{}", std::process::id()));
         let cache = ReachCache::new(&dir);
         let repo = std::env::temp_dir();
-        let k1 = ReachCache::key(&repo, b"", &[id(1), id(2)]);
+        let none = gix::hashtable::HashSet::default();
+        let shallow: gix::hashtable::HashSet<ObjectId> = [id(5)].into_iter().collect();
+        let k1 = ReachCache::key(&repo, &none, &[id(1), id(2)]);
         assert_eq!(
             k1,
-            ReachCache::key(&repo, b"", &[id(2), id(1), id(2)]),
+            ReachCache::key(&repo, &none, &[id(2), id(1), id(2)]),
             "order and repeats do not matter"
         );
         assert_ne!(
             k1,
-            ReachCache::key(&repo, b"x", &[id(1), id(2)]),
-            "the shallow file is part of the state"
+            ReachCache::key(&repo, &shallow, &[id(1), id(2)]),
+            "the shallow commits are part of the state"
         );
         assert!(cache.load(&k1).is_none());
-        cache.store(&k1, &mut [id(9), id(3), id(7)]).unwrap();
+        cache.store(&k1, &[id(3), id(7), id(9)]).unwrap();
         let set = cache.load(&k1).unwrap();
         assert_eq!(set.len(), 3);
         assert!(set.contains(&id(3)) && set.contains(&id(7)) && set.contains(&id(9)));
         assert!(!set.contains(&id(1)) && !set.contains(&id(8)));
-        let k2 = ReachCache::key(&repo, b"", &[id(1)]);
-        cache.store(&k2, &mut [id(4)]).unwrap();
+        let k2 = ReachCache::key(&repo, &none, &[id(1)]);
+        cache.store(&k2, &[id(4)]).unwrap();
         assert!(cache.load(&k2).is_some_and(|s| s.contains(&id(4))));
         assert!(cache.load(&k1).is_none(), "the older state is gone");
         // A file others could have written is not trusted.

@@ -60,20 +60,9 @@ pub enum Outcome {
     OverBudget,
 }
 
-/// Returns the first want that is not allowed, if any. `index` is the repository's
-/// reachability bitmap, when it has one that may be used.
-pub fn first_disallowed(
-    odb: &Odb,
-    index: Option<&BitmapIndex<'_>>,
-    wants: &[ObjectId],
-    rules: &WantRules,
-) -> Result<Option<ObjectId>, OdbError> {
-    let reach = Reach { index, ..Default::default() };
-    Ok(disallowed(odb, reach, wants, rules)?.refused().into_iter().next())
-}
-
 impl Outcome {
-    /// The refused wants; none when the walk ran over its budget (only a budget gives that).
+    /// The refused wants; none when the walk ran over its budget (only a budget gives that,
+    /// so callers without one take the answer as it is).
     pub fn refused(self) -> Vec<ObjectId> {
         match self {
             Outcome::Refused(r) => r,

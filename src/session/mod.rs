@@ -816,7 +816,7 @@ pub(crate) fn prepare_shallow(
         }
     }
     for name in &args.not {
-        let id = dwim_ref(repo, refs, name)?.ok_or_else(|| {
+        let id = dwim_ref(refs, name).ok_or_else(|| {
             SessionError::Protocol(format!("git upload-pack: ambiguous deepen-not: deepen-not {name}"))
         })?;
         req.not.push(id);
@@ -846,7 +846,7 @@ pub(crate) fn write_shallow_lines<W: Write>(
 
 /// git's `expand_ref`: the one visible ref a short name means (`x`, `refs/x`, `refs/tags/x`,
 /// `refs/heads/x`, `refs/remotes/x`, `refs/remotes/x/HEAD`); `None` when none or several match.
-fn dwim_ref(repo: &Repo, refs: &Refs, name: &str) -> Result<Option<ObjectId>, SessionError> {
+fn dwim_ref(refs: &Refs, name: &str) -> Option<ObjectId> {
     let candidates = [
         name.to_owned(),
         format!("refs/{name}"),
@@ -856,7 +856,6 @@ fn dwim_ref(repo: &Repo, refs: &Refs, name: &str) -> Result<Option<ObjectId>, Se
         format!("refs/remotes/{name}/HEAD"),
     ];
     // Each candidate looked up by name (sorted stores), not every ref scanned per line.
-    let _ = repo;
     let mut found = None;
     let mut count = 0;
     for c in &candidates {
@@ -865,7 +864,7 @@ fn dwim_ref(repo: &Repo, refs: &Refs, name: &str) -> Result<Option<ObjectId>, Se
             count += 1;
         }
     }
-    Ok((count == 1).then_some(found).flatten())
+    (count == 1).then_some(found).flatten()
 }
 
 /// Parses and checks a filter spec against `uploadpackfilter.*` (git's messages), resolving a
@@ -921,7 +920,7 @@ fn resolve_blob_expr(repo: &Repo, refs: &Refs, expr: &str) -> Result<Option<Obje
     let start = if rev.is_empty() {
         refs.find(&repo.odb, b"HEAD").map_err(SessionError::internal)?
     } else {
-        dwim_ref(repo, refs, rev)?.or_else(|| parse_oid(rev.as_bytes(), hash))
+        dwim_ref(refs, rev).or_else(|| parse_oid(rev.as_bytes(), hash))
     };
     Ok(start.and_then(|start| blob_at_path(repo, &start, path)))
 }
@@ -970,8 +969,7 @@ pub(crate) fn refused_wants(
         return Ok(policy::disallowed(odb, reach, wants, rules).map_err(SessionError::internal)?.refused());
     };
     let cache = ReachCache::new(dir);
-    let shallow = std::fs::read(repo.common_dir().join("shallow")).unwrap_or_default();
-    let key = ReachCache::key(repo.common_dir(), &shallow, &rules.reach_from);
+    let key = ReachCache::key(repo.common_dir(), odb.shallow(), &rules.reach_from);
     if let Some(set) = cache.load(&key) {
         let known = |id: &gix::hash::oid| set.contains(id);
         let reach = Reach { known: Some(&known), ..Default::default() };
@@ -982,14 +980,14 @@ pub(crate) fn refused_wants(
         Outcome::Refused(r) => Ok(r),
         Outcome::OverBudget => {
             let mut ids = policy::reachable_ids(odb, &rules.reach_from).map_err(SessionError::internal)?;
-            if let Err(e) = cache.store(&key, &mut ids) {
+            ids.sort_unstable();
+            if let Err(e) = cache.store(&key, &ids) {
                 eprintln!(
                     "packserve: warning: cannot write the reachable-set cache in {}: {e}",
                     dir.display()
                 );
             }
-            let set: gix::hashtable::HashSet<ObjectId> = ids.into_iter().collect();
-            let known = |id: &gix::hash::oid| set.contains(id);
+            let known = |id: &gix::hash::oid| ids.binary_search_by(|x| x.as_ref().cmp(id)).is_ok();
             let reach = Reach { known: Some(&known), ..Default::default() };
             Ok(policy::disallowed(odb, reach, wants, rules).map_err(SessionError::internal)?.refused())
         }

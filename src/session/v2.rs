@@ -348,7 +348,7 @@ fn object_info<R: Read, W: Write>(
     if size {
         w.data(b"size")?;
     }
-    let rules = super::want_rules(repo, refs, true, true)?;
+    // The ids up to the first that is not one (git answers those, then the error).
     let mut parsed = Vec::with_capacity(ids.len());
     for hex in &ids {
         match parse_oid(hex, hash) {
@@ -358,31 +358,32 @@ fn object_info<R: Read, W: Write>(
     }
     // Whether each is allowed, answered for all of them at once.
     let refused: gix::hashtable::HashSet<ObjectId> = if size {
+        let rules = super::want_rules(repo, refs, true, true)?;
         super::refused_wants(repo, &parsed, &rules)?.into_iter().collect()
     } else {
         Default::default()
     };
-    for hex in ids {
-        let Some(id) = parse_oid(&hex, hash) else {
-            let msg = format!(
-                "ERR object-info: protocol error, expected to get oid, not '{}'",
-                hex.as_slice().as_bstr()
-            );
-            w.data(msg.as_bytes())?;
-            w.flush_pkt()?;
-            return Ok(());
-        };
+    for id in &parsed {
         if !size {
             w.data(id.to_hex().to_string().as_bytes())?;
             continue;
         }
-        let allowed = !refused.contains(&id);
-        let sz = if allowed { repo.odb.size(&id).map_err(SessionError::internal)? } else { None };
+        let allowed = !refused.contains(id);
+        let sz = if allowed { repo.odb.size(id).map_err(SessionError::internal)? } else { None };
         let line = match sz {
             Some(sz) => format!("{} {sz}", id.to_hex()),
             None => format!("{} ", id.to_hex()),
         };
         w.data(line.as_bytes())?;
+    }
+    if let Some(hex) = ids.get(parsed.len()) {
+        let msg = format!(
+            "ERR object-info: protocol error, expected to get oid, not '{}'",
+            hex.as_slice().as_bstr()
+        );
+        w.data(msg.as_bytes())?;
+        w.flush_pkt()?;
+        return Ok(());
     }
     w.flush_pkt()?;
     Ok(())
